@@ -15,14 +15,13 @@ export interface Clock {
 /** Opaque timer handle. */
 export type TimerHandle = { readonly __timer: unique symbol } | ReturnType<typeof globalThis.setTimeout>;
 
-/** The real clock. Timers are unref'd where the platform allows, so they never keep a process alive. */
+/**
+ * The real clock. Timers are not unref'd: a polling client between two polls holds no
+ * socket, and its poll timer is what keeps an agent process alive. `stop()` clears them.
+ */
 export const systemClock: Clock = {
   now: () => Date.now(),
-  setTimeout(fn, ms) {
-    const handle = globalThis.setTimeout(fn, ms);
-    (handle as { unref?: () => void }).unref?.();
-    return handle;
-  },
+  setTimeout: (fn, ms) => globalThis.setTimeout(fn, ms),
   clearTimeout(handle) {
     globalThis.clearTimeout(handle as ReturnType<typeof globalThis.setTimeout>);
   },
