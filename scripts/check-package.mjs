@@ -1,0 +1,75 @@
+#!/usr/bin/env node
+// Checks the published shape of the package, as a user would meet it:
+//  1. `npm pack` the built package;
+//  2. @arethetypeswrong/cli on the tarball (types resolve for import and require);
+//  3. a scratch project installs the tarball, then `import` and `require` every subpath
+//     of the exports map and checks that each exposes at least one named export, and the
+//     same names both ways.
+// Run after `npm run build`.
+import { execFileSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+
+const root = resolve(import.meta.dirname, "..");
+const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8"));
+const subpaths = Object.keys(pkg.exports).filter((p) => p !== "./package.json");
+const work = mkdtempSync(join(tmpdir(), "opamp-sdk-pack-"));
+const run = (cmd, args, cwd) => execFileSync(cmd, args, { cwd, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+
+let failures = 0;
+function check(ok, label) {
+  console.log(`${ok ? "ok  " : "FAIL"} ${label}`);
+  if (!ok) failures++;
+}
+
+try {
+  const packed = JSON.parse(run("npm", ["pack", "--json", "--pack-destination", work], root));
+  const tarball = join(work, packed[0].filename);
+  const files = packed[0].files.map((f) => f.path);
+  check(!files.some((f) => f.startsWith("src/") || f.startsWith("test/")), "tarball holds no sources or tests");
+  for (const sub of subpaths) {
+    const target = pkg.exports[sub];
+    for (const cond of ["import", "require"]) {
+      for (const kind of ["types", "default"]) {
+        const file = target[cond][kind].replace(/^\.\//, "");
+        check(files.includes(file), `tarball has ${file} (${sub} ${cond} ${kind})`);
+      }
+    }
+  }
+
+  try {
+    const out = run(join(root, "node_modules/.bin/attw"), [tarball, "--profile", "node16", "--format", "ascii"], root);
+    console.log(out.trim());
+    check(true, "attw: no problems (node16 + bundler resolution)");
+  } catch (e) {
+    console.log(String(e.stdout ?? ""), String(e.stderr ?? ""));
+    check(false, "attw reported problems");
+  }
+
+  const scratch = join(work, "scratch");
+  mkdirSync(scratch);
+  writeFileSync(join(scratch, "package.json"), JSON.stringify({ name: "scratch", private: true, version: "0.0.0" }));
+  run("npm", ["install", "--no-audit", "--no-fund", "--loglevel=error", tarball], scratch);
+  for (const sub of subpaths) {
+    const spec = sub === "." ? pkg.name : `${pkg.name}/${sub.slice(2)}`;
+    const esm = run(
+      process.execPath,
+      ["--input-type=module", "-e", `const m = await import(${JSON.stringify(spec)}); console.log(Object.keys(m).sort().join(","));`],
+      scratch,
+    ).trim();
+    const cjs = run(
+      process.execPath,
+      ["-e", `const m = require(${JSON.stringify(spec)}); console.log(Object.keys(m).filter(k => k !== "__esModule").sort().join(","));`],
+      scratch,
+    ).trim();
+    check(esm.length > 0, `import ${spec} -> ${esm.split(",").length} names`);
+    check(cjs.length > 0, `require ${spec} -> ${cjs.split(",").length} names`);
+    check(esm === cjs, `import and require of ${spec} expose the same names`);
+  }
+} finally {
+  rmSync(work, { recursive: true, force: true });
+}
+
+console.log(failures === 0 ? "package shape: ok" : `package shape: ${failures} problem(s)`);
+process.exit(failures === 0 ? 0 : 1);

@@ -1,0 +1,24 @@
+import { existsSync } from "node:fs";
+import { defineConfig } from "tsup";
+
+// One entry per public subpath; each must also be listed in package.json "exports".
+const entries: Record<string, string> = {
+  index: "src/index.ts",
+  "client/index": "src/client/index.ts",
+  "server/index": "src/server/index.ts",
+  "testing/index": "src/testing/index.ts",
+};
+
+export default defineConfig({
+  entry: Object.fromEntries(Object.entries(entries).filter(([, file]) => existsSync(file))),
+  format: ["esm", "cjs"],
+  dts: true,
+  sourcemap: true,
+  clean: true,
+  splitting: true,
+  treeshake: true,
+  target: "node20",
+  platform: "node",
+  outDir: "dist",
+  external: ["vitest"],
+});
