@@ -12,7 +12,8 @@ const entries: Record<string, string> = {
 export default defineConfig({
   entry: Object.fromEntries(Object.entries(entries).filter(([, file]) => existsSync(file))),
   format: ["esm", "cjs"],
-  dts: true,
+  // tsup's declaration bundler still passes `baseUrl`, which TypeScript 6 deprecates.
+  dts: { compilerOptions: { ignoreDeprecations: "6.0" } },
   sourcemap: true,
   clean: true,
   splitting: true,
