@@ -1,0 +1,40 @@
+/**
+ * `opamp-sdk/client`: the agent side of OpAMP.
+ */
+export type { ConnectionState } from "../transport/connection-state.js";
+export type { OpAMPClientEvents } from "./events.js";
+export type {
+  ClientHooks,
+  OpampSettingsOffer,
+  PackageSignatureCheck,
+  RemoteConfigOffer,
+  RemoteConfigResult,
+  TelemetrySettingsOffer,
+} from "./hooks.js";
+export { OpAMPClient } from "./opamp-client.js";
+export {
+  type ClientAgentOptions,
+  type ClientLimitsOptions,
+  type ClientRetryOptions,
+  type ClientStorageOptions,
+  type ClientTlsOptions,
+  type ClientTransportOptions,
+  DEFAULT_CLOSE_TIMEOUT_MS,
+  DEFAULT_DOWNLOAD_PROGRESS_INTERVAL_MS,
+  DEFAULT_HEARTBEAT_INTERVAL_MS,
+  DEFAULT_MAX_PACKAGE_BYTES,
+  DEFAULT_MAX_PENDING_CUSTOM_MESSAGES,
+  DEFAULT_RESPONSE_TIMEOUT_MS,
+  DEFAULT_RETRY,
+  type OpAMPClientOptions,
+  type ResolvedClientOptions,
+} from "./options.js";
+export { type InstalledPackage, MemoryPackageStore, type PackageInstall, type PackageStore } from "./package-store.js";
+export {
+  type ClientState,
+  type ClientStateStore,
+  type HeaderPair,
+  MemoryClientStateStore,
+  type StoredConnectionSettings,
+  type StoredRemoteConfigStatus,
+} from "./state-store.js";

@@ -1,0 +1,5 @@
+/**
+ * Node-only additions to `opamp-sdk/client` (they import `node:` modules, so they are
+ * kept out of the browser-safe client entry).
+ */
+export { FileClientStateStore } from "./file-state-store.js";

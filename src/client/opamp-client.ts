@@ -1,0 +1,395 @@
+/**
+ * The public OpAMP client: lifecycle, setters, hooks and events around the
+ * transport-blind {@link ClientCore} and one transport chosen by the URL scheme.
+ */
+import { create, type MessageInitShape } from "@bufbuild/protobuf";
+import { EventEmitter } from "eventemitter3";
+import {
+  AgentDescriptionSchema,
+  AvailableComponentsSchema,
+  CertificateRequestSchema,
+  ComponentHealthSchema,
+  ConnectionSettingsRequestSchema,
+  CustomCapabilitiesSchema,
+  type CustomMessage,
+  CustomMessageSchema,
+  EffectiveConfigSchema,
+  OpAMPConnectionSettingsRequestSchema,
+} from "../gen/opamp/v1/opamp_pb.js";
+import type { ConnectionState } from "../transport/connection-state.js";
+import { INITIAL_CONNECTION_STATE } from "../transport/connection-state.js";
+import { type AgentCapabilityFlags, agentCapabilities, hasBit, ServerCapability } from "../wire/capabilities.js";
+import { OpampError } from "../wire/errors.js";
+import { newInstanceUid } from "../wire/uid.js";
+import { agentCapabilityBits } from "./capability-bits.js";
+import { createClientParts } from "./client-parts.js";
+import { ClientConnection } from "./connection.js";
+import type { ConnectionSettingsManager } from "./connection-settings.js";
+import { ClientCore } from "./core.js";
+import type { OpAMPClientEvents } from "./events.js";
+import { type OpAMPClientOptions, type ResolvedClientOptions, resolveClientOptions } from "./options.js";
+import type { PackageSyncer } from "./package-syncer.js";
+import { processServerMessage, type ReceiveContext } from "./receive.js";
+import type { RemoteConfigHandler } from "./remote-config.js";
+import { type ClientStateChange, StatePersister } from "./state-persister.js";
+
+type Lifecycle = "new" | "starting" | "running" | "stopping" | "stopped";
+
+/**
+ * An OpAMP client for one agent. Create it with options, call `start()`, report status
+ * with the setters, and `stop()` when done. A stopped client cannot be started again.
+ *
+ * @example
+ * const client = new OpAMPClient({ transport: { url: "wss://opamp.example.com/v1/opamp" } });
+ * client.on("connect", () => console.log("connected"));
+ * await client.start();
+ */
+export class OpAMPClient {
+  /** The options after defaults; never mutated. */
+  readonly options: ResolvedClientOptions;
+  readonly #events = new EventEmitter<OpAMPClientEvents>();
+  readonly #abort = new AbortController();
+  #lifecycle: Lifecycle = "new";
+  #core: ClientCore | undefined;
+  #connection: ClientConnection | undefined;
+  #settings: ConnectionSettingsManager | undefined;
+  #remoteConfig: RemoteConfigHandler | undefined;
+  #packages: PackageSyncer | undefined;
+  #state: ConnectionState = INITIAL_CONNECTION_STATE;
+  readonly #store: StatePersister;
+  #extraCapabilities: bigint;
+  #reportsHealth: boolean;
+  #reportsComponents = false;
+  #serverCapabilities = 0n;
+  #serverCustomCapabilities: readonly string[] = [];
+  #stopPromise: Promise<void> | undefined;
+  #receiveCtx: ReceiveContext | undefined;
+
+  /** @throws OpampError `invalid_argument` / `invalid_instance_uid` for bad options. */
+  constructor(options: OpAMPClientOptions) {
+    this.options = resolveClientOptions(options);
+    this.#store = new StatePersister(this.options.stateStore, (cause) => this.#error(cause, "storage_failed"));
+    this.#extraCapabilities = agentCapabilities(this.options.agent.capabilities ?? {});
+    this.#reportsHealth = this.options.agent.health !== undefined;
+  }
+
+  /** Adds a listener. See {@link OpAMPClientEvents}. */
+  on<E extends keyof OpAMPClientEvents>(event: E, listener: (...args: OpAMPClientEvents[E]) => void): this {
+    this.#events.on(event, listener as never);
+    return this;
+  }
+
+  /** Adds a listener called once. */
+  once<E extends keyof OpAMPClientEvents>(event: E, listener: (...args: OpAMPClientEvents[E]) => void): this {
+    this.#events.once(event, listener as never);
+    return this;
+  }
+
+  /** Removes a listener. */
+  off<E extends keyof OpAMPClientEvents>(event: E, listener: (...args: OpAMPClientEvents[E]) => void): this {
+    this.#events.off(event, listener as never);
+    return this;
+  }
+
+  /** Where the connection stands. */
+  get state(): ConnectionState {
+    return this.#state;
+  }
+
+  /** The instance UID in use; undefined before start(). */
+  get instanceUid(): Uint8Array | undefined {
+    return this.#core?.instanceUid.slice();
+  }
+
+  /** The server's last non-zero capability bits (0 before the first answer). */
+  get serverCapabilities(): bigint {
+    return this.#serverCapabilities;
+  }
+
+  /** Custom capabilities the server announced last (empty until it does). */
+  get serverCustomCapabilities(): readonly string[] {
+    return this.#serverCustomCapabilities;
+  }
+
+  /** Capability bits sent on every message. */
+  get capabilities(): bigint {
+    return this.#core?.capabilities ?? this.#capabilityBits();
+  }
+
+  /**
+   * Loads persisted state, reads the effective config and starts connecting. Resolves
+   * once the transport is started, not once connected (listen for `connect`).
+   * @throws OpampError `not_running` if already started; `storage_failed` if the store fails;
+   *   `hook_failed` if getEffectiveConfig rejects; `aborted` if stop() was called meanwhile.
+   */
+  async start(): Promise<void> {
+    if (this.#lifecycle !== "new") throw new OpampError("not_running", "an OpAMPClient can be started once");
+    this.#lifecycle = "starting";
+    const opts = this.options;
+    try {
+      await this.#store.load();
+    } catch (cause) {
+      this.#lifecycle = "stopped";
+      throw OpampError.from(cause, "storage_failed");
+    }
+    const uid = opts.agent.instanceUid ?? this.#store.state.instanceUid ?? newInstanceUid();
+    const core = new ClientCore(uid, () => this.#connection?.notifyPending(), opts.maxPendingCustomMessages);
+    this.#core = core;
+    if (this.#store.state.instanceUid === undefined || opts.agent.instanceUid !== undefined) {
+      await this.#persist({ instanceUid: uid });
+    }
+    if (opts.agent.requestInstanceUid === true) core.setRequestInstanceUid(true);
+    if (opts.agent.description !== undefined) {
+      core.set("agentDescription", create(AgentDescriptionSchema, opts.agent.description));
+    }
+    if (opts.agent.health !== undefined) core.set("health", create(ComponentHealthSchema, opts.agent.health));
+    if (opts.agent.customCapabilities !== undefined) {
+      core.set(
+        "customCapabilities",
+        create(CustomCapabilitiesSchema, { capabilities: [...opts.agent.customCapabilities] }),
+      );
+    }
+    const parts = await createClientParts({
+      options: opts,
+      core,
+      signal: this.#abort.signal,
+      stored: this.#store.state,
+      persist: (change) => this.#persist(change),
+      emit: (event, ...args) => this.#emit(event, ...args),
+      refreshEffectiveConfig: (alongWith) =>
+        this.#reportEffectiveConfig(alongWith).catch((e: unknown) => this.#error(e, "hook_failed")),
+      reconnect: async () => {
+        if (this.#lifecycle === "running") await this.#connection?.reconnect();
+      },
+      heartbeatChanged: () => this.#connection?.notifyPending(),
+    });
+    this.#settings = parts.settings;
+    this.#remoteConfig = parts.remoteConfig;
+    this.#packages = parts.packages;
+    core.setCapabilities(this.#capabilityBits());
+    if (opts.hooks.getEffectiveConfig !== undefined) await this.reportEffectiveConfig();
+    const settings = parts.settings;
+    this.#connection = new ClientConnection({
+      options: opts,
+      core,
+      settings,
+      receive: (message) => {
+        if (this.#lifecycle !== "running") return {};
+        this.#emit("message", message);
+        this.#receiveCtx ??= this.#receiveContext();
+        return processServerMessage(this.#receiveCtx, message);
+      },
+      stateChanged: (state, previous) => this.#stateChanged(state, previous),
+      error: (error) => this.#emit("error", error),
+    });
+    // stop() called while starting wins: nothing connects.
+    if (this.#lifecycle !== "starting") throw new OpampError("aborted", "stop() was called during start()");
+    this.#lifecycle = "running";
+    this.#connection.start();
+  }
+
+  /**
+   * Sends agent_disconnect (WS: then the close handshake; HTTP: as a last POST) within
+   * `transport.closeTimeoutMs`, stops every timer and aborts running hooks. After it
+   * resolves no hook is called and no event fires. Safe to call more than once.
+   */
+  stop(): Promise<void> {
+    if (this.#stopPromise !== undefined) return this.#stopPromise;
+    this.#stopPromise = this.#stop();
+    return this.#stopPromise;
+  }
+
+  async #stop(): Promise<void> {
+    const wasRunning = this.#lifecycle === "running";
+    this.#lifecycle = "stopping";
+    this.#abort.abort(new OpampError("aborted", "the client was stopped"));
+    if (wasRunning) await this.#connection?.stop();
+    this.#core?.failPending(new OpampError("not_running", "the client stopped before the message was sent"));
+    await this.#store.flush();
+    this.#lifecycle = "stopped";
+    this.#events.removeAllListeners();
+  }
+
+  /** Replaces the agent description; sent if it changed. */
+  setAgentDescription(description: MessageInitShape<typeof AgentDescriptionSchema>): void {
+    this.#requireCore().set("agentDescription", create(AgentDescriptionSchema, description));
+  }
+
+  /** Replaces the health tree; declares ReportsHealth from now on. */
+  setHealth(health: MessageInitShape<typeof ComponentHealthSchema>): void {
+    const core = this.#requireCore();
+    this.#reportsHealth = true;
+    core.setCapabilities(this.#capabilityBits());
+    core.set("health", create(ComponentHealthSchema, health));
+  }
+
+  /** Replaces the custom capabilities list. */
+  setCustomCapabilities(capabilities: readonly string[]): void {
+    this.#requireCore().set(
+      "customCapabilities",
+      create(CustomCapabilitiesSchema, { capabilities: [...capabilities] }),
+    );
+  }
+
+  /** Replaces the available components (hash first; the full map when the server asks). Declares ReportsAvailableComponents. */
+  setAvailableComponents(components: MessageInitShape<typeof AvailableComponentsSchema>): void {
+    const core = this.#requireCore();
+    this.#reportsComponents = true;
+    core.setCapabilities(this.#capabilityBits());
+    core.set("availableComponents", create(AvailableComponentsSchema, components));
+  }
+
+  /** Replaces the extra capability bits given as `agent.capabilities`. */
+  setCapabilities(flags: AgentCapabilityFlags): void {
+    this.#extraCapabilities = agentCapabilities(flags);
+    this.#core?.setCapabilities(this.#capabilityBits());
+  }
+
+  /**
+   * Re-reads the effective config through `hooks.getEffectiveConfig` and reports it if
+   * it changed. @throws OpampError `hook_failed` when the hook rejects.
+   */
+  async reportEffectiveConfig(): Promise<void> {
+    await this.#reportEffectiveConfig(() => undefined);
+  }
+
+  /** Reads the effective config; `alongWith` runs in the same tick as the update so both share a message. */
+  async #reportEffectiveConfig(alongWith: () => void): Promise<void> {
+    const hook = this.options.hooks.getEffectiveConfig;
+    const core = this.#requireCore();
+    if (hook === undefined || this.#abort.signal.aborted) {
+      alongWith();
+      return;
+    }
+    let configMap: Awaited<ReturnType<typeof hook>>;
+    try {
+      configMap = await hook(this.#abort.signal);
+    } catch (cause) {
+      alongWith();
+      throw OpampError.from(cause, "hook_failed");
+    }
+    if (!this.#abort.signal.aborted) core.set("effectiveConfig", create(EffectiveConfigSchema, { configMap }));
+    alongWith();
+  }
+
+  /**
+   * Sends a custom message. Messages go one per AgentToServer, in order. Resolves when
+   * handed to the network. @throws OpampError `limit_exceeded` when
+   * `limits.maxPendingCustomMessages` are waiting; `not_running` if stopped first.
+   */
+  sendCustomMessage(message: { capability: string; type: string; data: Uint8Array } | CustomMessage): Promise<void> {
+    const core = this.#requireCore();
+    const announced = core.get("customCapabilities")?.capabilities ?? [];
+    if (!announced.includes(message.capability)) {
+      // spec: custom messages belong to a custom capability the agent announced.
+      return Promise.reject(
+        new OpampError(
+          "capability_missing",
+          `custom capability ${JSON.stringify(message.capability)} was not announced`,
+        ),
+      );
+    }
+    return core.sendCustomMessage(create(CustomMessageSchema, { ...message }));
+  }
+
+  /**
+   * Asks the server for a client certificate (spec: CSR flow); `csr` is a PEM CSR. The
+   * answer comes as a connection settings offer.
+   * @throws OpampError `capability_missing` when the server said it does not accept
+   *   ConnectionSettingsRequest; `not_running` before start().
+   */
+  requestCertificate(csr: Uint8Array): void {
+    const core = this.#requireCore();
+    const server = this.#serverCapabilities;
+    if (server !== 0n && !hasBit(server, ServerCapability.AcceptsConnectionSettingsRequest)) {
+      throw new OpampError("capability_missing", "the server does not accept connection settings requests");
+    }
+    core.requestConnectionSettings(
+      create(ConnectionSettingsRequestSchema, {
+        opamp: create(OpAMPConnectionSettingsRequestSchema, {
+          certificateRequest: create(CertificateRequestSchema, { csr }),
+        }),
+      }),
+    );
+  }
+
+  /** Settles when every remote config offered so far has been handled (for tests and supervisors). */
+  async idle(): Promise<void> {
+    await this.#remoteConfig?.idle();
+    await this.#packages?.idle();
+  }
+
+  #requireCore(): ClientCore {
+    if (this.#core === undefined) throw notStarted();
+    return this.#core;
+  }
+
+  #capabilityBits(): bigint {
+    return agentCapabilityBits({
+      hooks: this.options.hooks,
+      packages: this.options.packageStore !== undefined,
+      health: this.#reportsHealth,
+      availableComponents: this.#reportsComponents,
+      extra: this.#extraCapabilities,
+    });
+  }
+
+  #emit<E extends keyof OpAMPClientEvents>(event: E, ...args: OpAMPClientEvents[E]): void {
+    if (this.#lifecycle === "stopped") return;
+    (this.#events.emit as (name: string, ...rest: unknown[]) => boolean).call(this.#events, event, ...args);
+  }
+
+  #error(cause: unknown, code: OpampError["code"]): void {
+    this.#emit("error", OpampError.from(cause, code));
+  }
+
+  #persist(change: ClientStateChange): Promise<void> {
+    return this.#store.update(change);
+  }
+
+  #stateChanged(state: ConnectionState, previous: ConnectionState): void {
+    this.#state = state;
+    this.#emit("stateChange", state, previous);
+    if (state.t === "connected") {
+      this.#emit("connect");
+      void this.#settings?.connected();
+    } else if (state.t === "backoff") {
+      this.#emit(previous.t === "connected" ? "disconnect" : "connectFailed", state.error);
+      if (this.#settings?.verifying === true) {
+        // spec: new OpAMP settings that fail to connect are rolled back at once.
+        void this.#settings.failed(state.error).then((rolledBack) => {
+          if (rolledBack && this.#lifecycle === "running") void this.#connection?.reconnect();
+        });
+      }
+    }
+  }
+
+  #receiveContext(): ReceiveContext {
+    return {
+      core: this.#core!,
+      options: this.options,
+      signal: this.#abort.signal,
+      remoteConfig: this.#remoteConfig,
+      settings: this.#settings!,
+      packages: this.#packages,
+      setServerCapabilities: (bits: bigint) => {
+        this.#serverCapabilities = bits;
+      },
+      setServerCustomCapabilities: (capabilities: readonly string[]) => {
+        this.#serverCustomCapabilities = Object.freeze([...capabilities]);
+      },
+      adoptInstanceUid: (uid: Uint8Array) => {
+        this.#core!.setInstanceUid(uid);
+        this.#core!.setRequestInstanceUid(false);
+        void this.#persist({ instanceUid: uid.slice() });
+        this.#emit("instanceUid", uid.slice());
+      },
+      reportEffectiveConfig: () => this.reportEffectiveConfig().catch((e: unknown) => this.#error(e, "hook_failed")),
+      emitError: (error: OpampError) => this.#emit("error", error),
+    };
+  }
+}
+
+function notStarted(): OpampError {
+  return new OpampError("not_running", "call start() first");
+}

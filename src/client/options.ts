@@ -1,0 +1,230 @@
+/**
+ * Options of {@link OpAMPClient}: one object grouped by concern, resolved once at
+ * construction into a frozen {@link ResolvedClientOptions} with the exported defaults.
+ */
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import type { AgentDescriptionSchema, ComponentHealthSchema } from "../gen/opamp/v1/opamp_pb.js";
+import type { BackoffPolicy } from "../internal/backoff.js";
+import { type Clock, systemClock } from "../internal/clock.js";
+import type { AgentCapabilityFlags } from "../wire/capabilities.js";
+import { OpampError } from "../wire/errors.js";
+import { DEFAULT_MAX_MESSAGE_BYTES, resolveMaxBytes } from "../wire/limits.js";
+import { isInstanceUid } from "../wire/uid.js";
+import type { ClientHooks } from "./hooks.js";
+import type { PackageStore } from "./package-store.js";
+import { type ClientStateStore, MemoryClientStateStore } from "./state-store.js";
+
+/** Heartbeat (WS) and poll (HTTP) interval when the server offers none: 30 s (spec default). */
+export const DEFAULT_HEARTBEAT_INTERVAL_MS = 30_000;
+/** How long to wait for the server's answer (WS: before the socket counts as dead; HTTP: per request): 30 s. */
+export const DEFAULT_RESPONSE_TIMEOUT_MS = 30_000;
+/** Bound on sending agent_disconnect and the close handshake at stop(): 5 s (as opamp-go). */
+export const DEFAULT_CLOSE_TIMEOUT_MS = 5_000;
+/** Reconnect backoff: first window 1 s, doubling, capped at 60 s, full jitter. */
+export const DEFAULT_RETRY: BackoffPolicy = Object.freeze({ initialDelayMs: 1_000, maxDelayMs: 60_000, multiplier: 2 });
+/** Custom messages waiting to be sent before sendCustomMessage() rejects with limit_exceeded: 64. */
+export const DEFAULT_MAX_PENDING_CUSTOM_MESSAGES = 64;
+/** Largest package download accepted: 1 GiB. */
+export const DEFAULT_MAX_PACKAGE_BYTES = 1024 * 1024 * 1024;
+/** Interval between Downloading progress reports: 1 s. */
+export const DEFAULT_DOWNLOAD_PROGRESS_INTERVAL_MS = 1_000;
+
+/** How the client reaches the server. */
+export interface ClientTransportOptions {
+  /** OpAMP URL. `ws:`/`wss:` selects WebSocket, `http:`/`https:` HTTP polling. Required. */
+  readonly url: string;
+  /** Headers for the WS upgrade or every POST (e.g. `Authorization`). Default none. */
+  readonly headers?: Readonly<Record<string, string>>;
+  /** Heartbeat (WS) / poll (HTTP) interval in ms until the server offers one. Default {@link DEFAULT_HEARTBEAT_INTERVAL_MS}. */
+  readonly heartbeatIntervalMs?: number;
+  /** Gzip HTTP request bodies. Default false. Responses are always accepted gzipped. */
+  readonly compression?: boolean;
+  /** Time the server has to answer: WS — after a send, else the socket is replaced; HTTP — per request, else it is aborted and retried. Default {@link DEFAULT_RESPONSE_TIMEOUT_MS}. */
+  readonly responseTimeoutMs?: number;
+  /** Bound on the last message and close at stop(). Default {@link DEFAULT_CLOSE_TIMEOUT_MS}. */
+  readonly closeTimeoutMs?: number;
+  /** The fetch used for HTTP polling and package downloads. Default `globalThis.fetch`. */
+  readonly fetch?: typeof globalThis.fetch;
+}
+
+/** TLS for `wss:` connections (Node only; ignored in browsers and by the HTTP transport's fetch). */
+export interface ClientTlsOptions {
+  /** PEM CA bundle trusted in addition to / instead of the system pool. */
+  readonly ca?: string | Uint8Array;
+  /** PEM client certificate. */
+  readonly cert?: string | Uint8Array;
+  /** PEM private key of the client certificate. */
+  readonly key?: string | Uint8Array;
+  /** Verify the server certificate. Default true. */
+  readonly rejectUnauthorized?: boolean;
+}
+
+/** Reconnect and retry timing. Each field defaults to {@link DEFAULT_RETRY}. */
+export type ClientRetryOptions = Partial<BackoffPolicy>;
+
+/** Resource limits. */
+export interface ClientLimitsOptions {
+  /** Largest message sent or accepted, in bytes. Default {@link DEFAULT_MAX_MESSAGE_BYTES}. */
+  readonly maxMessageBytes?: number;
+  /** Queue bound of sendCustomMessage(). Default {@link DEFAULT_MAX_PENDING_CUSTOM_MESSAGES}. */
+  readonly maxPendingCustomMessages?: number;
+  /** Largest package download in bytes. Default {@link DEFAULT_MAX_PACKAGE_BYTES}. */
+  readonly maxPackageBytes?: number;
+}
+
+/** Persistence. */
+export interface ClientStorageOptions {
+  /** Where the instance UID, remote config status and connection settings are kept. Default a new {@link MemoryClientStateStore}. */
+  readonly state?: ClientStateStore;
+  /** Where packages are installed; setting it declares AcceptsPackages and ReportsPackageStatuses. Default none. */
+  readonly packages?: PackageStore;
+}
+
+/** Who the agent is and what it reports at start. */
+export interface ClientAgentOptions {
+  /** 16-byte instance UID. Default: loaded from the state store, else a new UUIDv7 that is then persisted. */
+  readonly instanceUid?: Uint8Array;
+  /** Set the RequestInstanceUid flag until the server assigns a UID. Default false. */
+  readonly requestInstanceUid?: boolean;
+  /** Identifying and non-identifying attributes (see `agentDescription()` in the wire helpers). Default empty. */
+  readonly description?: MessageInitShape<typeof AgentDescriptionSchema>;
+  /** Initial health; giving it declares ReportsHealth. Default none. */
+  readonly health?: MessageInitShape<typeof ComponentHealthSchema>;
+  /** Extra capability bits (e.g. reportsOwnMetrics) on top of those implied by hooks. */
+  readonly capabilities?: AgentCapabilityFlags;
+  /** Custom capabilities (reverse-FQDN names) announced to the server. Default none. */
+  readonly customCapabilities?: readonly string[];
+}
+
+/** Everything `new OpAMPClient()` accepts. Only `transport.url` is required. */
+export interface OpAMPClientOptions {
+  readonly transport: ClientTransportOptions;
+  readonly tls?: ClientTlsOptions;
+  readonly retry?: ClientRetryOptions;
+  readonly limits?: ClientLimitsOptions;
+  readonly storage?: ClientStorageOptions;
+  readonly agent?: ClientAgentOptions;
+  readonly hooks?: ClientHooks;
+  /** Time source; tests pass a fake one. Default the system clock. */
+  readonly clock?: Clock;
+  /** Random source in [0, 1) for backoff jitter. Default Math.random. */
+  readonly random?: () => number;
+}
+
+/** The options after defaults and validation; never mutated. */
+export interface ResolvedClientOptions {
+  readonly transportKind: "ws" | "http";
+  readonly url: string;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly heartbeatIntervalMs: number;
+  readonly compression: boolean;
+  readonly responseTimeoutMs: number;
+  readonly closeTimeoutMs: number;
+  readonly fetch: typeof globalThis.fetch | undefined;
+  readonly tls: ClientTlsOptions;
+  readonly retry: BackoffPolicy;
+  readonly maxMessageBytes: number;
+  readonly maxPendingCustomMessages: number;
+  readonly maxPackageBytes: number;
+  readonly stateStore: ClientStateStore;
+  readonly packageStore: PackageStore | undefined;
+  readonly agent: ClientAgentOptions;
+  readonly hooks: ClientHooks;
+  readonly clock: Clock;
+  readonly random: () => number;
+}
+
+function invalid(message: string): OpampError {
+  return new OpampError("invalid_argument", message);
+}
+
+function nonNegative(value: number | undefined, name: string, fallback: number, allowZero = true): number {
+  if (value === undefined) return fallback;
+  if (!Number.isFinite(value) || value < 0 || (!allowZero && value === 0)) {
+    throw invalid(`${name} must be a ${allowZero ? "non-negative" : "positive"} number, got ${String(value)}`);
+  }
+  return value;
+}
+
+/** Which transport a URL selects. @throws OpampError invalid_argument for other schemes. */
+export function transportKindOf(url: string): "ws" | "http" {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw invalid(`transport.url is not a valid URL: ${JSON.stringify(url)}`);
+  }
+  if (parsed.protocol === "ws:" || parsed.protocol === "wss:") return "ws";
+  if (parsed.protocol === "http:" || parsed.protocol === "https:") return "http";
+  throw invalid(`transport.url must use ws:, wss:, http: or https:, got ${parsed.protocol}`);
+}
+
+/**
+ * Applies defaults and checks every option once.
+ * @throws OpampError `invalid_argument` naming the offending option.
+ */
+export function resolveClientOptions(options: OpAMPClientOptions): ResolvedClientOptions {
+  if (typeof options !== "object" || options === null) throw invalid("options must be an object");
+  const transport = options.transport;
+  if (typeof transport !== "object" || transport === null || typeof transport.url !== "string") {
+    throw invalid("transport.url is required");
+  }
+  const transportKind = transportKindOf(transport.url);
+  const retryIn = options.retry ?? {};
+  const retry: BackoffPolicy = Object.freeze({
+    initialDelayMs: nonNegative(retryIn.initialDelayMs, "retry.initialDelayMs", DEFAULT_RETRY.initialDelayMs, false),
+    maxDelayMs: nonNegative(retryIn.maxDelayMs, "retry.maxDelayMs", DEFAULT_RETRY.maxDelayMs, false),
+    multiplier: nonNegative(retryIn.multiplier, "retry.multiplier", DEFAULT_RETRY.multiplier, false),
+  });
+  if (retry.multiplier < 1) throw invalid("retry.multiplier must be at least 1");
+  if (retry.maxDelayMs < retry.initialDelayMs) throw invalid("retry.maxDelayMs must be at least retry.initialDelayMs");
+  const agent = options.agent ?? {};
+  if (agent.instanceUid !== undefined && !isInstanceUid(agent.instanceUid)) {
+    throw new OpampError("invalid_instance_uid", "agent.instanceUid must be a Uint8Array of 16 bytes");
+  }
+  const headers = { ...(transport.headers ?? {}) };
+  for (const [name, value] of Object.entries(headers)) {
+    if (typeof value !== "string") throw invalid(`transport.headers[${JSON.stringify(name)}] must be a string`);
+  }
+  const fetchImpl = transport.fetch ?? (typeof globalThis.fetch === "function" ? globalThis.fetch : undefined);
+  if (transportKind === "http" && fetchImpl === undefined)
+    throw invalid("HTTP transport needs fetch (transport.fetch)");
+  const limits = options.limits ?? {};
+  const maxPending = nonNegative(
+    limits.maxPendingCustomMessages,
+    "limits.maxPendingCustomMessages",
+    DEFAULT_MAX_PENDING_CUSTOM_MESSAGES,
+    false,
+  );
+  return Object.freeze({
+    transportKind,
+    url: transport.url,
+    headers: Object.freeze(headers),
+    heartbeatIntervalMs: nonNegative(
+      transport.heartbeatIntervalMs,
+      "transport.heartbeatIntervalMs",
+      DEFAULT_HEARTBEAT_INTERVAL_MS,
+      false,
+    ),
+    compression: transport.compression ?? false,
+    responseTimeoutMs: nonNegative(
+      transport.responseTimeoutMs,
+      "transport.responseTimeoutMs",
+      DEFAULT_RESPONSE_TIMEOUT_MS,
+      false,
+    ),
+    closeTimeoutMs: nonNegative(transport.closeTimeoutMs, "transport.closeTimeoutMs", DEFAULT_CLOSE_TIMEOUT_MS),
+    fetch: fetchImpl,
+    tls: Object.freeze({ ...(options.tls ?? {}) }),
+    retry,
+    maxMessageBytes: resolveMaxBytes(limits.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES, "limits.maxMessageBytes"),
+    maxPendingCustomMessages: maxPending,
+    maxPackageBytes: nonNegative(limits.maxPackageBytes, "limits.maxPackageBytes", DEFAULT_MAX_PACKAGE_BYTES, false),
+    stateStore: options.storage?.state ?? new MemoryClientStateStore(),
+    packageStore: options.storage?.packages,
+    agent: Object.freeze({ ...agent }),
+    hooks: Object.freeze({ ...(options.hooks ?? {}) }),
+    clock: options.clock ?? systemClock,
+    random: options.random ?? Math.random,
+  });
+}

@@ -1,0 +1,295 @@
+/**
+ * Packages offered by the server: compared by hash at all three levels, downloaded with
+ * progress, SHA-256 checked, signature checked by a hook, installed through a
+ * PackageStore; packages no longer offered are removed.
+ */
+// spec: Packages
+import { create } from "@bufbuild/protobuf";
+import {
+  type DownloadableFile,
+  type PackageAvailable,
+  PackageDownloadDetailsSchema,
+  type PackageStatus,
+  PackageStatusEnum,
+  type PackageStatuses,
+  PackageStatusesSchema,
+  PackageStatusSchema,
+  type PackagesAvailable,
+  PackageType,
+} from "../gen/opamp/v1/opamp_pb.js";
+import type { Clock } from "../internal/clock.js";
+import { OpampError } from "../wire/errors.js";
+import type { ClientHooks } from "./hooks.js";
+import { DEFAULT_DOWNLOAD_PROGRESS_INTERVAL_MS } from "./options.js";
+import type { InstalledPackage, PackageStore } from "./package-store.js";
+
+/** What the syncer needs from the client. */
+export interface PackageSyncerContext {
+  readonly store: PackageStore;
+  readonly fetch: typeof globalThis.fetch | undefined;
+  readonly maxPackageBytes: number;
+  readonly clock: Clock;
+  readonly signal: AbortSignal;
+  readonly verifySignature: ClientHooks["verifyPackageSignature"];
+  setStatuses(statuses: PackageStatuses): void;
+  persistAllPackagesHash(hash: Uint8Array): Promise<void>;
+  error(error: OpampError): void;
+}
+
+function sameBytes(a: Uint8Array | undefined, b: Uint8Array | undefined): boolean {
+  if (a === undefined || b === undefined) return a === b;
+  return a.length === b.length && a.every((byte, i) => byte === b[i]);
+}
+
+async function sha256(data: Uint8Array): Promise<Uint8Array> {
+  return new Uint8Array(await crypto.subtle.digest("SHA-256", data as Uint8Array<ArrayBuffer>));
+}
+
+/** Runs one sync at a time; a newer offer supersedes one not yet started. */
+export class PackageSyncer {
+  readonly #statuses = new Map<string, PackageStatus>();
+  #installedAllHash: Uint8Array | undefined;
+  #serverAllHash: Uint8Array = new Uint8Array(0);
+  #generalError = "";
+  #latest: PackagesAvailable | undefined;
+  #chain: Promise<void> = Promise.resolve();
+
+  constructor(private readonly ctx: PackageSyncerContext) {}
+
+  /** Reports what the store holds and remembers the last fully installed offer. */
+  async restore(allPackagesHash: Uint8Array | undefined): Promise<void> {
+    this.#installedAllHash = allPackagesHash;
+    if (allPackagesHash !== undefined) this.#serverAllHash = allPackagesHash;
+    for (const pkg of await this.ctx.store.list()) {
+      this.#statuses.set(
+        pkg.name,
+        this.#status(pkg.name, pkg, undefined, PackageStatusEnum.PackageStatusEnum_Installed),
+      );
+    }
+    this.#publish();
+  }
+
+  /** Settles when every accepted offer was processed. */
+  idle(): Promise<void> {
+    return this.#chain;
+  }
+
+  /** Takes an offer; the same all_packages_hash as the last one installed is a no-op. */
+  offer(available: PackagesAvailable): void {
+    if (sameBytes(available.allPackagesHash, this.#installedAllHash)) return;
+    if (this.#latest !== undefined && sameBytes(available.allPackagesHash, this.#latest.allPackagesHash)) return;
+    this.#latest = available;
+    this.#chain = this.#chain
+      .then(() => this.#sync(available))
+      .catch((cause: unknown) => {
+        if (!this.ctx.signal.aborted) this.ctx.error(OpampError.from(cause, "internal"));
+      });
+  }
+
+  #status(
+    name: string,
+    has: InstalledPackage | undefined,
+    offered: PackageAvailable | undefined,
+    status: PackageStatusEnum,
+    errorMessage = "",
+  ): PackageStatus {
+    return create(PackageStatusSchema, {
+      name,
+      agentHasVersion: has?.version ?? "",
+      agentHasHash: has?.hash ?? new Uint8Array(0),
+      serverOfferedVersion: offered?.version ?? "",
+      serverOfferedHash: offered?.hash ?? new Uint8Array(0),
+      status,
+      errorMessage,
+    });
+  }
+
+  #publish(): void {
+    if (this.ctx.signal.aborted) return;
+    const packages: Record<string, PackageStatus> = {};
+    for (const [name, status] of [...this.#statuses].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+      packages[name] = status;
+    }
+    this.ctx.setStatuses(
+      create(PackageStatusesSchema, {
+        packages,
+        serverProvidedAllPackagesHash: this.#serverAllHash,
+        errorMessage: this.#generalError,
+      }),
+    );
+  }
+
+  async #sync(available: PackagesAvailable): Promise<void> {
+    if (this.#latest !== available || this.ctx.signal.aborted) return;
+    const { store, signal } = this.ctx;
+    this.#serverAllHash = available.allPackagesHash;
+    this.#generalError = "";
+    let installed: Map<string, InstalledPackage>;
+    try {
+      installed = new Map((await store.list()).map((pkg) => [pkg.name, pkg]));
+    } catch (cause) {
+      this.#generalError = `listing installed packages failed: ${OpampError.from(cause).message}`;
+      this.#publish();
+      return;
+    }
+    let allInstalled = true;
+    // spec: packages the agent has that the server no longer offers SHOULD be deleted.
+    for (const name of installed.keys()) {
+      if (available.packages[name] !== undefined) continue;
+      try {
+        await store.remove(name, signal);
+        this.#statuses.delete(name);
+      } catch (cause) {
+        allInstalled = false;
+        const error = OpampError.from(cause, "storage_failed");
+        this.#statuses.set(
+          name,
+          this.#status(
+            name,
+            installed.get(name),
+            undefined,
+            PackageStatusEnum.PackageStatusEnum_InstallFailed,
+            `removal failed: ${error.message}`,
+          ),
+        );
+      }
+      if (signal.aborted) return;
+    }
+    this.#publish();
+    for (const [name, offered] of Object.entries(available.packages).sort(([a], [b]) => (a < b ? -1 : 1))) {
+      if (signal.aborted) return;
+      const ok = await this.#syncOne(name, offered, installed.get(name));
+      allInstalled &&= ok;
+      this.#publish();
+    }
+    if (signal.aborted) return;
+    if (this.#latest === available) this.#latest = undefined;
+    if (allInstalled) {
+      this.#installedAllHash = available.allPackagesHash;
+      await this.ctx.persistAllPackagesHash(available.allPackagesHash);
+    }
+  }
+
+  async #syncOne(name: string, offered: PackageAvailable, has: InstalledPackage | undefined): Promise<boolean> {
+    const set = (status: PackageStatusEnum, message = "", pkg = has) => {
+      this.#statuses.set(name, this.#status(name, pkg, offered, status, message));
+    };
+    if (has !== undefined && sameBytes(has.hash, offered.hash)) {
+      set(PackageStatusEnum.PackageStatusEnum_Installed);
+      return true;
+    }
+    const file = offered.file;
+    if (file === undefined) {
+      set(PackageStatusEnum.PackageStatusEnum_InstallFailed, "the offer has no file");
+      return false;
+    }
+    if (has !== undefined && file.contentHash.length > 0 && sameBytes(has.contentHash, file.contentHash)) {
+      // spec: same file content ⇒ nothing to download.
+      set(PackageStatusEnum.PackageStatusEnum_Installed);
+      return true;
+    }
+    try {
+      set(PackageStatusEnum.PackageStatusEnum_Downloading);
+      this.#publish();
+      const content = await this.#download(
+        name,
+        file,
+        (status) => {
+          this.#statuses.set(name, status);
+          this.#publish();
+        },
+        offered,
+        has,
+      );
+      if (file.contentHash.length > 0 && !sameBytes(await sha256(content), file.contentHash)) {
+        throw new OpampError("verification_failed", "content SHA-256 does not match content_hash; not installed");
+      }
+      if (file.signature.length > 0) {
+        const verify = this.ctx.verifySignature;
+        const ok =
+          verify !== undefined &&
+          (await verify({ name, file, content, signature: file.signature, signal: this.ctx.signal }));
+        if (!ok)
+          throw new OpampError(
+            "verification_failed",
+            verify === undefined ? "package is signed but no verifyPackageSignature hook is set" : "signature refused",
+          );
+      }
+      set(PackageStatusEnum.PackageStatusEnum_Installing);
+      this.#publish();
+      const pkg: InstalledPackage = {
+        name,
+        type: offered.type === PackageType.PackageType_Addon ? "addon" : "top-level",
+        version: offered.version,
+        hash: offered.hash,
+        contentHash: file.contentHash,
+      };
+      await this.ctx.store.install({ ...pkg, content, signal: this.ctx.signal });
+      set(PackageStatusEnum.PackageStatusEnum_Installed, "", pkg);
+      return true;
+    } catch (cause) {
+      const error = OpampError.from(cause, "storage_failed");
+      set(PackageStatusEnum.PackageStatusEnum_InstallFailed, error.message);
+      return false;
+    }
+  }
+
+  async #download(
+    name: string,
+    file: DownloadableFile,
+    progress: (status: PackageStatus) => void,
+    offered: PackageAvailable,
+    has: InstalledPackage | undefined,
+  ): Promise<Uint8Array> {
+    const fetchImpl = this.ctx.fetch;
+    if (fetchImpl === undefined) throw new OpampError("invalid_argument", "no fetch available to download packages");
+    const headers: Record<string, string> = {};
+    for (const header of file.headers?.headers ?? []) headers[header.key] = header.value;
+    const response = await fetchImpl(file.downloadUrl, { headers, signal: this.ctx.signal }).catch((cause: unknown) => {
+      throw OpampError.from(cause, "transport_failed");
+    });
+    if (!response.ok) {
+      await response.body?.cancel().catch(() => undefined);
+      throw new OpampError("http_status", `download of ${name} failed with HTTP ${response.status}`, {
+        details: { status: response.status },
+      });
+    }
+    const total = Number(response.headers.get("content-length") ?? "0");
+    const limit = this.ctx.maxPackageBytes;
+    if (total > limit)
+      throw new OpampError("message_too_large", `package ${name} is ${total} bytes`, { details: { limit } });
+    const chunks: Uint8Array[] = [];
+    let received = 0;
+    const clock = this.ctx.clock;
+    const started = clock.now();
+    let lastReport = started;
+    const reader = response.body?.getReader();
+    while (reader !== undefined) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      received += value.length;
+      if (received > limit) {
+        await reader.cancel().catch(() => undefined);
+        throw new OpampError("message_too_large", `package ${name} is over ${limit} bytes`, { details: { limit } });
+      }
+      chunks.push(value);
+      const now = clock.now();
+      if (now - lastReport >= DEFAULT_DOWNLOAD_PROGRESS_INTERVAL_MS) {
+        lastReport = now;
+        const status = this.#status(name, has, offered, PackageStatusEnum.PackageStatusEnum_Downloading);
+        status.downloadDetails = create(PackageDownloadDetailsSchema, {
+          downloadPercent: total > 0 ? (received / total) * 100 : 0,
+          downloadBytesPerSecond: received / Math.max(0.001, (now - started) / 1000),
+        });
+        progress(status);
+      }
+    }
+    const content = new Uint8Array(received);
+    let offset = 0;
+    for (const chunk of chunks) {
+      content.set(chunk, offset);
+      offset += chunk.length;
+    }
+    return content;
+  }
+}

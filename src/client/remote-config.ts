@@ -1,0 +1,116 @@
+/**
+ * Remote config handling: one config applied at a time, a hash already handled never
+ * applied again, APPLYING → APPLIED | FAILED reported with the hash.
+ */
+// spec: Configuration / Remote Configuration
+import { create } from "@bufbuild/protobuf";
+import {
+  AgentConfigMapSchema,
+  type AgentRemoteConfig,
+  type RemoteConfigStatus,
+  RemoteConfigStatuses,
+  RemoteConfigStatusSchema,
+} from "../gen/opamp/v1/opamp_pb.js";
+import { OpampError } from "../wire/errors.js";
+import type { ClientHooks } from "./hooks.js";
+import type { StoredRemoteConfigStatus } from "./state-store.js";
+
+/** What the handler needs from the client. */
+export interface RemoteConfigContext {
+  readonly hook: NonNullable<ClientHooks["onRemoteConfig"]>;
+  readonly signal: AbortSignal;
+  /** Publishes a new status (core + event). */
+  setStatus(status: RemoteConfigStatus): void;
+  /** Persists a final outcome. */
+  persist(status: StoredRemoteConfigStatus): Promise<void>;
+  /** Re-reads the effective config; `alongWith` runs in the same tick as its update. */
+  refreshEffectiveConfig(alongWith: () => void): Promise<void>;
+  error(error: OpampError): void;
+}
+
+function sameBytes(a: Uint8Array | undefined, b: Uint8Array | undefined): boolean {
+  if (a === undefined || b === undefined) return a === b;
+  return a.length === b.length && a.every((byte, i) => byte === b[i]);
+}
+
+const STATUS_ENUM = {
+  applying: RemoteConfigStatuses.RemoteConfigStatuses_APPLYING,
+  applied: RemoteConfigStatuses.RemoteConfigStatuses_APPLIED,
+  failed: RemoteConfigStatuses.RemoteConfigStatuses_FAILED,
+} as const;
+
+/** Converts a stored outcome to the wire message. */
+export function remoteConfigStatusMessage(stored: StoredRemoteConfigStatus): RemoteConfigStatus {
+  return create(RemoteConfigStatusSchema, {
+    lastRemoteConfigHash: stored.hash,
+    status: STATUS_ENUM[stored.status],
+    errorMessage: stored.errorMessage,
+  });
+}
+
+/** Serialises remote config offers through the application's hook. */
+export class RemoteConfigHandler {
+  #handledHash: Uint8Array | undefined;
+  #latest: AgentRemoteConfig | undefined;
+  #chain: Promise<void> = Promise.resolve();
+
+  constructor(private readonly ctx: RemoteConfigContext) {}
+
+  /** Starts from a persisted outcome so a restart does not re-apply the same config. */
+  restore(stored: StoredRemoteConfigStatus | undefined): void {
+    // An "applying" left by a crash means the config may not be in effect: apply it again.
+    if (stored === undefined || stored.status === "applying") return;
+    this.#handledHash = stored.hash;
+    this.ctx.setStatus(remoteConfigStatusMessage(stored));
+  }
+
+  /** Settles when every accepted offer has been handled. */
+  idle(): Promise<void> {
+    return this.#chain;
+  }
+
+  /** Takes an offer; a hash already handled or queued is ignored. */
+  offer(remote: AgentRemoteConfig): void {
+    if (sameBytes(remote.configHash, this.#latest?.configHash ?? this.#handledHash)) return;
+    this.#latest = remote;
+    this.#chain = this.#chain.then(() => this.#apply(remote));
+  }
+
+  async #apply(remote: AgentRemoteConfig): Promise<void> {
+    // A newer offer arrived while an older one was applied: skip straight to it.
+    if (this.#latest !== remote || this.ctx.signal.aborted) return;
+    const hash = remote.configHash;
+    this.#handledHash = hash;
+    this.ctx.setStatus(remoteConfigStatusMessage({ hash, status: "applying", errorMessage: "" }));
+    let outcome: StoredRemoteConfigStatus;
+    try {
+      const result = await this.ctx.hook({
+        config: remote.config ?? create(AgentConfigMapSchema),
+        hash,
+        signal: this.ctx.signal,
+      });
+      outcome =
+        result?.status === "failed"
+          ? { hash, status: "failed", errorMessage: result.errorMessage }
+          : { hash, status: "applied", errorMessage: "" };
+    } catch (cause) {
+      const error = OpampError.from(cause, "hook_failed");
+      outcome = { hash, status: "failed", errorMessage: error.message };
+      if (!this.ctx.signal.aborted) this.ctx.error(error);
+    }
+    // Stopped while applying: the outcome is unknown, so nothing is recorded and the
+    // config is applied again after a restart.
+    if (this.ctx.signal.aborted) return;
+    if (this.#latest === remote) this.#latest = undefined;
+    const publish = () => {
+      // Persisted even when stopping: the outcome happened and must not be re-applied.
+      void this.ctx
+        .persist(outcome)
+        .catch((cause: unknown) => this.ctx.error(OpampError.from(cause, "storage_failed")));
+      if (!this.ctx.signal.aborted) this.ctx.setStatus(remoteConfigStatusMessage(outcome));
+    };
+    // The new effective config goes in the same message as APPLIED (spec: typical sequence).
+    if (outcome.status === "applied") await this.ctx.refreshEffectiveConfig(publish);
+    else publish();
+  }
+}

@@ -1,0 +1,91 @@
+/**
+ * What an OpAMP client keeps across restarts, and the small interface that stores it.
+ * Browser-safe: the in-memory store has no node: imports; the file store lives in
+ * `file-state-store.ts`.
+ */
+
+/** A header name and value, in the order they are sent. */
+export interface HeaderPair {
+  readonly name: string;
+  readonly value: string;
+}
+
+/** OpAMP connection settings the client connects with (spec: OpAMPConnectionSettings). */
+export interface StoredConnectionSettings {
+  /** `ws:`, `wss:`, `http:` or `https:` URL of the OpAMP server. */
+  readonly endpoint: string;
+  /** Headers added to every request or upgrade (e.g. `Authorization`). */
+  readonly headers: readonly HeaderPair[];
+  /** Heartbeat interval offered by the server, in seconds (0 disables WS heartbeats). */
+  readonly heartbeatIntervalSeconds?: number;
+  /** Hash of the ConnectionSettingsOffers these came from; absent for the options' settings. */
+  readonly offerHash?: Uint8Array;
+  /** PEM client certificate, private key and CA from a certificate offer (Node only). */
+  readonly certificate?: { readonly cert: Uint8Array; readonly privateKey: Uint8Array; readonly caCert: Uint8Array };
+}
+
+/** The remote config outcome last reported, so a restart does not re-apply it. */
+export interface StoredRemoteConfigStatus {
+  readonly hash: Uint8Array;
+  readonly status: "applying" | "applied" | "failed";
+  readonly errorMessage: string;
+}
+
+/**
+ * Everything the client persists. Every field is optional: a missing one means "never
+ * set". Stores must round-trip each field exactly (bytes as bytes).
+ */
+export interface ClientState {
+  /** The 16-byte instance UID in use. */
+  readonly instanceUid?: Uint8Array;
+  /** Remote config status last reported. */
+  readonly remoteConfig?: StoredRemoteConfigStatus;
+  /** Connection settings verified by a successful connection. */
+  readonly connectionSettings?: StoredConnectionSettings;
+  /** Connection settings accepted but not yet verified (retried after a crash). */
+  readonly candidateConnectionSettings?: StoredConnectionSettings;
+  /** The last `all_packages_hash` whose packages were all installed. */
+  readonly allPackagesHash?: Uint8Array;
+}
+
+/**
+ * Where a client keeps {@link ClientState}. `load` is called once at `start()`; `save`
+ * after each change with the whole state. Implementations must make `save` atomic (a
+ * crash never leaves a half-written state) and may reject with any error; the client
+ * reports it as `storage_failed`. Prove an implementation with
+ * `clientStateStoreContract` from `opamp-sdk/testing`.
+ */
+export interface ClientStateStore {
+  /** Returns the last saved state, or undefined when nothing was saved yet. */
+  load(): Promise<ClientState | undefined>;
+  /** Replaces the saved state. */
+  save(state: ClientState): Promise<void>;
+}
+
+/** Copies bytes so a store never shares buffers with its caller. */
+function cloneState(state: ClientState): ClientState {
+  return structuredClone(state);
+}
+
+/**
+ * The default store: keeps state in memory for the life of the object. A new process
+ * starts with nothing, so the client generates a new instance UID each time.
+ */
+export class MemoryClientStateStore implements ClientStateStore {
+  #state: ClientState | undefined;
+
+  /** @param initial - state to start with, e.g. a UID provisioned by an installer */
+  constructor(initial?: ClientState) {
+    this.#state = initial === undefined ? undefined : cloneState(initial);
+  }
+
+  /** {@inheritDoc ClientStateStore.load} */
+  async load(): Promise<ClientState | undefined> {
+    return this.#state === undefined ? undefined : cloneState(this.#state);
+  }
+
+  /** {@inheritDoc ClientStateStore.save} */
+  async save(state: ClientState): Promise<void> {
+    this.#state = cloneState(state);
+  }
+}

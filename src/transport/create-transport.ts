@@ -1,0 +1,29 @@
+/** Picks the transport for a URL scheme. */
+import { HttpTransport } from "./http-transport.js";
+import type { Transport, TransportHost, TransportSettings } from "./types.js";
+import { type WsTlsOptions, WsTransport } from "./ws-transport.js";
+
+/** Transport-specific settings, each used by one kind only. */
+export interface TransportExtras {
+  /** WebSocket TLS material (Node only). */
+  readonly tls: WsTlsOptions;
+  /** HTTP: gzip request bodies. */
+  readonly compression: boolean;
+  /** HTTP: the fetch to use (required for "http"). */
+  readonly fetch: typeof globalThis.fetch | undefined;
+}
+
+/**
+ * A new, unstarted transport of `kind`.
+ * @throws Error when `kind` is "http" and no fetch is given (options validation prevents it).
+ */
+export function createTransport(
+  kind: "ws" | "http",
+  host: TransportHost,
+  settings: TransportSettings,
+  extras: TransportExtras,
+): Transport {
+  if (kind === "ws") return new WsTransport(host, settings, extras.tls);
+  if (extras.fetch === undefined) throw new Error("HTTP transport needs fetch");
+  return new HttpTransport(host, settings, { compression: extras.compression, fetch: extras.fetch });
+}

@@ -1,0 +1,285 @@
+/**
+ * Plain-HTTP transport: POST one AgentToServer, read one ServerToAgent, half-duplex with
+ * one request in flight, polling at the heartbeat interval when idle.
+ */
+// spec: Plain HTTP Transport
+import { type AgentToServer, AgentToServerSchema, ServerToAgentSchema } from "../gen/opamp/v1/opamp_pb.js";
+import { Backoff, parseRetryAfter } from "../internal/backoff.js";
+import type { TimerHandle } from "../internal/clock.js";
+import { OpampError } from "../wire/errors.js";
+import { decodeHttpBody, encodeHttpBody, PROTOBUF_CONTENT_TYPE } from "../wire/http-body.js";
+import { instanceUidToString } from "../wire/uid.js";
+import {
+  type ConnectionEvent,
+  type ConnectionState,
+  INITIAL_CONNECTION_STATE,
+  transition,
+} from "./connection-state.js";
+import type { ConnectTarget, Transport, TransportHost, TransportSettings } from "./types.js";
+
+/** HTTP-specific settings. */
+export interface HttpTransportOptions {
+  /** Gzip request bodies. */
+  readonly compression: boolean;
+  /** The fetch implementation. */
+  readonly fetch: typeof globalThis.fetch;
+}
+
+type PostResult =
+  | { readonly t: "answered"; readonly retryAfterMs?: number }
+  | { readonly t: "dropped" }
+  | { readonly t: "failed"; readonly error: OpampError; readonly retryAfterMs?: number };
+
+/** A polling transport; at most one request is in flight at any time. */
+export class HttpTransport implements Transport {
+  #state: ConnectionState = INITIAL_CONNECTION_STATE;
+  readonly #backoff: Backoff;
+  #timer: TimerHandle | undefined;
+  #inFlight: Promise<void> | undefined;
+  #abort: AbortController | undefined;
+  #runQueued = false;
+  /** The last request was answered (any status the server chose to give). */
+  #reachable = false;
+  /** Where this connection posts; read from the host only when (re)connecting. */
+  #target: ConnectTarget | undefined;
+
+  constructor(
+    private readonly host: TransportHost,
+    private readonly settings: TransportSettings,
+    private readonly options: HttpTransportOptions,
+  ) {
+    this.#backoff = new Backoff(settings.backoff, settings.random);
+  }
+
+  /** {@inheritDoc Transport.start} */
+  start(): void {
+    this.#dispatch({ type: "connect" });
+    this.#queueRun("connect");
+  }
+
+  /** {@inheritDoc Transport.notifyPending} */
+  notifyPending(): void {
+    // While a request is in flight the answer's handler looks for pending changes;
+    // while backing off, the retry carries them (no sends during reconnection).
+    const t = this.#state.t;
+    if (this.#inFlight !== undefined || t === "backoff" || t === "stopping" || t === "stopped" || t === "idle") return;
+    this.#queueRun("pending");
+  }
+
+  /** {@inheritDoc Transport.reconnect} */
+  async reconnect(goodbye?: () => AgentToServer): Promise<void> {
+    if (this.#isStopping()) return;
+    this.#clearTimer();
+    await this.#inFlight;
+    // spec: send agent_disconnect before moving to new connection settings.
+    if (goodbye !== undefined && this.#reachable) await this.#post(goodbye(), this.settings.closeTimeoutMs);
+    this.#backoff.reset();
+    this.#dispatch({ type: "connect" });
+    this.#queueRun("connect");
+  }
+
+  /** {@inheritDoc Transport.stop} */
+  async stop(goodbye?: () => AgentToServer): Promise<void> {
+    if (this.#state.t === "stopped") return;
+    this.#dispatch({ type: "stop" });
+    this.#clearTimer();
+    if (this.#inFlight !== undefined) {
+      const inFlight = this.#inFlight;
+      const timer = this.settings.clock.setTimeout(() => this.#abort?.abort(), this.settings.closeTimeoutMs);
+      await inFlight;
+      this.settings.clock.clearTimeout(timer);
+    }
+    // spec: the last request SHOULD carry agent_disconnect (when the server answers at all).
+    if (goodbye !== undefined && this.#reachable) await this.#post(goodbye(), this.settings.closeTimeoutMs);
+    this.#dispatch({ type: "stopped" });
+  }
+
+  #isStopping(): boolean {
+    return this.#state.t === "stopping" || this.#state.t === "stopped";
+  }
+
+  #dispatch(event: ConnectionEvent): void {
+    const previous = this.#state;
+    const next = transition(previous, event);
+    if (next === previous) return;
+    this.#state = next;
+    this.host.stateChanged(next, previous);
+  }
+
+  #clearTimer(): void {
+    if (this.#timer !== undefined) this.settings.clock.clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+
+  #queueRun(reason: "connect" | "pending" | "poll"): void {
+    if (this.#runQueued) return;
+    this.#runQueued = true;
+    queueMicrotask(() => {
+      this.#runQueued = false;
+      this.#run(reason);
+    });
+  }
+
+  #run(reason: "connect" | "pending" | "poll"): void {
+    if (this.#isStopping() || this.#inFlight !== undefined) return;
+    this.#clearTimer();
+    if (reason === "connect" || this.#target === undefined) this.#target = this.host.target();
+    const message = this.host.takeMessage(reason);
+    if (message === undefined) {
+      this.#armPoll();
+      return;
+    }
+    this.#inFlight = this.#exchange(message);
+  }
+
+  async #exchange(message: AgentToServer): Promise<void> {
+    let result: PostResult;
+    try {
+      result = await this.#post(message);
+    } finally {
+      this.#inFlight = undefined;
+    }
+    if (this.#isStopping()) return;
+    if (result.t === "failed") {
+      this.#backOff(result.error, result.retryAfterMs);
+      return;
+    }
+    if (result.t === "answered" && result.retryAfterMs !== undefined) {
+      const retryAfterMs = result.retryAfterMs;
+      this.#backOff(
+        new OpampError("unavailable", "server answered UNAVAILABLE", { details: { retryAfterMs } }),
+        retryAfterMs,
+      );
+      return;
+    }
+    // spec: after an answer the client may send again at once if something is pending.
+    queueMicrotask(() => {
+      if (this.#isStopping() || this.#inFlight !== undefined) return;
+      this.#run("pending");
+    });
+  }
+
+  /** Waits max(backoff, Retry-After) and connects again; nothing is sent meanwhile. */
+  #backOff(error: OpampError, retryAfterMs: number | undefined): void {
+    const delay = Math.max(this.#backoff.next(), retryAfterMs ?? 0);
+    this.#dispatch({ type: "failed", error, until: this.settings.clock.now() + delay });
+    this.#timer = this.settings.clock.setTimeout(() => {
+      this.#timer = undefined;
+      this.#dispatch({ type: "connect" });
+      this.#run("connect");
+    }, delay);
+  }
+
+  #armPoll(): void {
+    this.#clearTimer();
+    if (this.#isStopping()) return;
+    const interval = this.host.heartbeatIntervalMs();
+    this.#timer = this.settings.clock.setTimeout(() => {
+      this.#timer = undefined;
+      this.#run("poll");
+    }, interval);
+  }
+
+  async #post(message: AgentToServer, timeoutMs = this.settings.responseTimeoutMs): Promise<PostResult> {
+    let body: Uint8Array;
+    try {
+      body = await encodeHttpBody(AgentToServerSchema, message, {
+        gzip: this.options.compression,
+        maxMessageBytes: this.settings.maxMessageBytes,
+      });
+    } catch (cause) {
+      // spec: a client MUST NOT send an oversized request; the drop is reported.
+      this.host.messageDropped(message, OpampError.from(cause));
+      return { t: "dropped" };
+    }
+    const target = this.#target ?? this.host.target();
+    const headers: Record<string, string> = {
+      ...target.headers,
+      "Content-Type": PROTOBUF_CONTENT_TYPE,
+      "Accept-Encoding": "gzip",
+      "OpAMP-Instance-UID": instanceUidToString(message.instanceUid),
+    };
+    if (this.options.compression) headers["Content-Encoding"] = "gzip";
+    const abort = new AbortController();
+    this.#abort = abort;
+    // A server that never answers must not stall the half-duplex channel for good.
+    const timer = this.settings.clock.setTimeout(
+      () => abort.abort(new OpampError("timeout", `no answer from the server within ${timeoutMs} ms`)),
+      timeoutMs,
+    );
+    try {
+      let response: Response;
+      try {
+        response = await this.options.fetch(target.url, {
+          method: "POST",
+          headers,
+          body: body as BodyInit,
+          signal: abort.signal,
+        });
+      } catch (cause) {
+        this.#reachable = false;
+        this.host.returnMessage(message);
+        return { t: "failed", error: OpampError.from(cause, "transport_failed") };
+      }
+      return await this.#handleResponse(message, response);
+    } finally {
+      this.settings.clock.clearTimeout(timer);
+      if (this.#abort === abort) this.#abort = undefined;
+    }
+  }
+
+  async #handleResponse(message: AgentToServer, response: Response): Promise<PostResult> {
+    const status = response.status;
+    // Overloaded, refusing or failing servers get no goodbye; one that answered does.
+    this.#reachable =
+      status === 200 || (status >= 400 && status < 500 && status !== 401 && status !== 403 && status !== 429);
+    if (status === 200) {
+      let answer: ReturnType<typeof decodeHttpBody<typeof ServerToAgentSchema>> extends Promise<infer M> ? M : never;
+      try {
+        // fetch has already undone Content-Encoding, so the body is plain protobuf;
+        // the limit is still checked while reading the stream.
+        answer = await decodeHttpBody(ServerToAgentSchema, response.body ?? new Uint8Array(0), {
+          maxMessageBytes: this.settings.maxMessageBytes,
+        });
+      } catch (cause) {
+        this.host.messageSent(message);
+        return { t: "failed", error: OpampError.from(cause, "malformed_message") };
+      }
+      this.host.messageSent(message);
+      this.#dispatch({ type: "connected" });
+      this.#backoff.reset();
+      const outcome = this.host.receive(answer);
+      return outcome.retryAfterMs === undefined
+        ? { t: "answered" }
+        : { t: "answered", retryAfterMs: outcome.retryAfterMs };
+    }
+    await response.body?.cancel().catch(() => undefined);
+    const details = { status };
+    if (status === 429 || status === 503) {
+      this.host.returnMessage(message);
+      const retryAfterMs = parseRetryAfter(response.headers.get("retry-after"), this.settings.clock.now());
+      const error = new OpampError("unavailable", `the server is unavailable (HTTP ${status})`, {
+        details: retryAfterMs === undefined ? details : { ...details, retryAfterMs },
+      });
+      return retryAfterMs === undefined ? { t: "failed", error } : { t: "failed", error, retryAfterMs };
+    }
+    if (status === 401 || status === 403) {
+      this.host.returnMessage(message);
+      return {
+        t: "failed",
+        error: new OpampError("unauthenticated", `the server refused the request (HTTP ${status})`, { details }),
+      };
+    }
+    if (status >= 500) {
+      this.host.returnMessage(message);
+      return { t: "failed", error: new OpampError("http_status", `the server failed (HTTP ${status})`, { details }) };
+    }
+    // spec: 413 and other client errors are not retried; the message is dropped.
+    const code = status === 413 ? "message_too_large" : "http_status";
+    this.host.messageDropped(
+      message,
+      new OpampError(code, `the server rejected the message (HTTP ${status}); not retried`, { details }),
+    );
+    return { t: "dropped" };
+  }
+}

@@ -1,0 +1,400 @@
+/**
+ * WebSocket transport: one binary frame per message, heartbeats after an idle interval,
+ * a deadline on answers to find dead sockets, reconnect with backoff, Retry-After on a
+ * refused upgrade, and the close handshake after agent_disconnect.
+ */
+// spec: WebSocket Transport
+import WebSocket from "isomorphic-ws";
+import { type AgentToServer, AgentToServerSchema, ServerToAgentSchema } from "../gen/opamp/v1/opamp_pb.js";
+import { Backoff, parseRetryAfter } from "../internal/backoff.js";
+import type { TimerHandle } from "../internal/clock.js";
+import { OpampError } from "../wire/errors.js";
+import { decodeWsMessage, encodeWsMessage } from "../wire/frame.js";
+import {
+  type ConnectionEvent,
+  type ConnectionState,
+  INITIAL_CONNECTION_STATE,
+  transition,
+} from "./connection-state.js";
+import type { Transport, TransportHost, TransportSettings } from "./types.js";
+
+/** TLS material for `wss:` in Node (the `ws` package's options). */
+export interface WsTlsOptions {
+  readonly ca?: string | Uint8Array;
+  readonly cert?: string | Uint8Array;
+  readonly key?: string | Uint8Array;
+  readonly rejectUnauthorized?: boolean;
+}
+
+/** Minimal view of Node's ClientRequest / IncomingMessage for a refused upgrade. */
+interface UpgradeResponse {
+  readonly statusCode?: number;
+  readonly headers: Record<string, string | string[] | undefined>;
+}
+
+/** Node's `ws` exposes EventEmitter methods; browsers do not. */
+const IS_NODE_WS = typeof (WebSocket.prototype as { on?: unknown }).on === "function";
+
+function toBytes(data: unknown): Uint8Array | undefined {
+  if (data instanceof ArrayBuffer) return new Uint8Array(data);
+  if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  if (Array.isArray(data)) {
+    const parts = data.filter((part): part is Uint8Array => part instanceof Uint8Array);
+    const out = new Uint8Array(parts.reduce((n, part) => n + part.length, 0));
+    let offset = 0;
+    for (const part of parts) {
+      out.set(part, offset);
+      offset += part.length;
+    }
+    return out;
+  }
+  return undefined;
+}
+
+/** A transport over one WebSocket at a time, replaced on failure until stopped. */
+export class WsTransport implements Transport {
+  #state: ConnectionState = INITIAL_CONNECTION_STATE;
+  #socket: WebSocket | undefined;
+  #open = false;
+  readonly #backoff: Backoff;
+  #retryTimer: TimerHandle | undefined;
+  #heartbeatTimer: TimerHandle | undefined;
+  #deadlineTimer: TimerHandle | undefined;
+  #flushQueued = false;
+  #heartbeatMs = -1;
+  #answered = false;
+
+  constructor(
+    private readonly host: TransportHost,
+    private readonly settings: TransportSettings,
+    private readonly tls: WsTlsOptions = {},
+  ) {
+    this.#backoff = new Backoff(settings.backoff, settings.random);
+  }
+
+  /** {@inheritDoc Transport.start} */
+  start(): void {
+    this.#connect();
+  }
+
+  /** {@inheritDoc Transport.notifyPending} */
+  notifyPending(): void {
+    if (this.#open && this.host.heartbeatIntervalMs() !== this.#heartbeatMs) this.#armHeartbeat();
+    if (!this.#open || this.#flushQueued) return;
+    this.#flushQueued = true;
+    // Setter calls made in the same tick coalesce into one message.
+    queueMicrotask(() => {
+      this.#flushQueued = false;
+      this.#flush();
+    });
+  }
+
+  /** {@inheritDoc Transport.reconnect} */
+  async reconnect(goodbye?: () => AgentToServer): Promise<void> {
+    if (this.#state.t === "stopping" || this.#state.t === "stopped") return;
+    const socket = this.#socket;
+    if (socket !== undefined && this.#open) {
+      if (goodbye !== undefined) this.#send(goodbye());
+      await this.#closeGracefully(socket);
+    } else if (socket !== undefined) {
+      this.#detach(socket);
+    }
+    this.#clearTimers();
+    this.#backoff.reset();
+    this.#connect();
+  }
+
+  /** {@inheritDoc Transport.stop} */
+  async stop(goodbye?: () => AgentToServer): Promise<void> {
+    if (this.#state.t === "stopped") return;
+    const socket = this.#socket;
+    const wasOpen = this.#open;
+    this.#dispatch({ type: "stop" });
+    this.#clearTimers();
+    if (socket !== undefined) {
+      // spec: agent_disconnect MUST be the last message before the Close frame.
+      if (wasOpen && goodbye !== undefined) this.#send(goodbye());
+      this.#clearTimers();
+      await this.#closeGracefully(socket);
+    }
+    this.#clearTimers();
+    this.#dispatch({ type: "stopped" });
+  }
+
+  #dispatch(event: ConnectionEvent): void {
+    const previous = this.#state;
+    const next = transition(previous, event);
+    if (next === previous) return;
+    this.#state = next;
+    this.host.stateChanged(next, previous);
+  }
+
+  #connect(): void {
+    if (this.#state.t === "stopping" || this.#state.t === "stopped") return;
+    this.#retryTimer = undefined;
+    this.#dispatch({ type: "connect" });
+    const target = this.host.target();
+    // A certificate from accepted connection settings replaces the configured one.
+    const tls = { ...this.tls, ...(target.tls ?? {}) };
+    let socket: WebSocket;
+    try {
+      socket = IS_NODE_WS
+        ? new WebSocket(target.url, {
+            headers: { ...target.headers },
+            maxPayload: this.settings.maxMessageBytes,
+            // As opamp-go: a 3xx on the upgrade is followed (http→ws rewrite is done by ws).
+            followRedirects: true,
+            maxRedirects: 5,
+            ...(tls.ca === undefined ? {} : { ca: asPem(tls.ca) }),
+            ...(tls.cert === undefined ? {} : { cert: asPem(tls.cert) }),
+            ...(tls.key === undefined ? {} : { key: asPem(tls.key) }),
+            ...(this.tls.rejectUnauthorized === undefined ? {} : { rejectUnauthorized: this.tls.rejectUnauthorized }),
+          })
+        : new WebSocket(target.url);
+    } catch (cause) {
+      this.#fail(OpampError.from(cause, "transport_failed"));
+      return;
+    }
+    socket.binaryType = "arraybuffer";
+    this.#socket = socket;
+    this.#open = false;
+    this.#answered = false;
+    if (IS_NODE_WS) {
+      socket.on("unexpected-response", (request: { destroy(): void }, response: UpgradeResponse) => {
+        if (this.#socket !== socket) return;
+        request.destroy();
+        this.#fail(upgradeError(response, this.settings.clock.now()));
+      });
+      socket.on("pong", () => {
+        if (this.#socket === socket) this.#clearDeadline();
+      });
+    }
+    socket.onopen = () => {
+      if (this.#socket !== socket) return;
+      this.#open = true;
+      this.#dispatch({ type: "connected" });
+      // spec: the client MUST send a status report first.
+      const first = this.host.takeMessage("connect");
+      if (first !== undefined) this.#send(first);
+      this.#flush();
+    };
+    socket.onmessage = (event: { data: unknown }) => {
+      if (this.#socket !== socket) return;
+      this.#receive(event.data);
+    };
+    socket.onerror = (event: { message?: string; error?: unknown }) => {
+      if (this.#socket !== socket) return;
+      this.#fail(
+        new OpampError("transport_failed", `WebSocket error: ${event.message ?? "connection failed"}`, {
+          cause: event.error,
+        }),
+      );
+    };
+    socket.onclose = (event: { code: number; reason: string }) => {
+      if (this.#socket !== socket) return;
+      const reason = event.reason === "" ? "" : `: ${event.reason}`;
+      this.#fail(new OpampError("transport_failed", `WebSocket closed by the server (${event.code}${reason})`));
+    };
+  }
+
+  #receive(data: unknown): void {
+    this.#clearDeadline();
+    const bytes = toBytes(data);
+    if (bytes === undefined) {
+      this.host.error(new OpampError("malformed_frame", "received a text frame; OpAMP uses binary frames only"));
+      return;
+    }
+    let message: ReturnType<typeof decodeWsMessage<typeof ServerToAgentSchema>>;
+    try {
+      message = decodeWsMessage(ServerToAgentSchema, bytes, { maxMessageBytes: this.settings.maxMessageBytes });
+    } catch (cause) {
+      this.host.error(OpampError.from(cause, "malformed_message"));
+      return;
+    }
+    if (!this.#answered) {
+      this.#answered = true;
+      this.#backoff.reset();
+    }
+    const outcome = this.host.receive(message);
+    if (outcome.retryAfterMs !== undefined) {
+      // spec: Throttling — on UNAVAILABLE disconnect, wait, reconnect.
+      this.#fail(
+        new OpampError("unavailable", "server answered UNAVAILABLE", {
+          details: { retryAfterMs: outcome.retryAfterMs },
+        }),
+        outcome.retryAfterMs,
+      );
+    }
+  }
+
+  #flush(): void {
+    if (!this.#open) return;
+    for (;;) {
+      const message = this.host.takeMessage("pending");
+      if (message === undefined) break;
+      if (!this.#send(message)) break;
+    }
+  }
+
+  #send(message: AgentToServer): boolean {
+    const socket = this.#socket;
+    if (socket === undefined || socket.readyState !== WebSocket.OPEN) {
+      this.host.returnMessage(message);
+      return false;
+    }
+    let frame: Uint8Array;
+    try {
+      frame = encodeWsMessage(AgentToServerSchema, message, { maxMessageBytes: this.settings.maxMessageBytes });
+    } catch (cause) {
+      // spec: a client MUST NOT send an oversized message; the drop is reported.
+      this.host.messageDropped(message, OpampError.from(cause));
+      return true;
+    }
+    try {
+      socket.send(frame);
+    } catch (cause) {
+      this.host.returnMessage(message);
+      this.#fail(OpampError.from(cause, "transport_failed"));
+      return false;
+    }
+    this.host.messageSent(message);
+    this.#armHeartbeat();
+    this.#armDeadline(socket);
+    return true;
+  }
+
+  /** The server must answer (a message, or a pong) within responseTimeoutMs, else the socket is dead. */
+  #armDeadline(socket: WebSocket): void {
+    if (this.#state.t !== "connected" || this.#deadlineTimer !== undefined) return;
+    this.#deadlineTimer = this.settings.clock.setTimeout(() => {
+      this.#deadlineTimer = undefined;
+      if (this.#socket !== socket) return;
+      this.#fail(new OpampError("timeout", `no answer from the server within ${this.settings.responseTimeoutMs} ms`));
+    }, this.settings.responseTimeoutMs);
+  }
+
+  #armHeartbeat(): void {
+    if (this.#heartbeatTimer !== undefined) this.settings.clock.clearTimeout(this.#heartbeatTimer);
+    this.#heartbeatTimer = undefined;
+    const interval = this.host.heartbeatIntervalMs();
+    this.#heartbeatMs = interval;
+    if (!this.#open || this.#state.t !== "connected") return;
+    // spec: Heartbeats — an interval of 0 from the server disables them. Without
+    // heartbeats a Node client still probes an idle socket with a WebSocket ping, so a
+    // dead connection is noticed (the pong clears the deadline).
+    if (interval <= 0) {
+      const socket = this.#socket;
+      if (!IS_NODE_WS || socket === undefined) return;
+      this.#heartbeatTimer = this.settings.clock.setTimeout(() => {
+        this.#heartbeatTimer = undefined;
+        if (this.#socket !== socket || !this.#open) return;
+        socket.ping();
+        this.#armDeadline(socket);
+        this.#armHeartbeat();
+      }, this.settings.responseTimeoutMs);
+      return;
+    }
+    this.#heartbeatTimer = this.settings.clock.setTimeout(() => {
+      this.#heartbeatTimer = undefined;
+      if (!this.#open) return;
+      const message = this.host.takeMessage("heartbeat");
+      if (message !== undefined) this.#send(message);
+    }, interval);
+  }
+
+  #clearDeadline(): void {
+    if (this.#deadlineTimer !== undefined) this.settings.clock.clearTimeout(this.#deadlineTimer);
+    this.#deadlineTimer = undefined;
+  }
+
+  #clearTimers(): void {
+    const clock = this.settings.clock;
+    if (this.#retryTimer !== undefined) clock.clearTimeout(this.#retryTimer);
+    if (this.#heartbeatTimer !== undefined) clock.clearTimeout(this.#heartbeatTimer);
+    this.#retryTimer = undefined;
+    this.#heartbeatTimer = undefined;
+    this.#clearDeadline();
+  }
+
+  #detach(socket: WebSocket): void {
+    if (this.#socket === socket) {
+      this.#socket = undefined;
+      this.#open = false;
+    }
+    try {
+      if (IS_NODE_WS) socket.terminate();
+      else socket.close();
+    } catch {
+      // Already closed; nothing left to release.
+    }
+  }
+
+  #fail(error: OpampError, retryAfterMs?: number): void {
+    const wasConnected = this.#state.t === "connected";
+    if (this.#socket !== undefined) this.#detach(this.#socket);
+    this.#clearTimers();
+    if (this.#state.t === "stopping" || this.#state.t === "stopped") return;
+    // spec: after an unexpected break reconnect at once, then back off.
+    const immediate = wasConnected && retryAfterMs === undefined && error.code === "transport_failed";
+    const delay = immediate ? 0 : Math.max(this.#backoff.next(), retryAfterMs ?? error.details.retryAfterMs ?? 0);
+    this.#dispatch({ type: "failed", error, until: this.settings.clock.now() + delay });
+    if (delay === 0) queueMicrotask(() => this.#connect());
+    else this.#retryTimer = this.settings.clock.setTimeout(() => this.#connect(), delay);
+  }
+
+  async #closeGracefully(socket: WebSocket): Promise<void> {
+    if (this.#socket === socket) {
+      this.#socket = undefined;
+      this.#open = false;
+    }
+    if (socket.readyState === WebSocket.CLOSED) return;
+    await new Promise<void>((resolve) => {
+      const clock = this.settings.clock;
+      const timer = clock.setTimeout(() => {
+        try {
+          if (IS_NODE_WS) socket.terminate();
+        } catch {
+          // Already gone.
+        }
+        resolve();
+      }, this.settings.closeTimeoutMs);
+      socket.onclose = () => {
+        clock.clearTimeout(timer);
+        resolve();
+      };
+      socket.onerror = () => undefined;
+      try {
+        socket.close(1000);
+      } catch {
+        clock.clearTimeout(timer);
+        resolve();
+      }
+    });
+  }
+}
+
+function asPem(value: string | Uint8Array): string | Buffer {
+  return typeof value === "string" ? value : Buffer.from(value);
+}
+
+function headerValue(headers: UpgradeResponse["headers"], name: string): string | undefined {
+  const value = headers[name];
+  return Array.isArray(value) ? value[0] : value;
+}
+
+/** Turns a refused upgrade into the error the client reports and the wait it implies. */
+function upgradeError(response: UpgradeResponse, now: number): OpampError {
+  const status = response.statusCode ?? 0;
+  if (status === 401 || status === 403) {
+    return new OpampError("unauthenticated", `the server refused the upgrade with HTTP ${status}`, {
+      details: { status },
+    });
+  }
+  if (status === 429 || status === 503) {
+    const retryAfterMs = parseRetryAfter(headerValue(response.headers, "retry-after"), now);
+    return new OpampError("unavailable", `the server is unavailable (HTTP ${status})`, {
+      details: retryAfterMs === undefined ? { status } : { status, retryAfterMs },
+    });
+  }
+  return new OpampError("http_status", `the server refused the upgrade with HTTP ${status}`, { details: { status } });
+}

@@ -1,0 +1,45 @@
+/** Backoff windows, jitter bounds and Retry-After parsing. */
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { Backoff, parseRetryAfter } from "../../../src/internal/backoff.js";
+
+describe("Backoff", () => {
+  const policy = { initialDelayMs: 1_000, maxDelayMs: 60_000, multiplier: 2 };
+
+  it("grows the window exponentially up to the cap and resets", () => {
+    const backoff = new Backoff(policy, () => 0.999_999);
+    const delays = Array.from({ length: 9 }, () => backoff.next());
+    expect(delays).toEqual([999, 1999, 3999, 7999, 15999, 31999, 59999, 59999, 59999]);
+    backoff.reset();
+    expect(backoff.next()).toBe(999);
+  });
+
+  it("always waits within [0, window) (full jitter)", () => {
+    fc.assert(
+      fc.property(fc.double({ min: 0, max: 0.999_999, noNaN: true }), fc.integer({ min: 0, max: 40 }), (r, n) => {
+        const backoff = new Backoff(policy, () => r);
+        for (let i = 0; i < n; i++) backoff.next();
+        const delay = backoff.next();
+        return delay >= 0 && delay < Math.min(60_000, 1_000 * 2 ** n);
+      }),
+    );
+  });
+});
+
+describe("parseRetryAfter", () => {
+  const now = Date.parse("2026-01-01T00:00:00Z");
+  it("reads delta-seconds", () => {
+    expect(parseRetryAfter("120", now)).toBe(120_000);
+    expect(parseRetryAfter(" 0 ", now)).toBe(0);
+  });
+  it("reads an HTTP date relative to now, never negative", () => {
+    expect(parseRetryAfter("Thu, 01 Jan 2026 00:01:30 GMT", now)).toBe(90_000);
+    expect(parseRetryAfter("Wed, 31 Dec 2025 23:00:00 GMT", now)).toBe(0);
+  });
+  it("ignores absent or unparsable values", () => {
+    expect(parseRetryAfter(null, now)).toBeUndefined();
+    expect(parseRetryAfter("", now)).toBeUndefined();
+    expect(parseRetryAfter("soon", now)).toBeUndefined();
+    expect(parseRetryAfter("-5", now)).toBeUndefined();
+  });
+});
