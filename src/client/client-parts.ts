@@ -63,6 +63,7 @@ export async function createClientParts(deps: PartsDeps): Promise<ClientParts> {
     initialConnectionSettings(options, stored.connectionSettings),
     stored.candidateConnectionSettings,
   );
+  settings.restore();
   let remoteConfig: RemoteConfigHandler | undefined;
   const hook = options.hooks.onRemoteConfig;
   if (hook !== undefined) {

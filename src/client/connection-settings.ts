@@ -14,6 +14,7 @@ import {
 } from "../gen/opamp/v1/opamp_pb.js";
 import type { ConnectTarget } from "../transport/types.js";
 import { OpampError } from "../wire/errors.js";
+import { sameBytes } from "./bytes.js";
 import type { ClientHooks } from "./hooks.js";
 import type { HeaderPair, StoredConnectionSettings } from "./state-store.js";
 
@@ -30,11 +31,6 @@ export interface ConnectionSettingsContext {
   error(error: OpampError): void;
   /** Settings were committed (event). */
   committed(settings: StoredConnectionSettings): void;
-}
-
-function sameBytes(a: Uint8Array | undefined, b: Uint8Array | undefined): boolean {
-  if (a === undefined || b === undefined) return a === b;
-  return a.length === b.length && a.every((byte, i) => byte === b[i]);
 }
 
 function status(hash: Uint8Array, value: ConnectionSettingsStatuses, errorMessage = ""): ConnectionSettingsStatus {
@@ -78,6 +74,8 @@ export class ConnectionSettingsManager {
   #candidate: StoredConnectionSettings | undefined;
   #lastOfferHash: Uint8Array | undefined;
   #pendingHash: Uint8Array | undefined;
+  /** Private key of the last CSR sent; the certificate issued for it comes without one. */
+  #csrKey: Uint8Array | undefined;
 
   constructor(
     private readonly ctx: ConnectionSettingsContext,
@@ -87,6 +85,19 @@ export class ConnectionSettingsManager {
     this.#committed = committed;
     this.#candidate = candidate;
     if (candidate?.offerHash !== undefined) this.#pendingHash = candidate.offerHash;
+  }
+
+  /**
+   * Reports the committed settings' offer as APPLIED at start and remembers its hash, so
+   * a restarted agent tells the server which settings it runs with (the server MUST
+   * resend connection_settings when the reported hash differs) and ignores a re-offer of
+   * the same hash instead of reconnecting to verify it again.
+   */
+  restore(): void {
+    const hash = this.#committed.offerHash;
+    if (hash === undefined || this.#candidate !== undefined) return;
+    this.#lastOfferHash = hash;
+    this.ctx.setStatus(status(hash, ConnectionSettingsStatuses.ConnectionSettingsStatuses_APPLIED));
   }
 
   /** The settings the next attempt uses: the candidate while it is being verified. */
@@ -115,6 +126,14 @@ export class ConnectionSettingsManager {
         ...(cert.caCert.length > 0 ? { ca: cert.caCert } : {}),
       },
     };
+  }
+
+  /**
+   * Remembers the private key of a CSR just sent. spec: CSR flow — the server answers with
+   * `certificate.cert` and no `private_key`; the offered certificate is paired with this key.
+   */
+  expectCertificate(privateKey: Uint8Array): void {
+    this.#csrKey = privateKey.slice();
   }
 
   /** Heartbeat interval offered by the server, in ms, or undefined when none was offered. */
@@ -260,7 +279,14 @@ export class ConnectionSettingsManager {
       ...(seconds === undefined ? {} : { heartbeatIntervalSeconds: seconds }),
       ...(certificate === undefined
         ? {}
-        : { certificate: { cert: certificate.cert, privateKey: certificate.privateKey, caCert: certificate.caCert } }),
+        : {
+            certificate: {
+              cert: certificate.cert,
+              privateKey:
+                certificate.privateKey.length > 0 ? certificate.privateKey : (this.#csrKey ?? new Uint8Array(0)),
+              caCert: certificate.caCert,
+            },
+          }),
     };
     const sameHeaders =
       headers.length === current.headers.length &&

@@ -23,6 +23,7 @@ import {
 } from "../gen/opamp/v1/opamp_pb.js";
 import { AgentToServerFlag } from "../wire/capabilities.js";
 import { OpampError } from "../wire/errors.js";
+import { sameBytes } from "./bytes.js";
 
 /** The compressible sub-messages of AgentToServer, each sent only when it changed. */
 export const COMPRESSIBLE_FIELDS = [
@@ -55,13 +56,6 @@ const SCHEMAS: { readonly [F in CompressibleField]: DescMessage } = {
 function encode<F extends CompressibleField>(field: F, value: FieldValue<F>): Uint8Array {
   const schema: DescMessage = SCHEMAS[field];
   return toBinary(schema, value as MessageShape<DescMessage>);
-}
-
-function bytesEqual(a: Uint8Array | undefined, b: Uint8Array | undefined): boolean {
-  if (a === undefined || b === undefined) return a === b;
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
 }
 
 interface QueuedCustomMessage {
@@ -128,7 +122,7 @@ export class ClientCore {
   /** Sets a sub-message; a value equal to the current one changes nothing. */
   set<F extends CompressibleField>(field: F, value: FieldValue<F> | undefined): void {
     const before = this.#current[field] as FieldValue<F> | undefined;
-    if (before !== undefined && value !== undefined && bytesEqual(encode(field, before), encode(field, value))) return;
+    if (before !== undefined && value !== undefined && sameBytes(encode(field, before), encode(field, value))) return;
     if (before === undefined && value === undefined) return;
     if (value === undefined) delete this.#current[field];
     else (this.#current as Record<CompressibleField, unknown>)[field] = value;
@@ -242,7 +236,7 @@ export class ClientCore {
         }
         outgoing = hashOnly;
       }
-      if (full || !bytesEqual(this.#lastSent.get(field), bytes)) {
+      if (full || !sameBytes(this.#lastSent.get(field), bytes)) {
         (message as Record<CompressibleField, unknown>)[field] = outgoing;
         sentBytes.set(field, bytes);
         changed = true;

@@ -3,7 +3,6 @@
  * transport-blind {@link ClientCore} and one transport chosen by the URL scheme.
  */
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
-import { EventEmitter } from "eventemitter3";
 import {
   AgentDescriptionSchema,
   AvailableComponentsSchema,
@@ -22,6 +21,7 @@ import { type AgentCapabilityFlags, agentCapabilities, hasBit, ServerCapability 
 import { OpampError } from "../wire/errors.js";
 import { newInstanceUid } from "../wire/uid.js";
 import { agentCapabilityBits } from "./capability-bits.js";
+import { ClientEmitter } from "./client-emitter.js";
 import { createClientParts } from "./client-parts.js";
 import { ClientConnection } from "./connection.js";
 import type { ConnectionSettingsManager } from "./connection-settings.js";
@@ -47,7 +47,7 @@ type Lifecycle = "new" | "starting" | "running" | "stopping" | "stopped";
 export class OpAMPClient {
   /** The options after defaults; never mutated. */
   readonly options: ResolvedClientOptions;
-  readonly #events = new EventEmitter<OpAMPClientEvents>();
+  readonly #events = new ClientEmitter();
   readonly #abort = new AbortController();
   #lifecycle: Lifecycle = "new";
   #core: ClientCore | undefined;
@@ -63,6 +63,7 @@ export class OpAMPClient {
   #serverCapabilities = 0n;
   #serverCustomCapabilities: readonly string[] = [];
   #stopPromise: Promise<void> | undefined;
+  #startPromise: Promise<void> | undefined;
   #receiveCtx: ReceiveContext | undefined;
 
   /** @throws OpampError `invalid_argument` / `invalid_instance_uid` for bad options. */
@@ -73,21 +74,21 @@ export class OpAMPClient {
     this.#reportsHealth = this.options.agent.health !== undefined;
   }
 
-  /** Adds a listener. See {@link OpAMPClientEvents}. */
+  /** Adds a listener. See {@link OpAMPClientEvents}; a listener that throws is reported as `error`. */
   on<E extends keyof OpAMPClientEvents>(event: E, listener: (...args: OpAMPClientEvents[E]) => void): this {
-    this.#events.on(event, listener as never);
+    this.#events.on(event, listener);
     return this;
   }
 
   /** Adds a listener called once. */
   once<E extends keyof OpAMPClientEvents>(event: E, listener: (...args: OpAMPClientEvents[E]) => void): this {
-    this.#events.once(event, listener as never);
+    this.#events.once(event, listener);
     return this;
   }
 
   /** Removes a listener. */
   off<E extends keyof OpAMPClientEvents>(event: E, listener: (...args: OpAMPClientEvents[E]) => void): this {
-    this.#events.off(event, listener as never);
+    this.#events.off(event, listener);
     return this;
   }
 
@@ -122,16 +123,25 @@ export class OpAMPClient {
    * @throws OpampError `not_running` if already started; `storage_failed` if the store fails;
    *   `hook_failed` if getEffectiveConfig rejects; `aborted` if stop() was called meanwhile.
    */
-  async start(): Promise<void> {
-    if (this.#lifecycle !== "new") throw new OpampError("not_running", "an OpAMPClient can be started once");
+  start(): Promise<void> {
+    if (this.#lifecycle !== "new") {
+      return Promise.reject(new OpampError("not_running", "an OpAMPClient can be started once"));
+    }
     this.#lifecycle = "starting";
+    this.#startPromise = this.#start();
+    return this.#startPromise;
+  }
+
+  async #start(): Promise<void> {
     const opts = this.options;
     try {
       await this.#store.load();
     } catch (cause) {
-      this.#lifecycle = "stopped";
+      if (this.#lifecycle === "starting") this.#lifecycle = "stopped";
       throw OpampError.from(cause, "storage_failed");
     }
+    // stop() called while starting wins: nothing more is read, written or connected.
+    this.#throwIfStopped();
     const uid = opts.agent.instanceUid ?? this.#store.state.instanceUid ?? newInstanceUid();
     const core = new ClientCore(uid, () => this.#connection?.notifyPending(), opts.maxPendingCustomMessages);
     this.#core = core;
@@ -149,6 +159,9 @@ export class OpAMPClient {
         create(CustomCapabilitiesSchema, { capabilities: [...opts.agent.customCapabilities] }),
       );
     }
+    this.#throwIfStopped();
+    // Before the parts: restored statuses are only reported under their capability bits.
+    core.setCapabilities(this.#capabilityBits());
     const parts = await createClientParts({
       options: opts,
       core,
@@ -166,8 +179,9 @@ export class OpAMPClient {
     this.#settings = parts.settings;
     this.#remoteConfig = parts.remoteConfig;
     this.#packages = parts.packages;
-    core.setCapabilities(this.#capabilityBits());
+    this.#throwIfStopped();
     if (opts.hooks.getEffectiveConfig !== undefined) await this.reportEffectiveConfig();
+    this.#throwIfStopped();
     const settings = parts.settings;
     this.#connection = new ClientConnection({
       options: opts,
@@ -182,8 +196,7 @@ export class OpAMPClient {
       stateChanged: (state, previous) => this.#stateChanged(state, previous),
       error: (error) => this.#emit("error", error),
     });
-    // stop() called while starting wins: nothing connects.
-    if (this.#lifecycle !== "starting") throw new OpampError("aborted", "stop() was called during start()");
+    this.#throwIfStopped();
     this.#lifecycle = "running";
     this.#connection.start();
   }
@@ -200,14 +213,17 @@ export class OpAMPClient {
   }
 
   async #stop(): Promise<void> {
-    const wasRunning = this.#lifecycle === "running";
     this.#lifecycle = "stopping";
     this.#abort.abort(new OpampError("aborted", "the client was stopped"));
+    // A start() in progress sees the abort at its next step and rejects; waiting for it
+    // keeps its store writes and hook calls from landing after stop() resolved.
+    await this.#startPromise?.catch(() => undefined);
+    const wasRunning = this.#connection !== undefined;
     if (wasRunning) await this.#connection?.stop();
     this.#core?.failPending(new OpampError("not_running", "the client stopped before the message was sent"));
     await this.#store.flush();
     this.#lifecycle = "stopped";
-    this.#events.removeAllListeners();
+    this.#events.close();
   }
 
   /** Replaces the agent description; sent if it changed. */
@@ -293,17 +309,22 @@ export class OpAMPClient {
   }
 
   /**
-   * Asks the server for a client certificate (spec: CSR flow); `csr` is a PEM CSR. The
-   * answer comes as a connection settings offer.
+   * Asks the server for a client certificate (spec: CSR flow). `csr` is a PEM CSR and
+   * `privateKey` the PEM key it was made from: the server's certificate offer carries no
+   * private key, so the client pairs the offered certificate with this one (it is then
+   * persisted with the committed settings in the state store). Requires
+   * `hooks.onOpampConnectionSettings` and a `wss:` endpoint, as the certificate arrives
+   * as an OpAMP connection settings offer.
    * @throws OpampError `capability_missing` when the server said it does not accept
    *   ConnectionSettingsRequest; `not_running` before start().
    */
-  requestCertificate(csr: Uint8Array): void {
+  requestCertificate(csr: Uint8Array, privateKey: Uint8Array): void {
     const core = this.#requireCore();
     const server = this.#serverCapabilities;
     if (server !== 0n && !hasBit(server, ServerCapability.AcceptsConnectionSettingsRequest)) {
       throw new OpampError("capability_missing", "the server does not accept connection settings requests");
     }
+    this.#settings?.expectCertificate(privateKey);
     core.requestConnectionSettings(
       create(ConnectionSettingsRequestSchema, {
         opamp: create(OpAMPConnectionSettingsRequestSchema, {
@@ -317,6 +338,10 @@ export class OpAMPClient {
   async idle(): Promise<void> {
     await this.#remoteConfig?.idle();
     await this.#packages?.idle();
+  }
+
+  #throwIfStopped(): void {
+    if (this.#lifecycle !== "starting") throw new OpampError("aborted", "stop() was called during start()");
   }
 
   #requireCore(): ClientCore {
@@ -335,8 +360,7 @@ export class OpAMPClient {
   }
 
   #emit<E extends keyof OpAMPClientEvents>(event: E, ...args: OpAMPClientEvents[E]): void {
-    if (this.#lifecycle === "stopped") return;
-    (this.#events.emit as (name: string, ...rest: unknown[]) => boolean).call(this.#events, event, ...args);
+    this.#events.emit(event, ...args);
   }
 
   #error(cause: unknown, code: OpampError["code"]): void {

@@ -19,6 +19,8 @@ import {
 } from "../gen/opamp/v1/opamp_pb.js";
 import type { Clock } from "../internal/clock.js";
 import { OpampError } from "../wire/errors.js";
+import { sameBytes } from "./bytes.js";
+import { callHook } from "./call-hook.js";
 import type { ClientHooks } from "./hooks.js";
 import { DEFAULT_DOWNLOAD_PROGRESS_INTERVAL_MS } from "./options.js";
 import type { InstalledPackage, PackageStore } from "./package-store.js";
@@ -36,11 +38,6 @@ export interface PackageSyncerContext {
   error(error: OpampError): void;
 }
 
-function sameBytes(a: Uint8Array | undefined, b: Uint8Array | undefined): boolean {
-  if (a === undefined || b === undefined) return a === b;
-  return a.length === b.length && a.every((byte, i) => byte === b[i]);
-}
-
 async function sha256(data: Uint8Array): Promise<Uint8Array> {
   return new Uint8Array(await crypto.subtle.digest("SHA-256", data as Uint8Array<ArrayBuffer>));
 }
@@ -49,6 +46,8 @@ async function sha256(data: Uint8Array): Promise<Uint8Array> {
 export class PackageSyncer {
   readonly #statuses = new Map<string, PackageStatus>();
   #installedAllHash: Uint8Array | undefined;
+  /** The all_packages_hash of the last offer whose sync ran to its end (installed or not). */
+  #triedAllHash: Uint8Array | undefined;
   #serverAllHash: Uint8Array = new Uint8Array(0);
   #generalError = "";
   #latest: PackagesAvailable | undefined;
@@ -74,9 +73,16 @@ export class PackageSyncer {
     return this.#chain;
   }
 
-  /** Takes an offer; the same all_packages_hash as the last one installed is a no-op. */
+  /**
+   * Takes an offer. An all_packages_hash equal to the last one installed, queued or
+   * already tried in this process is a no-op: a server that repeats an offer whose
+   * install failed must not make the agent download again on every answer (each retry
+   * changes the statuses, which makes the server answer again: a loop). A failed offer is
+   * retried after a restart or when the server offers a new hash.
+   */
   offer(available: PackagesAvailable): void {
     if (sameBytes(available.allPackagesHash, this.#installedAllHash)) return;
+    if (sameBytes(available.allPackagesHash, this.#triedAllHash)) return;
     if (this.#latest !== undefined && sameBytes(available.allPackagesHash, this.#latest.allPackagesHash)) return;
     this.#latest = available;
     this.#chain = this.#chain
@@ -164,6 +170,7 @@ export class PackageSyncer {
     }
     if (signal.aborted) return;
     if (this.#latest === available) this.#latest = undefined;
+    this.#triedAllHash = available.allPackagesHash;
     if (allInstalled) {
       this.#installedAllHash = available.allPackagesHash;
       await this.ctx.persistAllPackagesHash(available.allPackagesHash);
@@ -204,17 +211,7 @@ export class PackageSyncer {
       if (file.contentHash.length > 0 && !sameBytes(await sha256(content), file.contentHash)) {
         throw new OpampError("verification_failed", "content SHA-256 does not match content_hash; not installed");
       }
-      if (file.signature.length > 0) {
-        const verify = this.ctx.verifySignature;
-        const ok =
-          verify !== undefined &&
-          (await verify({ name, file, content, signature: file.signature, signal: this.ctx.signal }));
-        if (!ok)
-          throw new OpampError(
-            "verification_failed",
-            verify === undefined ? "package is signed but no verifyPackageSignature hook is set" : "signature refused",
-          );
-      }
+      if (file.signature.length > 0) await this.#verifySignature(name, file, content);
       set(PackageStatusEnum.PackageStatusEnum_Installing);
       this.#publish();
       const pkg: InstalledPackage = {
@@ -232,6 +229,23 @@ export class PackageSyncer {
       set(PackageStatusEnum.PackageStatusEnum_InstallFailed, error.message);
       return false;
     }
+  }
+
+  /** @throws OpampError `verification_failed` when refused or unverifiable; `hook_failed` when the hook throws. */
+  async #verifySignature(name: string, file: DownloadableFile, content: Uint8Array): Promise<void> {
+    const verify = this.ctx.verifySignature;
+    if (verify === undefined) {
+      throw new OpampError("verification_failed", "package is signed but no verifyPackageSignature hook is set");
+    }
+    let ok: boolean;
+    try {
+      ok = await callHook(verify, { name, file, content, signature: file.signature, signal: this.ctx.signal });
+    } catch (cause) {
+      const error = OpampError.from(cause, "hook_failed");
+      if (!this.ctx.signal.aborted) this.ctx.error(error);
+      throw error;
+    }
+    if (ok !== true) throw new OpampError("verification_failed", "signature refused");
   }
 
   async #download(

@@ -8,6 +8,7 @@ import type { ReceiveOutcome } from "../transport/types.js";
 import { AgentCapability, hasBit, ServerToAgentFlag } from "../wire/capabilities.js";
 import { OpampError } from "../wire/errors.js";
 import { isInstanceUid } from "../wire/uid.js";
+import { callHook } from "./call-hook.js";
 import type { ConnectionSettingsManager } from "./connection-settings.js";
 import type { ClientCore } from "./core.js";
 import type { ResolvedClientOptions } from "./options.js";
@@ -68,7 +69,7 @@ export function processServerMessage(ctx: ReceiveContext, message: ServerToAgent
   const onRestart = options.hooks.onRestart;
   if (message.command !== undefined && onRestart !== undefined && hasBit(caps, AgentCapability.AcceptsRestartCommand)) {
     // spec: Commands — the agent ignores every other field of a command message.
-    onRestart(ctx.signal).catch((cause: unknown) => {
+    callHook(onRestart, ctx.signal).catch((cause: unknown) => {
       if (!ctx.signal.aborted) ctx.emitError(OpampError.from(cause, "hook_failed"));
     });
     return {};
@@ -97,7 +98,7 @@ export function processServerMessage(ctx: ReceiveContext, message: ServerToAgent
     // spec: a receiver ignores custom messages for capabilities it did not announce.
     const announced = core.get("customCapabilities")?.capabilities ?? [];
     if (announced.includes(custom.capability)) {
-      onCustom(custom, ctx.signal).catch((cause: unknown) => {
+      callHook(onCustom, custom, ctx.signal).catch((cause: unknown) => {
         if (!ctx.signal.aborted) ctx.emitError(OpampError.from(cause, "hook_failed"));
       });
     }

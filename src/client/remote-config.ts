@@ -12,6 +12,7 @@ import {
   RemoteConfigStatusSchema,
 } from "../gen/opamp/v1/opamp_pb.js";
 import { OpampError } from "../wire/errors.js";
+import { sameBytes } from "./bytes.js";
 import type { ClientHooks } from "./hooks.js";
 import type { StoredRemoteConfigStatus } from "./state-store.js";
 
@@ -26,11 +27,6 @@ export interface RemoteConfigContext {
   /** Re-reads the effective config; `alongWith` runs in the same tick as its update. */
   refreshEffectiveConfig(alongWith: () => void): Promise<void>;
   error(error: OpampError): void;
-}
-
-function sameBytes(a: Uint8Array | undefined, b: Uint8Array | undefined): boolean {
-  if (a === undefined || b === undefined) return a === b;
-  return a.length === b.length && a.every((byte, i) => byte === b[i]);
 }
 
 const STATUS_ENUM = {
@@ -52,6 +48,8 @@ export function remoteConfigStatusMessage(stored: StoredRemoteConfigStatus): Rem
 export class RemoteConfigHandler {
   #handledHash: Uint8Array | undefined;
   #latest: AgentRemoteConfig | undefined;
+  /** The offer whose hook is running, if any. */
+  #applying: AgentRemoteConfig | undefined;
   #chain: Promise<void> = Promise.resolve();
 
   constructor(private readonly ctx: RemoteConfigContext) {}
@@ -72,8 +70,20 @@ export class RemoteConfigHandler {
   /** Takes an offer; a hash already handled or queued is ignored. */
   offer(remote: AgentRemoteConfig): void {
     if (sameBytes(remote.configHash, this.#latest?.configHash ?? this.#handledHash)) return;
+    if (this.#latest !== undefined && sameBytes(remote.configHash, this.#handledHash)) {
+      // Back to the config already applied (or being applied) before the queued newer one
+      // started: the queued one is dropped and nothing is applied again.
+      this.#latest = this.#applying;
+      return;
+    }
     this.#latest = remote;
-    this.#chain = this.#chain.then(() => this.#apply(remote));
+    // A failure outside the hook (a store or listener bug) is reported, and must not
+    // leave the chain rejected: every later offer would be skipped.
+    this.#chain = this.#chain
+      .then(() => this.#apply(remote))
+      .catch((cause: unknown) => {
+        if (!this.ctx.signal.aborted) this.ctx.error(OpampError.from(cause, "internal"));
+      });
   }
 
   async #apply(remote: AgentRemoteConfig): Promise<void> {
@@ -81,6 +91,7 @@ export class RemoteConfigHandler {
     if (this.#latest !== remote || this.ctx.signal.aborted) return;
     const hash = remote.configHash;
     this.#handledHash = hash;
+    this.#applying = remote;
     this.ctx.setStatus(remoteConfigStatusMessage({ hash, status: "applying", errorMessage: "" }));
     let outcome: StoredRemoteConfigStatus;
     try {
@@ -100,6 +111,7 @@ export class RemoteConfigHandler {
     }
     // Stopped while applying: the outcome is unknown, so nothing is recorded and the
     // config is applied again after a restart.
+    this.#applying = undefined;
     if (this.ctx.signal.aborted) return;
     if (this.#latest === remote) this.#latest = undefined;
     const publish = () => {

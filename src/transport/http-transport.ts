@@ -38,6 +38,8 @@ export class HttpTransport implements Transport {
   #inFlight: Promise<void> | undefined;
   #abort: AbortController | undefined;
   #runQueued = false;
+  /** reconnect() is saying goodbye; nothing else may be posted meanwhile. */
+  #reconnecting = false;
   /** The last request was answered (any status the server chose to give). */
   #reachable = false;
   /** Where this connection posts; read from the host only when (re)connecting. */
@@ -70,10 +72,29 @@ export class HttpTransport implements Transport {
   async reconnect(goodbye?: () => AgentToServer): Promise<void> {
     if (this.#isStopping()) return;
     this.#clearTimer();
-    await this.#inFlight;
-    // spec: send agent_disconnect before moving to new connection settings.
-    if (goodbye !== undefined && this.#reachable) await this.#post(goodbye(), this.settings.closeTimeoutMs);
+    // No other request may start until the goodbye is answered: half-duplex holds here too.
+    this.#reconnecting = true;
+    try {
+      while (this.#inFlight !== undefined) await this.#inFlight;
+      // spec: send agent_disconnect before moving to new connection settings.
+      if (goodbye !== undefined && this.#reachable && !this.#isStopping()) {
+        const bye = this.#post(goodbye(), this.settings.closeTimeoutMs).then(() => undefined);
+        this.#inFlight = bye; // stop() waits for it rather than posting alongside it
+        try {
+          await bye;
+        } finally {
+          if (this.#inFlight === bye) this.#inFlight = undefined;
+        }
+        // The server has been told we left; a stop() now needs no second goodbye.
+        this.#reachable = false;
+      }
+    } finally {
+      this.#reconnecting = false;
+    }
+    if (this.#isStopping()) return;
+    this.#clearTimer();
     this.#backoff.reset();
+    this.#target = undefined; // the next request, whatever its reason, reads the new target
     this.#dispatch({ type: "connect" });
     this.#queueRun("connect");
   }
@@ -100,10 +121,8 @@ export class HttpTransport implements Transport {
 
   #dispatch(event: ConnectionEvent): void {
     const previous = this.#state;
-    const next = transition(previous, event);
-    if (next === previous) return;
-    this.#state = next;
-    this.host.stateChanged(next, previous);
+    this.#state = transition(previous, event);
+    if (this.#state !== previous) this.host.stateChanged(this.#state, previous);
   }
 
   #clearTimer(): void {
@@ -121,7 +140,7 @@ export class HttpTransport implements Transport {
   }
 
   #run(reason: "connect" | "pending" | "poll"): void {
-    if (this.#isStopping() || this.#inFlight !== undefined) return;
+    if (this.#isStopping() || this.#inFlight !== undefined || this.#reconnecting) return;
     this.#clearTimer();
     if (reason === "connect" || this.#target === undefined) this.#target = this.host.target();
     const message = this.host.takeMessage(reason);
@@ -247,8 +266,9 @@ export class HttpTransport implements Transport {
       }
       this.host.messageSent(message);
       this.#dispatch({ type: "connected" });
-      this.#backoff.reset();
       const outcome = this.host.receive(answer);
+      // An in-band UNAVAILABLE keeps the backoff growing; any other answer resets it.
+      if (outcome.retryAfterMs === undefined) this.#backoff.reset();
       return outcome.retryAfterMs === undefined
         ? { t: "answered" }
         : { t: "answered", retryAfterMs: outcome.retryAfterMs };

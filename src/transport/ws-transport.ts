@@ -63,6 +63,8 @@ export class WsTransport implements Transport {
   #flushQueued = false;
   #heartbeatMs = -1;
   #answered = false;
+  /** The close handshake reconnect() is waiting for, if any. */
+  #closing: Promise<void> | undefined;
 
   constructor(
     private readonly host: TransportHost,
@@ -95,7 +97,10 @@ export class WsTransport implements Transport {
     const socket = this.#socket;
     if (socket !== undefined && this.#open) {
       if (goodbye !== undefined) this.#send(goodbye());
-      await this.#closeGracefully(socket);
+      const closing = this.#closeGracefully(socket);
+      this.#closing = closing;
+      await closing;
+      if (this.#closing === closing) this.#closing = undefined;
     } else if (socket !== undefined) {
       this.#detach(socket);
     }
@@ -117,16 +122,17 @@ export class WsTransport implements Transport {
       this.#clearTimers();
       await this.#closeGracefully(socket);
     }
+    // A close handshake begun by reconnect() ends before stop() resolves: no socket or
+    // timer outlives the transport.
+    await this.#closing;
     this.#clearTimers();
     this.#dispatch({ type: "stopped" });
   }
 
   #dispatch(event: ConnectionEvent): void {
     const previous = this.#state;
-    const next = transition(previous, event);
-    if (next === previous) return;
-    this.#state = next;
-    this.host.stateChanged(next, previous);
+    this.#state = transition(previous, event);
+    if (this.#state !== previous) this.host.stateChanged(this.#state, previous);
   }
 
   #connect(): void {
@@ -211,19 +217,21 @@ export class WsTransport implements Transport {
       this.host.error(OpampError.from(cause, "malformed_message"));
       return;
     }
-    if (!this.#answered) {
-      this.#answered = true;
-      this.#backoff.reset();
-    }
     const outcome = this.host.receive(message);
     if (outcome.retryAfterMs !== undefined) {
-      // spec: Throttling — on UNAVAILABLE disconnect, wait, reconnect.
+      // spec: Throttling — on UNAVAILABLE disconnect, wait, reconnect. The backoff is not
+      // reset by this answer, so a server that keeps refusing is retried ever more slowly.
       this.#fail(
         new OpampError("unavailable", "server answered UNAVAILABLE", {
           details: { retryAfterMs: outcome.retryAfterMs },
         }),
         outcome.retryAfterMs,
       );
+      return;
+    }
+    if (!this.#answered && this.#socket !== undefined) {
+      this.#answered = true;
+      this.#backoff.reset();
     }
   }
 
@@ -334,8 +342,10 @@ export class WsTransport implements Transport {
     if (this.#socket !== undefined) this.#detach(this.#socket);
     this.#clearTimers();
     if (this.#state.t === "stopping" || this.#state.t === "stopped") return;
-    // spec: after an unexpected break reconnect at once, then back off.
-    const immediate = wasConnected && retryAfterMs === undefined && error.code === "transport_failed";
+    // spec: after an unexpected break reconnect at once, then back off. Only a connection
+    // the server answered earns the immediate retry: one that is accepted and then dropped
+    // before any answer would otherwise be retried in a tight loop, never backing off.
+    const immediate = wasConnected && this.#answered && retryAfterMs === undefined && error.code === "transport_failed";
     const delay = immediate ? 0 : Math.max(this.#backoff.next(), retryAfterMs ?? error.details.retryAfterMs ?? 0);
     this.#dispatch({ type: "failed", error, until: this.settings.clock.now() + delay });
     if (delay === 0) queueMicrotask(() => this.#connect());

@@ -60,6 +60,12 @@ export class FakeServer {
 
   /** HTTP requests to leave unanswered (recorded, never answered). */
   hangs = 0;
+  /** HTTP requests whose message matches are recorded and answered only by {@link FakeServer.release}. */
+  holdIf: ((received: Received) => boolean) | undefined;
+  readonly #held: (() => void)[] = [];
+  /** OpAMP POSTs being handled right now, and the most there ever were at once. */
+  activePosts = 0;
+  maxActivePosts = 0;
   /** WebSocket pings received. */
   pings = 0;
 
@@ -119,6 +125,11 @@ export class FakeServer {
       return;
     }
     for (const ws of this.sockets) ws.send(encodeWsMessage(ServerToAgentSchema, message));
+  }
+
+  /** Answers every request held by {@link FakeServer.holdIf}. */
+  release(): void {
+    for (const resolve of this.#held.splice(0)) resolve();
   }
 
   /** Closes every WebSocket from the server side. */
@@ -192,6 +203,11 @@ export class FakeServer {
       return;
     }
     this.httpRequests.push(req.headers);
+    this.activePosts += 1;
+    this.maxActivePosts = Math.max(this.maxActivePosts, this.activePosts);
+    res.on("close", () => {
+      this.activePosts -= 1;
+    });
     const chunks: Buffer[] = [];
     for await (const chunk of req) chunks.push(chunk as Buffer);
     const refusal = this.refusals.shift();
@@ -207,6 +223,9 @@ export class FakeServer {
     if (this.hangs > 0) {
       this.hangs -= 1;
       return;
+    }
+    if (this.holdIf?.(received) === true) {
+      await new Promise<void>((resolve) => this.#held.push(resolve));
     }
     const raw = this.garbage.shift();
     if (raw !== undefined) {

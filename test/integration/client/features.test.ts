@@ -16,6 +16,7 @@ import {
   OpAMPConnectionSettingsSchema,
   ServerToAgentCommandSchema,
   ServerToAgentSchema,
+  TLSCertificateSchema,
 } from "../../../src/gen/opamp/v1/opamp_pb.js";
 import { AgentCapability, hasBit, ServerToAgentFlag } from "../../../src/wire/capabilities.js";
 import { FakeServer } from "./fake-server.js";
@@ -269,5 +270,86 @@ describe("connection settings that change the transport", () => {
     expect(goodbye?.transport).toBe(from);
     await client.stop();
     expect(server.received.at(-1)?.transport).toBe(to);
+  });
+});
+
+describe("client-initiated certificate request (CSR flow) over ws", () => {
+  it("sends the CSR and pairs the issued certificate, which carries no key, with the CSR's key", async () => {
+    const server = await FakeServer.start();
+    const csr = text("-----BEGIN CERTIFICATE REQUEST-----");
+    const key = text("-----BEGIN PRIVATE KEY-----");
+    const cert = text("-----BEGIN CERTIFICATE-----");
+    server.script = ({ message }) =>
+      create(ServerToAgentSchema, {
+        instanceUid: message.instanceUid,
+        ...(message.connectionSettingsRequest === undefined
+          ? {}
+          : {
+              connectionSettings: create(ConnectionSettingsOffersSchema, {
+                hash: new Uint8Array([8]),
+                // spec: the server issues the certificate and sends no private_key.
+                opamp: create(OpAMPConnectionSettingsSchema, { certificate: create(TLSCertificateSchema, { cert }) }),
+              }),
+            }),
+      });
+    const { client } = makeClient(server, "ws", { hooks: { onOpampConnectionSettings: async () => true } });
+    const committed = nextEvent(client, "connectionSettings");
+    await client.start();
+    await nextEvent(client, "message");
+    client.requestCertificate(csr, key);
+    const request = await server.waitFor((r) => r.message.connectionSettingsRequest !== undefined);
+    expect(request.message.connectionSettingsRequest?.opamp?.certificateRequest?.csr).toEqual(csr);
+    const [settings] = await committed;
+    expect(settings.certificate?.cert).toEqual(cert);
+    expect(settings.certificate?.privateKey).toEqual(key);
+    await client.stop();
+    await server.close();
+  });
+});
+
+describe.each(["ws", "http"] as const)("committed connection settings after a restart over %s", (kind) => {
+  it("reports the committed offer as APPLIED and ignores a re-offer of the same hash", async () => {
+    const server = await FakeServer.start();
+    const offerHash = new Uint8Array([7, 7]);
+    const store = new MemoryClientStateStore({
+      connectionSettings: {
+        endpoint: server.url(kind),
+        headers: [{ name: "Authorization", value: "Bearer agent-key" }],
+        offerHash,
+      },
+    });
+    // The server re-sends the offer it made before the restart (as it may while it has not
+    // seen the agent report that hash).
+    server.script = ({ message }) =>
+      create(ServerToAgentSchema, {
+        instanceUid: message.instanceUid,
+        connectionSettings: create(ConnectionSettingsOffersSchema, {
+          hash: offerHash,
+          opamp: create(OpAMPConnectionSettingsSchema, {
+            certificate: create(TLSCertificateSchema, { cert: text("cert") }),
+          }),
+        }),
+      });
+    let offered = 0;
+    const { client } = makeClient(server, kind, {
+      storage: { state: store },
+      hooks: {
+        onOpampConnectionSettings: async () => {
+          offered++;
+          return true;
+        },
+      },
+    });
+    const answered = nextEvent(client, "message");
+    await client.start();
+    const first = (await server.waitFor()).message;
+    expect(first.connectionSettingsStatus?.status).toBe(ConnectionSettingsStatuses.ConnectionSettingsStatuses_APPLIED);
+    expect(first.connectionSettingsStatus?.lastConnectionSettingsHash).toEqual(offerHash);
+    await answered;
+    await settle();
+    expect(offered).toBe(0);
+    expect(server.received.some((r) => r.message.agentDisconnect !== undefined)).toBe(false);
+    await client.stop();
+    await server.close();
   });
 });
