@@ -1,16 +1,18 @@
-import { existsSync } from "node:fs";
 import { defineConfig } from "tsup";
 
 // One entry per public subpath; each must also be listed in package.json "exports".
 const entries: Record<string, string> = {
   index: "src/index.ts",
   "client/index": "src/client/index.ts",
+  "client/node": "src/client/node.ts",
   "server/index": "src/server/index.ts",
   "testing/index": "src/testing/index.ts",
+  // The `opamp-conformance` bin (package.json "bin"), not an export.
+  "cli/conformance": "src/cli/conformance.ts",
 };
 
 export default defineConfig({
-  entry: Object.fromEntries(Object.entries(entries).filter(([, file]) => existsSync(file))),
+  entry: entries,
   format: ["esm", "cjs"],
   // tsup's declaration bundler still passes `baseUrl`, which TypeScript 6 deprecates.
   dts: { compilerOptions: { ignoreDeprecations: "6.0" } },
@@ -21,5 +23,4 @@ export default defineConfig({
   target: "node20",
   platform: "node",
   outDir: "dist",
-  external: ["vitest"],
 });

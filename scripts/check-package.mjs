@@ -55,12 +55,19 @@ try {
     const spec = sub === "." ? pkg.name : `${pkg.name}/${sub.slice(2)}`;
     const esm = run(
       process.execPath,
-      ["--input-type=module", "-e", `const m = await import(${JSON.stringify(spec)}); console.log(Object.keys(m).sort().join(","));`],
+      [
+        "--input-type=module",
+        "-e",
+        `const m = await import(${JSON.stringify(spec)}); console.log(Object.keys(m).sort().join(","));`,
+      ],
       scratch,
     ).trim();
     const cjs = run(
       process.execPath,
-      ["-e", `const m = require(${JSON.stringify(spec)}); console.log(Object.keys(m).filter(k => k !== "__esModule").sort().join(","));`],
+      [
+        "-e",
+        `const m = require(${JSON.stringify(spec)}); console.log(Object.keys(m).filter(k => k !== "__esModule").sort().join(","));`,
+      ],
       scratch,
     ).trim();
     check(esm.length > 0, `import ${spec} -> ${esm.split(",").length} names`);

@@ -1,12 +1,16 @@
 /**
- * The contract every {@link ClientStateStore} must meet, as a vitest suite. Call it from a
- * test file with a factory that returns a fresh, empty store each time:
+ * The contract every {@link ClientStateStore} must meet, as a test suite. Call it from a
+ * test file with your runner's functions and a factory that returns a fresh, empty store
+ * each time:
  *
  * @example
- * clientStateStoreContract("my store", async () => new MyStore(tempPath()));
+ * ```ts
+ * import * as vitest from "vitest";
+ * clientStateStoreContract(vitest, "my store", async () => new MyStore(tempPath()));
+ * ```
  */
-import { describe, expect, it } from "vitest";
 import type { ClientState, ClientStateStore } from "../client/state-store.js";
+import type { ContractTestApi } from "./test-api.js";
 
 /** A full state with every field set, bytes included. */
 function sample(): ClientState {
@@ -27,15 +31,18 @@ function sample(): ClientState {
 
 /**
  * Registers the contract tests under `describe(name)`.
+ * @param test - the test runner's `describe`, `it` and `expect` (e.g. `import * as vitest from "vitest"`)
  * @param factory - returns a new store with nothing saved; called once per test
  * @param reopen - optional: returns a second store over the same backing storage as the
  *   given one (e.g. the same file path), to prove state survives a restart
  */
 export function clientStateStoreContract(
+  test: ContractTestApi,
   name: string,
   factory: () => Promise<ClientStateStore>,
   reopen?: (store: ClientStateStore) => Promise<ClientStateStore>,
 ): void {
+  const { describe, expect, it } = test;
   describe(`ClientStateStore contract: ${name}`, () => {
     it("loads undefined before anything is saved", async () => {
       const store = await factory();

@@ -2,6 +2,7 @@
 import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import * as vitest from "vitest";
 import { afterAll, describe, expect, it } from "vitest";
 import { FileClientStateStore } from "../../../src/client/file-state-store.js";
 import { MemoryClientStateStore } from "../../../src/client/state-store.js";
@@ -17,8 +18,9 @@ afterAll(async () => {
   await Promise.all(dirs.map((dir) => rm(dir, { recursive: true, force: true })));
 });
 
-clientStateStoreContract("memory", async () => new MemoryClientStateStore());
+clientStateStoreContract(vitest, "memory", async () => new MemoryClientStateStore());
 clientStateStoreContract(
+  vitest,
   "file",
   async () => new FileClientStateStore(join(await tempDir(), "nested", "state.json")),
   async (store) => new FileClientStateStore((store as FileClientStateStore).path),

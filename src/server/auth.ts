@@ -1,0 +1,74 @@
+/**
+ * Running the `authenticate` hook and shaping its answer, shared by every adapter.
+ */
+import type { IncomingHttpHeaders } from "node:http";
+import { OpampError } from "../wire/index.js";
+import type { AuthDecision, AuthenticateHook, AuthRequest } from "./types.js";
+
+/** Node's header object as lower-case name → value, repeated values joined with ", ". */
+export function flattenHeaders(headers: IncomingHttpHeaders): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(headers)) {
+    if (value === undefined) continue;
+    out[name.toLowerCase()] = Array.isArray(value) ? value.join(", ") : value;
+  }
+  return out;
+}
+
+/** Web `Headers` as a plain lower-case record. */
+export function headersToRecord(headers: Headers): Record<string, string> {
+  const out: Record<string, string> = {};
+  headers.forEach((value, name) => {
+    out[name] = value;
+  });
+  return out;
+}
+
+const ACCEPT: AuthDecision = { accept: true };
+
+/**
+ * Asks the hook (or accepts when there is none: the server only allows that with
+ * `allowAnonymous`). A decision that is neither accept nor a valid status becomes a 500.
+ *
+ * @throws OpampError `hook_failed` when the hook throws or returns something unusable.
+ */
+export async function authenticate(hook: AuthenticateHook | undefined, request: AuthRequest): Promise<AuthDecision> {
+  if (hook === undefined) return ACCEPT;
+  let decision: AuthDecision;
+  try {
+    decision = await hook(request);
+  } catch (e) {
+    throw new OpampError("hook_failed", "authenticate threw", { cause: e });
+  }
+  if (decision?.accept === true) return decision;
+  if (
+    decision?.accept === false &&
+    Number.isInteger(decision.status) &&
+    decision.status >= 400 &&
+    decision.status < 600
+  ) {
+    return decision;
+  }
+  throw new OpampError("hook_failed", "authenticate returned neither accept nor a 4xx/5xx rejection");
+}
+
+/** Standard reason phrases for the statuses the server writes itself. */
+export const STATUS_TEXT: Readonly<Record<number, string>> = {
+  400: "Bad Request",
+  401: "Unauthorized",
+  403: "Forbidden",
+  404: "Not Found",
+  405: "Method Not Allowed",
+  408: "Request Timeout",
+  413: "Content Too Large",
+  415: "Unsupported Media Type",
+  426: "Upgrade Required",
+  429: "Too Many Requests",
+  500: "Internal Server Error",
+  503: "Service Unavailable",
+};
+
+/** `Retry-After` value (whole seconds, rounded up) for a delay in milliseconds. */
+export function retryAfterSeconds(ms: number): string {
+  return String(Math.max(0, Math.ceil(ms / 1000)));
+}

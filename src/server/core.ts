@@ -1,0 +1,395 @@
+/**
+ * The listener-blind server core: takes whole AgentToServer messages from adapters,
+ * keeps every agent's reconstructed state keyed by instance_uid (never by connection),
+ * answers every message and pushes what the application asks for. Adapters own sockets
+ * and bytes on the wire; the core owns protocol decisions.
+ */
+import { toBinary } from "@bufbuild/protobuf";
+import type { EventEmitter } from "eventemitter3";
+import {
+  type AgentToServer,
+  AgentToServerSchema,
+  type AvailableComponents,
+  ServerErrorResponseType,
+} from "../gen/opamp/v1/opamp_pb.js";
+import type { TimerHandle } from "../internal/clock.js";
+import {
+  AgentToServerFlag,
+  hasBit,
+  instanceUidToString,
+  isInstanceUid,
+  newInstanceUid,
+  OpampError,
+  ServerToAgentFlag,
+} from "../wire/index.js";
+import { AgentRecord, mergeReport, needsFullState, type PushChannel } from "./agent-record.js";
+import { answerCertificateRequest } from "./certificate-request.js";
+import { type LoadedRecord, loadRecord, recordConfigStatus, storedDesired } from "./delivery.js";
+import type { ResolvedServerOptions } from "./options.js";
+import { baseReply, encodeWithParts, type Part } from "./outbound.js";
+import { DESIRED_KINDS, errorReply, identificationPart, ReplyBuilder } from "./reply.js";
+import type { ServerStore } from "./store.js";
+import type { AgentPart, AgentTransport, DisconnectReason, ServerEvents } from "./types.js";
+
+/** What an adapter tells the core about the connection a message came on. */
+export interface CoreConnection {
+  readonly transport: AgentTransport;
+  readonly principal: unknown;
+  readonly remoteAddress: string | undefined;
+  /** The WebSocket, for pushes; undefined for HTTP. */
+  readonly channel: PushChannel | undefined;
+  /** The OpAMP URL the agent used (sent back as the heartbeat offer's destination). */
+  readonly endpoint: string;
+}
+
+/** The core. One per OpAMPServer. */
+export class ServerCore {
+  /** Connected agents by canonical UID string. */
+  readonly agents = new Map<string, AgentRecord>();
+  readonly #aliases = new Map<string, AgentRecord>();
+  /** HTTP agents in order of last message, oldest first, for the liveness sweep. */
+  readonly #httpAgents = new Map<string, AgentRecord>();
+  readonly #loading = new Map<string, Promise<LoadedRecord>>();
+  /** Agents whose state changed since it was last written; flushed by the sweep. */
+  readonly #dirty = new Set<AgentRecord>();
+  readonly #components = new Map<string, AvailableComponents>();
+  readonly #replies: ReplyBuilder;
+  readonly #writes = new Set<Promise<void>>();
+  #sweepTimer: TimerHandle | undefined;
+  #running = false;
+  #accepting = false;
+
+  constructor(
+    readonly options: ResolvedServerOptions,
+    readonly store: ServerStore,
+    readonly events: EventEmitter<ServerEvents>,
+  ) {
+    this.#replies = new ReplyBuilder(options);
+  }
+
+  /** Starts the liveness sweep. */
+  start(): void {
+    this.#running = true;
+    this.#accepting = true;
+    this.#scheduleSweep();
+  }
+
+  /** True between start() and the end of stop(): events may fire. */
+  get running(): boolean {
+    return this.#running;
+  }
+
+  /** True between start() and the beginning of stop(): new requests and connections are taken. */
+  get accepting(): boolean {
+    return this.#accepting;
+  }
+
+  /** First step of stopping: refuse new work; agents that leave now leave as `server_stopped`. */
+  beginStop(): void {
+    this.#accepting = false;
+  }
+
+  /** Emits `error` unless stopped; an error nobody listens to is not thrown (eventemitter3 semantics). */
+  reportError(error: unknown, code: OpampError["code"] = "internal"): void {
+    if (this.#running) this.events.emit("error", OpampError.from(error, code));
+  }
+
+  /**
+   * Runs a store write, keeping its promise until it settles (stop() waits for it). The
+   * returned promise never rejects: a failure is reported on `error` as `storage_failed`.
+   */
+  persist(write: () => Promise<void>): Promise<void> {
+    const p = write()
+      .catch((e) => this.reportError(e, "storage_failed"))
+      .finally(() => this.#writes.delete(p));
+    this.#writes.add(p);
+    return p;
+  }
+
+  /**
+   * Handles one AgentToServer and returns the encoded ServerToAgent (with the 0x00 header
+   * for WebSocket). Never throws for agent mistakes: those become error_response replies.
+   *
+   * @throws OpampError `unauthenticated` when `authorizeMessage` refuses the message.
+   */
+  async handleMessage(conn: CoreConnection, message: AgentToServer): Promise<Uint8Array> {
+    const ws = conn.transport === "websocket";
+    if (!isInstanceUid(message.instanceUid)) {
+      // spec: BadRequest for a malformed message; the agent should not retry it.
+      return errorReply(message.instanceUid, ServerErrorResponseType.ServerErrorResponseType_BadRequest, ws, {
+        message: "instance_uid must be 16 bytes",
+      });
+    }
+    const authorize = this.options.authorizeMessage;
+    if (authorize !== undefined) {
+      let ok: boolean;
+      try {
+        ok = await authorize({ message, principal: conn.principal, transport: conn.transport });
+      } catch (e) {
+        throw new OpampError("hook_failed", "authorizeMessage threw", { cause: e });
+      }
+      if (!ok) throw new OpampError("unauthenticated", "message refused by authorizeMessage");
+    }
+    const id = instanceUidToString(message.instanceUid);
+    let record = this.agents.get(id) ?? this.#aliases.get(id);
+    const online = record !== undefined;
+    let known = online;
+    if (record === undefined) {
+      const loaded = await this.#load(id, message.instanceUid, conn.transport);
+      record = loaded.record;
+      known = loaded.known;
+    }
+    if (record.previousId !== undefined && id === record.id) {
+      // The agent now uses the UID we assigned; the old one is no longer routed.
+      this.#aliases.delete(record.previousId);
+      record.previousId = undefined;
+      record.identification = undefined;
+    }
+    const channel = conn.channel;
+    if (channel?.closed) {
+      // The connection went away while the agent's state was loading: nothing to answer.
+      return new Uint8Array(0);
+    }
+    if (
+      channel !== undefined &&
+      record.channel !== channel &&
+      channel.agents.size >= this.options.maxAgentsPerConnection
+    ) {
+      return errorReply(message.instanceUid, ServerErrorResponseType.ServerErrorResponseType_Unavailable, ws, {
+        message: `more than ${this.options.maxAgentsPerConnection} agents on one connection`,
+        retryAfterMs: this.options.retryAfterMs,
+      });
+    }
+
+    if (
+      this.options.duplicateUid === "reassign" &&
+      channel !== undefined &&
+      record.previousChannel === channel &&
+      record.channel !== undefined &&
+      record.channel !== channel &&
+      !record.channel.closed
+    ) {
+      // The UID moved to another live connection and the old one still speaks for it: two
+      // instances share the UID (a cloned VM). spec: the server SHOULD give one a new UID.
+      return encodeWithParts(baseReply(message.instanceUid), [identificationPart(newInstanceUid())], ws);
+    }
+
+    const changes: AgentPart[] = [];
+    if (!online) {
+      record.resetSession();
+      this.agents.set(record.id, record);
+    } else if (record.channel !== channel) {
+      changes.push("connection");
+    }
+    // Duplicate-UID policy: the newest connection wins; the old one keeps its other agents.
+    if (record.channel !== channel) {
+      record.channel?.agents.delete(record);
+      record.previousChannel = record.channel;
+      record.channel = channel;
+      channel?.agents.add(record);
+      if (channel !== undefined) record.resetSession();
+    }
+
+    let flags = needsFullState(known, record.sequenceNum, message) ? ServerToAgentFlag.ReportFullState : 0n;
+    // A full report (a restarted agent, or one answering ReportFullState) restarts the offers.
+    if (message.agentDescription !== undefined) for (const k of DESIRED_KINDS) delete record.offered[k];
+
+    const merged = mergeReport(record, message, this.#components);
+    changes.push(...merged.changes);
+    if (merged.needComponents) flags |= ServerToAgentFlag.ReportAvailableComponents;
+    record.sequenceNum = message.sequenceNum;
+    record.lastSeen = this.options.clock.now();
+    record.transport = conn.transport;
+    record.principal = conn.principal;
+    record.remoteAddress = conn.remoteAddress;
+    if (conn.transport === "http") {
+      this.#httpAgents.delete(record.id);
+      this.#httpAgents.set(record.id, record);
+    } else {
+      this.#httpAgents.delete(record.id);
+    }
+    if (merged.changes.includes("remoteConfigStatus")) recordConfigStatus(this, record);
+
+    const parts: Part[] = [];
+    if (hasBit(message.flags, AgentToServerFlag.RequestInstanceUid)) {
+      const part = await this.#assignRequestedUid(record, message);
+      if (part !== undefined) {
+        parts.push(part);
+        changes.push("instanceUid");
+      }
+    }
+    let refused: OpampError | undefined;
+    if (message.connectionSettingsRequest !== undefined) {
+      try {
+        const part = await answerCertificateRequest(this, record, message, conn.endpoint, conn.principal);
+        if (part !== undefined) parts.push(part);
+      } catch (e) {
+        refused = OpampError.from(e);
+      }
+    }
+    // Events before the reply is built: a push a listener makes synchronously (a prepared
+    // config, a restart, a full-state request…) rides in this very reply.
+    record.replying = true;
+    try {
+      if (!online) this.emit("agentConnected", record);
+      else if (changes.length > 0) this.emit("agentUpdated", record, changes);
+      this.emit("message", record, message);
+    } finally {
+      record.replying = false;
+    }
+    // Written in batches by the sweep, so a chatty agent costs one store write per sweep.
+    if (!online || changes.length > 0) this.#dirty.add(record);
+
+    const reply = baseReply(message.instanceUid);
+    this.#replies.fill(record, reply, parts, conn, flags);
+
+    if (refused !== undefined) {
+      // spec: a failed CSR is answered with BadRequest.
+      return errorReply(message.instanceUid, ServerErrorResponseType.ServerErrorResponseType_BadRequest, ws, {
+        message: refused.message,
+      });
+    }
+    let bytes = encodeWithParts(reply, parts, ws);
+    if (bytes.length > this.options.maxMessageBytes) {
+      // spec: the server MUST NOT send an oversized message; answer with the small fields only.
+      this.reportError(
+        new OpampError("message_too_large", `reply to ${record.id} is ${bytes.length} bytes`, {
+          details: { limit: this.options.maxMessageBytes },
+        }),
+      );
+      bytes = encodeWithParts(reply, [], ws);
+    }
+    if (message.agentDisconnect !== undefined) this.disconnect(record, "agent_disconnect");
+    return bytes;
+  }
+
+  #load(id: string, uid: Uint8Array, transport: AgentTransport): Promise<LoadedRecord> {
+    let pending = this.#loading.get(id);
+    if (pending === undefined) {
+      const record = new AgentRecord(id, uid, transport, this.options.clock.now());
+      pending = loadRecord(this, record, this.#components);
+      this.#loading.set(id, pending);
+      pending.finally(() => this.#loading.delete(id)).catch(() => undefined);
+    }
+    return pending;
+  }
+
+  async #assignRequestedUid(record: AgentRecord, message: AgentToServer): Promise<Part | undefined> {
+    // Asked again before switching (e.g. an HTTP retry): repeat the same answer.
+    if (record.previousId !== undefined) return record.identification;
+    let uid: Uint8Array;
+    try {
+      uid = this.options.newInstanceUid ? await this.options.newInstanceUid({ message }) : newInstanceUid();
+    } catch (e) {
+      this.reportError(new OpampError("hook_failed", "newInstanceUid threw", { cause: e }));
+      return undefined;
+    }
+    if (!isInstanceUid(uid)) {
+      this.reportError(new OpampError("invalid_instance_uid", "newInstanceUid must return 16 bytes"));
+      return undefined;
+    }
+    return this.rekey(record, uid);
+  }
+
+  /** Moves a record to a new UID and returns the agentIdentification part announcing it. */
+  rekey(record: AgentRecord, uid: Uint8Array): Part {
+    const oldId = record.id;
+    const newId = instanceUidToString(uid);
+    const identification = identificationPart(uid);
+    record.identification = identification;
+    this.agents.delete(oldId);
+    this.#httpAgents.delete(oldId);
+    record.previousId = oldId;
+    record.id = newId;
+    record.instanceUid = Uint8Array.from(uid);
+    this.agents.set(newId, record);
+    this.#aliases.set(oldId, record);
+    const desired = storedDesired(record);
+    const state = toBinary(AgentToServerSchema, record.toFullState());
+    const lastSeen = record.lastSeen;
+    this.persist(async () => {
+      await this.store.deleteAgent(oldId);
+      await this.store.putAgent({ instanceUid: newId, state, lastSeen });
+      await this.store.putDesired(newId, desired);
+    });
+    return identification;
+  }
+
+  /** Forgets the agent's association and emits agentDisconnected. */
+  disconnect(record: AgentRecord, reason: DisconnectReason): void {
+    if (this.agents.get(record.id) !== record) return;
+    this.agents.delete(record.id);
+    if (record.previousId !== undefined) this.#aliases.delete(record.previousId);
+    this.#httpAgents.delete(record.id);
+    record.channel?.agents.delete(record);
+    record.channel = undefined;
+    record.previousChannel = undefined;
+    this.#saveAgent(record);
+    this.emit("agentDisconnected", record, reason);
+  }
+
+  /** A WebSocket closed: every agent it carried is gone (spec: forget all associations). */
+  channelClosed(channel: PushChannel): void {
+    const reason: DisconnectReason = this.#accepting ? "connection_closed" : "server_stopped";
+    for (const record of [...channel.agents]) this.disconnect(record, reason);
+  }
+
+  /** Writes the agent's full state now, after any write of it still in flight (keeps order). */
+  #saveAgent(record: AgentRecord): void {
+    this.#dirty.delete(record);
+    const state = toBinary(AgentToServerSchema, record.toFullState());
+    const entry = { instanceUid: record.id, state, lastSeen: record.lastSeen };
+    const previous = record.saving ?? Promise.resolve();
+    const write = previous.then(() => this.store.putAgent(entry));
+    record.saving = write.catch(() => undefined);
+    this.persist(() => write);
+  }
+
+  /** Writes every agent whose state changed since its last write. */
+  flush(): void {
+    for (const record of [...this.#dirty]) this.#saveAgent(record);
+  }
+
+  #scheduleSweep(): void {
+    if (!this.#running) return;
+    this.#sweepTimer = this.options.clock.setTimeout(() => {
+      this.sweep();
+      this.flush();
+      this.#scheduleSweep();
+    }, this.options.sweepIntervalMs);
+  }
+
+  /** Disconnects HTTP agents silent for longer than their heartbeat window. O(expired agents). */
+  sweep(): void {
+    const deadline = this.options.clock.now() - this.options.httpAgentTimeoutMs;
+    for (const record of this.#httpAgents.values()) {
+      if (record.lastSeen > deadline) break;
+      this.disconnect(record, "heartbeat_timeout");
+    }
+  }
+
+  emit<E extends keyof ServerEvents>(event: E, ...args: Parameters<ServerEvents[E]>): void {
+    if (!this.#running) return;
+    try {
+      (this.events.emit as (e: E, ...a: Parameters<ServerEvents[E]>) => boolean)(event, ...args);
+    } catch (e) {
+      // A throwing listener must not break the protocol exchange for this or other agents.
+      if (event !== "error") this.reportError(e, "internal");
+    }
+  }
+
+  /**
+   * Stops: every connected agent is reported gone (`server_stopped`), the sweep ends, and
+   * pending store writes are awaited. After it resolves no event fires.
+   */
+  async stop(): Promise<void> {
+    if (this.#sweepTimer !== undefined) this.options.clock.clearTimeout(this.#sweepTimer);
+    this.#sweepTimer = undefined;
+    this.#accepting = false;
+    for (const record of [...this.agents.values()]) this.disconnect(record, "server_stopped");
+    this.flush();
+    // Store failures of the last writes are still reported; nothing fires after this.
+    await Promise.allSettled([...this.#writes]);
+    this.#running = false;
+  }
+}

@@ -1,0 +1,105 @@
+/**
+ * Delivery bookkeeping: turning stored desired state back into shared parts, and recording
+ * the status an agent reports for what it was given.
+ */
+import { fromBinary } from "@bufbuild/protobuf";
+import {
+  AgentRemoteConfigSchema,
+  AgentToServerSchema,
+  type AvailableComponents,
+  ConnectionSettingsOffersSchema,
+  PackagesAvailableSchema,
+  RemoteConfigStatuses,
+} from "../gen/opamp/v1/opamp_pb.js";
+import { type AgentRecord, type DesiredItem, type DesiredKind, mergeReport } from "./agent-record.js";
+import { makePart } from "./outbound.js";
+import type { DeliveryStatus, ServerStore, StoredDesired } from "./store.js";
+
+/** Builds a shared desired item from the encoded sub-message. */
+export function desiredItem(kind: DesiredKind, messageBytes: Uint8Array, hash: Uint8Array): DesiredItem {
+  return { hash, messageBytes, part: makePart(kind, messageBytes) };
+}
+
+/** Fills a fresh record's desired state from the store (after a restart or reconnect). */
+export function restoreDesired(record: AgentRecord, desired: StoredDesired): void {
+  if (desired.remoteConfig !== undefined) {
+    const msg = fromBinary(AgentRemoteConfigSchema, desired.remoteConfig);
+    record.desired.remoteConfig = desiredItem("remoteConfig", desired.remoteConfig, msg.configHash);
+  }
+  if (desired.packagesAvailable !== undefined) {
+    const msg = fromBinary(PackagesAvailableSchema, desired.packagesAvailable);
+    record.desired.packagesAvailable = desiredItem("packagesAvailable", desired.packagesAvailable, msg.allPackagesHash);
+  }
+  if (desired.connectionSettings !== undefined) {
+    const msg = fromBinary(ConnectionSettingsOffersSchema, desired.connectionSettings);
+    record.desired.connectionSettings = desiredItem("connectionSettings", desired.connectionSettings, msg.hash);
+  }
+}
+
+/** The desired state of a record in store form. */
+export function storedDesired(record: AgentRecord): StoredDesired {
+  const out: { -readonly [K in keyof StoredDesired]: StoredDesired[K] } = {};
+  if (record.desired.remoteConfig) out.remoteConfig = record.desired.remoteConfig.messageBytes;
+  if (record.desired.packagesAvailable) out.packagesAvailable = record.desired.packagesAvailable.messageBytes;
+  if (record.desired.connectionSettings) out.connectionSettings = record.desired.connectionSettings.messageBytes;
+  return out;
+}
+
+const STATUS: Partial<Record<RemoteConfigStatuses, DeliveryStatus>> = {
+  [RemoteConfigStatuses.RemoteConfigStatuses_APPLYING]: "applying",
+  [RemoteConfigStatuses.RemoteConfigStatuses_APPLIED]: "applied",
+  [RemoteConfigStatuses.RemoteConfigStatuses_FAILED]: "failed",
+};
+
+/** A record filled from the store, and whether the store knew the agent. */
+export interface LoadedRecord {
+  readonly record: AgentRecord;
+  readonly known: boolean;
+}
+
+/**
+ * Fills a fresh record with the agent's last known state and desired state from the
+ * store. A store failure is reported and the agent is treated as unknown (it will be asked
+ * for its full state).
+ */
+export async function loadRecord(
+  host: { readonly store: ServerStore; reportError(error: unknown, code: "storage_failed"): void },
+  record: AgentRecord,
+  components: Map<string, AvailableComponents>,
+): Promise<LoadedRecord> {
+  const [stored, desired] = await Promise.all([
+    host.store.getAgent(record.id).catch((e) => host.reportError(e, "storage_failed")),
+    host.store.getDesired(record.id).catch((e) => host.reportError(e, "storage_failed")),
+  ]);
+  let known = false;
+  if (stored) {
+    const state = fromBinary(AgentToServerSchema, stored.state);
+    mergeReport(record, state, components);
+    record.sequenceNum = state.sequenceNum;
+    known = true;
+  }
+  if (desired) restoreDesired(record, desired);
+  return { record, known };
+}
+
+/** What the core offers delivery helpers. */
+export interface DeliveryHost {
+  readonly store: ServerStore;
+  readonly options: { readonly clock: { now(): number } };
+  persist(write: () => Promise<void>): Promise<void>;
+}
+
+/** Appends the agent's newly reported remote-config status to its delivery history. */
+export function recordConfigStatus(host: DeliveryHost, record: AgentRecord): void {
+  const status = record.remoteConfigStatus;
+  if (status === undefined || status.lastRemoteConfigHash.length === 0) return;
+  const mapped = STATUS[status.status];
+  if (mapped === undefined) return;
+  const event =
+    status.errorMessage === ""
+      ? { status: mapped, at: host.options.clock.now() }
+      : { status: mapped, at: host.options.clock.now(), errorMessage: status.errorMessage };
+  const id = record.id;
+  const hash = status.lastRemoteConfigHash;
+  host.persist(() => host.store.appendDelivery(id, "remoteConfig", hash, event));
+}

@@ -1,0 +1,137 @@
+/**
+ * One plain-HTTP OpAMP exchange, independent of node:http and fetch: authenticate, decode
+ * (gzip allowed), hand to the core, encode (gzip when accepted). Both HTTP adapters use it.
+ */
+import { AgentToServerSchema } from "../gen/opamp/v1/opamp_pb.js";
+import { decodeHttpBody, gzip, OpampError, PROTOBUF_CONTENT_TYPE } from "../wire/index.js";
+import { authenticate, retryAfterSeconds } from "./auth.js";
+import type { ServerCore } from "./core.js";
+import type { AuthRequest } from "./types.js";
+
+/** What an adapter hands over. */
+export interface HttpExchangeRequest {
+  readonly method: string;
+  readonly url: URL;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly remoteAddress: string | undefined;
+  readonly tlsPeerCertificate: unknown;
+  /** Reads the body, or fails with `message_too_large` / `timeout` / `transport_failed`. */
+  readonly readBody: () => Promise<Uint8Array | ReadableStream<Uint8Array>>;
+}
+
+/** What the adapter writes back. */
+export interface HttpExchangeResponse {
+  readonly status: number;
+  readonly headers: Record<string, string>;
+  readonly body: Uint8Array | undefined;
+}
+
+/** True when `Content-Type` names protobuf (parameters ignored). */
+export function isProtobufRequest(contentType: string | undefined): boolean {
+  return (contentType ?? "").split(";")[0]?.trim().toLowerCase() === PROTOBUF_CONTENT_TYPE;
+}
+
+/**
+ * Whether `Accept-Encoding` allows gzip: `gzip` or `*` with a non-zero q; an explicit
+ * `gzip;q=0` refuses it even when `*` is present.
+ */
+export function acceptsGzip(header: string | undefined): boolean {
+  if (header === undefined) return false;
+  let star = false;
+  for (const item of header.split(",")) {
+    const [coding = "", ...params] = item.trim().toLowerCase().split(";");
+    let q = 1;
+    for (const p of params) {
+      const [k, v] = p.trim().split("=");
+      if (k === "q" && v !== undefined) q = Number(v);
+    }
+    const name = coding.trim();
+    if (name === "gzip" || name === "x-gzip") return q > 0;
+    if (name === "*") star = q > 0;
+  }
+  return star;
+}
+
+function plain(status: number, message: string, headers: Record<string, string> = {}): HttpExchangeResponse {
+  return {
+    status,
+    headers: { "content-type": "text/plain; charset=utf-8", ...headers },
+    body: new TextEncoder().encode(message),
+  };
+}
+
+/** Limit-exceeding or undecodable input as an HTTP status. */
+function statusFor(error: OpampError): number {
+  switch (error.code) {
+    case "message_too_large":
+      return 413;
+    case "timeout":
+      return 408;
+    case "transport_failed":
+      // The client went away mid-body: nobody reads this answer, and it is not our fault.
+      return 400;
+    case "malformed_message":
+    case "compression_failed":
+    case "invalid_instance_uid":
+      return 400;
+    default:
+      return 500;
+  }
+}
+
+/**
+ * Runs one exchange. Never throws: every failure is an HTTP status, and failures the
+ * application should hear about (hooks, internal errors) are also reported on `error`.
+ */
+export async function httpExchange(core: ServerCore, request: HttpExchangeRequest): Promise<HttpExchangeResponse> {
+  const options = core.options;
+  if (request.method !== "POST") return plain(405, "OpAMP over HTTP uses POST", { allow: "POST" });
+  if (!isProtobufRequest(request.headers["content-type"])) {
+    return plain(415, `Content-Type must be ${PROTOBUF_CONTENT_TYPE}`);
+  }
+  const length = Number(request.headers["content-length"] ?? Number.NaN);
+  // Refuse before reading: the declared body is already over the limit.
+  if (Number.isFinite(length) && length > options.maxMessageBytes) return plain(413, "message too large");
+  const authRequest: AuthRequest = {
+    headers: request.headers,
+    url: request.url,
+    remoteAddress: request.remoteAddress,
+    tlsPeerCertificate: request.tlsPeerCertificate,
+    transport: "http",
+  };
+  try {
+    const decision = await authenticate(options.authenticate, authRequest);
+    if (!decision.accept) return plain(decision.status, decision.message ?? "refused", { ...decision.headers });
+    const body = await request.readBody();
+    const message = await decodeHttpBody(AgentToServerSchema, body, {
+      contentEncoding: request.headers["content-encoding"] ?? null,
+      maxMessageBytes: options.maxMessageBytes,
+    });
+    const endpoint = request.url.origin + request.url.pathname;
+    const reply = await core.handleMessage(
+      {
+        transport: "http",
+        principal: decision.principal,
+        remoteAddress: request.remoteAddress,
+        channel: undefined,
+        endpoint,
+      },
+      message,
+    );
+    const headers: Record<string, string> = { "content-type": PROTOBUF_CONTENT_TYPE };
+    if (options.gzipResponses && acceptsGzip(request.headers["accept-encoding"])) {
+      headers["content-encoding"] = "gzip";
+      return { status: 200, headers, body: await gzip(reply) };
+    }
+    return { status: 200, headers, body: reply };
+  } catch (e) {
+    const error = OpampError.from(e);
+    if (error.code === "unauthenticated") return plain(403, error.message);
+    if (error.code === "unavailable") {
+      return plain(503, error.message, { "retry-after": retryAfterSeconds(options.retryAfterMs) });
+    }
+    const status = statusFor(error);
+    if (status === 500) core.reportError(error);
+    return plain(status, error.message);
+  }
+}

@@ -1,0 +1,55 @@
+/**
+ * `opamp-sdk/server`: the OpAMP server and what it takes and gives.
+ */
+export { InMemoryServerStore } from "../storage/memory-server-store.js";
+export type { FetchRequestInfo } from "./fetch-adapter.js";
+export { DEFAULT_LISTEN_PORT, type ListenAddress, type ListenOptions, OpAMPServer } from "./opamp-server.js";
+export {
+  DEFAULT_HANDSHAKE_TIMEOUT_MS,
+  DEFAULT_HEARTBEAT_INTERVAL_SECONDS,
+  DEFAULT_MAX_AGENTS_PER_CONNECTION,
+  DEFAULT_MAX_BUFFERED_BYTES,
+  DEFAULT_MAX_CONNECTIONS,
+  DEFAULT_MAX_PENDING_CUSTOM_MESSAGES,
+  DEFAULT_MISSED_HEARTBEATS,
+  DEFAULT_OPAMP_PATH,
+  DEFAULT_RETRY_AFTER_MS,
+  DEFAULT_SERVER_CAPABILITIES,
+  DEFAULT_STOP_TIMEOUT_MS,
+  DEFAULT_SWEEP_INTERVAL_MS,
+  DEFAULT_WS_PING_INTERVAL_MS,
+  type OpAMPServerOptions,
+  type ResolvedServerOptions,
+} from "./options.js";
+export {
+  type ConnectionSettingsInput,
+  type CustomMessageInput,
+  type PackagesInput,
+  PreparedRemoteConfig,
+  type RemoteConfigInput,
+} from "./push.js";
+export type {
+  DeliveryEvent,
+  DeliveryKind,
+  DeliveryStatus,
+  ServerStore,
+  StoredAgent,
+  StoredDelivery,
+  StoredDesired,
+} from "./store.js";
+export type {
+  Agent,
+  AgentPart,
+  AgentTarget,
+  AgentTransport,
+  AuthDecision,
+  AuthenticateHook,
+  AuthorizeMessageHook,
+  AuthRequest,
+  CertificateRequestHook,
+  DisconnectReason,
+  InstanceUidHook,
+  PushResult,
+  ServerEvents,
+} from "./types.js";
+export { WS_CLOSE } from "./ws-adapter.js";

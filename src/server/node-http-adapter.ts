@@ -1,0 +1,167 @@
+/**
+ * node:http request handler for the plain-HTTP transport, and the connection gate shared
+ * with the WebSocket adapter.
+ */
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { TLSSocket } from "node:tls";
+import { OpampError } from "../wire/index.js";
+import { flattenHeaders, retryAfterSeconds, STATUS_TEXT } from "./auth.js";
+import type { ServerCore } from "./core.js";
+import { type HttpExchangeResponse, httpExchange } from "./http-exchange.js";
+
+/** Counts open WebSockets and in-flight HTTP requests against `limits.maxConnections`. */
+export class ConnectionGate {
+  #active = 0;
+  readonly #idle = new Set<() => void>();
+
+  constructor(readonly max: number) {}
+
+  get active(): number {
+    return this.#active;
+  }
+
+  /** Takes a slot; false when the server is at its limit. */
+  tryAcquire(): boolean {
+    if (this.#active >= this.max) return false;
+    this.#active++;
+    return true;
+  }
+
+  release(): void {
+    this.#active--;
+    if (this.#active === 0) for (const resolve of this.#idle) resolve();
+  }
+
+  /** Resolves when no slot is taken. */
+  idle(): Promise<void> {
+    if (this.#active === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        this.#idle.delete(done);
+        resolve();
+      };
+      this.#idle.add(done);
+    });
+  }
+}
+
+/** The peer certificate of a TLS socket, or undefined for plain TCP or no client cert. */
+export function peerCertificate(req: IncomingMessage): unknown {
+  const socket = req.socket as Partial<TLSSocket>;
+  if (socket.encrypted !== true || typeof socket.getPeerCertificate !== "function") return undefined;
+  const cert = socket.getPeerCertificate(true);
+  return cert && Object.keys(cert).length > 0 ? cert : undefined;
+}
+
+/** The URL of a node request, with the scheme the socket implies. */
+export function requestUrl(req: IncomingMessage, ws: boolean): URL {
+  const secure = (req.socket as Partial<TLSSocket>).encrypted === true;
+  const scheme = ws ? (secure ? "wss" : "ws") : secure ? "https" : "http";
+  return new URL(req.url ?? "/", `${scheme}://${req.headers.host ?? "localhost"}`);
+}
+
+/** Reads a node request body up to `limit` bytes within `timeoutMs`. */
+function readNodeBody(req: IncomingMessage, limit: number, core: ServerCore): Promise<Uint8Array> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const clock = core.options.clock;
+    // The 408 goes out with Connection: close, which ends the stalled socket.
+    const timer = clock.setTimeout(() => {
+      finish(new OpampError("timeout", "request body not received in time"));
+    }, core.options.handshakeTimeoutMs);
+    let done = false;
+    const finish = (error?: OpampError) => {
+      if (done) return;
+      done = true;
+      clock.clearTimeout(timer);
+      req.off("data", onData);
+      req.off("end", onEnd);
+      req.off("error", onError);
+      req.off("close", onClose);
+      if (error) reject(error);
+      else resolve(Buffer.concat(chunks, size));
+    };
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      // Compressed bodies are bounded too: gzip rarely grows data, never by much.
+      if (size > limit) {
+        finish(new OpampError("message_too_large", "request body over the limit", { details: { limit } }));
+        req.resume();
+        return;
+      }
+      chunks.push(chunk);
+    };
+    const onEnd = () => finish();
+    const onError = (e: Error) => finish(new OpampError("transport_failed", e.message, { cause: e }));
+    // A client that goes away mid-body must not hold its connection slot until the timeout.
+    const onClose = () => finish(new OpampError("transport_failed", "request closed before its body ended"));
+    req.on("data", onData);
+    req.on("end", onEnd);
+    req.on("error", onError);
+    req.on("close", onClose);
+  });
+}
+
+function write(res: ServerResponse, response: HttpExchangeResponse): void {
+  res.writeHead(response.status, STATUS_TEXT[response.status], response.headers);
+  res.end(
+    response.body === undefined
+      ? undefined
+      : Buffer.from(response.body.buffer, response.body.byteOffset, response.body.byteLength),
+  );
+}
+
+/**
+ * Handles one node request. Returns false without touching `res` when the path is not the
+ * OpAMP path (so a framework can pass it on).
+ */
+export async function handleNodeRequest(
+  core: ServerCore,
+  gate: ConnectionGate,
+  req: IncomingMessage,
+  res: ServerResponse,
+): Promise<boolean> {
+  const url = requestUrl(req, false);
+  if (url.pathname !== core.options.path) return false;
+  if (!core.accepting) {
+    write(res, {
+      status: 503,
+      headers: { "retry-after": retryAfterSeconds(core.options.retryAfterMs) },
+      body: undefined,
+    });
+    return true;
+  }
+  if (req.headers.upgrade !== undefined) {
+    // The upgrade listener is not mounted: say so instead of treating it as a poll.
+    write(res, { status: 426, headers: {}, body: undefined });
+    return true;
+  }
+  if (!gate.tryAcquire()) {
+    write(res, {
+      status: 503,
+      headers: { "retry-after": retryAfterSeconds(core.options.retryAfterMs) },
+      body: undefined,
+    });
+    req.resume();
+    return true;
+  }
+  try {
+    const response = await httpExchange(core, {
+      method: req.method ?? "GET",
+      url,
+      headers: flattenHeaders(req.headers),
+      remoteAddress: req.socket.remoteAddress,
+      tlsPeerCertificate: peerCertificate(req),
+      readBody: () => readNodeBody(req, core.options.maxMessageBytes, core),
+    });
+    if (response.status === 413 || response.status === 408) {
+      // Do not keep reading an oversized or stalled body on a kept-alive socket.
+      response.headers["connection"] = "close";
+    }
+    write(res, response);
+  } finally {
+    gate.release();
+  }
+  return true;
+}

@@ -1,0 +1,327 @@
+/**
+ * The public OpAMP server: one object that a management backend embeds. It never listens
+ * by itself unless asked to (`listen()`); it offers handlers to mount on an existing
+ * node:http(s) server, or a fetch handler.
+ */
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { createServer as createHttpsServer, type ServerOptions as HttpsServerOptions } from "node:https";
+import type { AddressInfo } from "node:net";
+import type { Duplex } from "node:stream";
+import { EventEmitter } from "eventemitter3";
+import { InMemoryServerStore } from "../storage/memory-server-store.js";
+import { instanceUidFromString, instanceUidToString, isInstanceUid, OpampError } from "../wire/index.js";
+import { ServerCore } from "./core.js";
+import { type FetchRequestInfo, handleFetch } from "./fetch-adapter.js";
+import { ConnectionGate, handleNodeRequest } from "./node-http-adapter.js";
+import { type OpAMPServerOptions, type ResolvedServerOptions, resolveServerOptions } from "./options.js";
+import {
+  assignInstanceUid,
+  type ConnectionSettingsInput,
+  type CustomMessageInput,
+  offerConnectionSettings,
+  offerPackages,
+  type PackagesInput,
+  type PreparedRemoteConfig,
+  prepareRemoteConfig,
+  type RemoteConfigInput,
+  requestFullState,
+  sendCustomMessage,
+  sendRestart,
+  setRemoteConfig,
+} from "./push.js";
+import type { ServerStore, StoredDelivery } from "./store.js";
+import type { Agent, AgentTarget, PushResult, ServerEvents } from "./types.js";
+import { WS_CLOSE, WsAdapter } from "./ws-adapter.js";
+
+/** Options of {@link OpAMPServer.listen}. */
+export interface ListenOptions {
+  /** TCP port; 0 picks a free one. Default 4320 (spec default). */
+  readonly port?: number;
+  /** Interface to bind. Default all interfaces (node's default). */
+  readonly host?: string;
+  /** TLS options (key, cert, ca, requestCert, …); when given the server speaks HTTPS/WSS. */
+  readonly tls?: HttpsServerOptions;
+}
+
+/** Where `listen()` ended up. */
+export interface ListenAddress {
+  readonly port: number;
+  readonly host: string;
+  /** `http(s)://host:port/path`; use `ws(s)` for WebSocket agents. */
+  readonly url: string;
+}
+
+/** Default port of `listen()` (spec: servers SHOULD listen on 4320). */
+export const DEFAULT_LISTEN_PORT = 4320;
+
+type State = "new" | "running" | "stopping" | "stopped";
+
+/**
+ * An OpAMP server: accepts both transports on one path, keeps every agent's full state,
+ * pushes configs, packages, settings and commands, and reports what happens as events.
+ *
+ * Lifecycle: construct → `start()` (or `listen()`, which starts) → mount the handlers →
+ * `stop()`. Handlers answer 503 before `start()` and after `stop()` begins.
+ *
+ * `P` is the type of the principal `authenticate` attaches (inferred from the hook).
+ *
+ * Duplicate UIDs: a message for a connected agent's UID arriving on another connection
+ * moves the agent to that connection (newest wins). The old connection is not closed (it
+ * may carry other agents, e.g. a gateway); it just no longer carries this agent. With
+ * `duplicateUid: "reassign"` two live instances sharing a UID are split instead.
+ */
+export class OpAMPServer<P = unknown> extends EventEmitter<ServerEvents<P>> {
+  /** The options after defaults. */
+  readonly options: ResolvedServerOptions;
+  /** Where state is kept (the given store or an in-memory one). */
+  readonly store: ServerStore;
+  readonly #core: ServerCore;
+  readonly #gate: ConnectionGate;
+  readonly #ws: WsAdapter;
+  #state: State = "new";
+  #listener: Server | undefined;
+  #stopping: Promise<void> | undefined;
+
+  /**
+   * @throws OpampError `invalid_argument` for a bad option, or when there is no
+   *   `hooks.authenticate` and `allowAnonymous` is not true.
+   */
+  constructor(options: OpAMPServerOptions<P>) {
+    super();
+    // The core is principal-blind: it stores whatever authenticate returned.
+    this.options = resolveServerOptions(options as OpAMPServerOptions);
+    this.store = options.store ?? new InMemoryServerStore();
+    this.#core = new ServerCore(this.options, this.store, this as unknown as EventEmitter<ServerEvents>);
+    this.#gate = new ConnectionGate(this.options.maxConnections);
+    this.#ws = new WsAdapter(this.#core, this.#gate);
+  }
+
+  /** Connected agents by canonical UID string. Live view; do not modify the agents. */
+  get agents(): ReadonlyMap<string, Agent<P>> {
+    return this.#core.agents as ReadonlyMap<string, Agent<P>>;
+  }
+
+  /** Open WebSockets plus in-flight HTTP requests. */
+  get connectionCount(): number {
+    return this.#gate.active;
+  }
+
+  /** One connected agent by UID (any UUID string form, or 16 bytes), or undefined. Never throws. */
+  getAgent(uid: string | Uint8Array): Agent<P> | undefined {
+    if (typeof uid === "string") {
+      // Canonical lower-case strings are the map keys; anything else is normalised first.
+      const direct = this.#core.agents.get(uid);
+      if (direct !== undefined) return direct as Agent<P>;
+      try {
+        uid = instanceUidFromString(uid);
+      } catch {
+        return undefined; // not a UID at all: no such agent
+      }
+    }
+    if (!isInstanceUid(uid)) return undefined;
+    return this.#core.agents.get(instanceUidToString(uid)) as Agent<P> | undefined;
+  }
+
+  /** Connected agents for which `predicate` is true. */
+  select(predicate: (agent: Agent<P>) => boolean): Agent<P>[] {
+    const out: Agent<P>[] = [];
+    for (const agent of this.agents.values()) if (predicate(agent)) out.push(agent);
+    return out;
+  }
+
+  /** Starts taking connections and the liveness sweep. Idempotent while running. */
+  async start(): Promise<void> {
+    if (this.#state === "running") return;
+    if (this.#state !== "new") throw new OpampError("not_running", "a stopped server cannot be started again");
+    this.#state = "running";
+    this.#core.start();
+    this.#ws.startPing();
+  }
+
+  /**
+   * Starts the server and listens on its own node:http(s) server.
+   *
+   * @throws OpampError `not_running` after stop(); `transport_failed` when the port cannot be bound.
+   */
+  async listen(options: ListenOptions = {}): Promise<ListenAddress> {
+    if (this.#listener !== undefined) throw new OpampError("invalid_argument", "listen() was already called");
+    await this.start();
+    const listener = options.tls ? createHttpsServer(options.tls) : createHttpServer();
+    this.attach(listener);
+    this.#listener = listener;
+    await new Promise<void>((resolve, reject) => {
+      const fail = (e: Error) => reject(new OpampError("transport_failed", e.message, { cause: e }));
+      listener.once("error", fail);
+      listener.listen(options.port ?? DEFAULT_LISTEN_PORT, options.host, () => {
+        listener.off("error", fail);
+        resolve();
+      });
+    });
+    // Later listener errors are reported, never thrown at the process.
+    listener.on("error", (e) => this.#core.reportError(new OpampError("transport_failed", e.message, { cause: e })));
+    const address = listener.address() as AddressInfo;
+    const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
+    const scheme = options.tls ? "https" : "http";
+    return {
+      port: address.port,
+      host: address.address,
+      url: `${scheme}://${host}:${address.port}${this.options.path}`,
+    };
+  }
+
+  /**
+   * Mounts both transports on an existing node:http(s) server: a `request` listener for
+   * HTTP polling (other paths get 404) and an `upgrade` listener for WebSockets (other
+   * paths are left to other listeners, or destroyed when there are none).
+   */
+  attach(server: Server): void {
+    server.on("request", (req: IncomingMessage, res: ServerResponse) => {
+      this.requestHandler(req, res, () => {
+        res.writeHead(404).end();
+      });
+    });
+    server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      void this.#ws.handleUpgrade(req, socket, head).then((mine) => {
+        if (!mine && server.listenerCount("upgrade") === 1) socket.destroy();
+      });
+    });
+  }
+
+  /**
+   * node:http / Express / Connect style request handler for HTTP polling. Requests for
+   * other paths go to `next` (or get 404 without it). Never throws; errors become statuses.
+   */
+  readonly requestHandler = (req: IncomingMessage, res: ServerResponse, next?: (error?: unknown) => void): void => {
+    handleNodeRequest(this.#core, this.#gate, req, res).then(
+      (mine) => {
+        if (mine) return;
+        if (next) next();
+        else res.writeHead(404).end();
+      },
+      (e: unknown) => {
+        this.#core.reportError(e);
+        if (!res.headersSent) res.writeHead(500).end();
+      },
+    );
+  };
+
+  /**
+   * node:http `upgrade` handler for WebSockets. Upgrades for other paths are left alone
+   * (the returned promise resolves false) so another listener can take them.
+   */
+  readonly upgradeHandler = (req: IncomingMessage, socket: Duplex, head: Buffer): Promise<boolean> =>
+    this.#ws.handleUpgrade(req, socket, head);
+
+  /** Web-standard handler for HTTP polling: `fetch(request) → Response`. WebSocket upgrades get 426. */
+  readonly fetch = (request: Request, info?: FetchRequestInfo): Promise<Response> =>
+    handleFetch(this.#core, this.#gate, request, info);
+
+  /**
+   * Stops: refuses new work (503), closes every WebSocket with 1001, waits for in-flight
+   * HTTP requests (up to `stopTimeoutMs`), closes the `listen()` server, reports every
+   * agent gone and waits for store writes. Idempotent. After it resolves no event fires.
+   */
+  stop(): Promise<void> {
+    if (this.#stopping === undefined) this.#stopping = this.#stop();
+    return this.#stopping;
+  }
+
+  async #stop(): Promise<void> {
+    if (this.#state === "new") {
+      this.#state = "stopped";
+      return;
+    }
+    this.#state = "stopping";
+    this.#core.beginStop();
+    await this.#ws.closeAll(WS_CLOSE.goingAway, "server stopping", this.options.stopTimeoutMs);
+    await this.#waitIdle();
+    const listener = this.#listener;
+    if (listener !== undefined) {
+      await new Promise<void>((resolve) => {
+        listener.close(() => resolve());
+        listener.closeIdleConnections();
+      });
+    }
+    await this.#core.stop();
+    this.#state = "stopped";
+  }
+
+  async #waitIdle(): Promise<void> {
+    const clock = this.options.clock;
+    let timer: ReturnType<typeof clock.setTimeout> | undefined;
+    await Promise.race([
+      this.#gate.idle(),
+      new Promise<void>((resolve) => {
+        timer = clock.setTimeout(resolve, this.options.stopTimeoutMs);
+      }),
+    ]);
+    if (timer !== undefined) clock.clearTimeout(timer);
+  }
+
+  // ── Push APIs ─────────────────────────────────────────────────────────────────────────
+  // A single UID target throws (`unknown_agent`, `capability_missing`, …); a predicate
+  // target returns the agents left out in `skipped`.
+
+  /**
+   * Sets the remote config for the target (hash computed with `configMapHash`). WebSocket
+   * agents get it now, HTTP agents with their next poll; it is stored as desired state.
+   */
+  setRemoteConfig(
+    target: AgentTarget<P>,
+    config: RemoteConfigInput | PreparedRemoteConfig,
+  ): Promise<PushResult<P> & { readonly hash: Uint8Array }> {
+    return setRemoteConfig(this.#core, target as AgentTarget, config) as Promise<
+      PushResult<P> & { readonly hash: Uint8Array }
+    >;
+  }
+
+  /**
+   * Hashes and encodes a remote config once, for `setRemoteConfig` calls over time (e.g.
+   * to each agent as it connects). A prepared config pushed from an event listener is set
+   * before the reply is built, so an HTTP agent gets it in the answer to that very poll.
+   */
+  prepareRemoteConfig(config: RemoteConfigInput): Promise<PreparedRemoteConfig> {
+    return prepareRemoteConfig(config);
+  }
+
+  /** Offers packages (needs AcceptsPackages). */
+  offerPackages(target: AgentTarget<P>, packages: PackagesInput): Promise<PushResult<P>> {
+    return offerPackages(this.#core, target as AgentTarget, packages) as Promise<PushResult<P>>;
+  }
+
+  /** Offers connection settings (each kind needs its capability). */
+  offerConnectionSettings(target: AgentTarget<P>, settings: ConnectionSettingsInput): Promise<PushResult<P>> {
+    return offerConnectionSettings(this.#core, target as AgentTarget, settings) as Promise<PushResult<P>>;
+  }
+
+  /** Sends the Restart command (needs AcceptsRestartCommand). */
+  sendRestart(target: AgentTarget<P>): PushResult<P> {
+    return sendRestart(this.#core, target as AgentTarget) as PushResult<P>;
+  }
+
+  /** Sends a custom message (the agent must list its capability). */
+  sendCustomMessage(target: AgentTarget<P>, message: CustomMessageInput): PushResult<P> {
+    return sendCustomMessage(this.#core, target as AgentTarget, message) as PushResult<P>;
+  }
+
+  /** Asks agents to report their full state (flag ReportFullState). */
+  requestFullState(target: AgentTarget<P>): PushResult<P> {
+    return requestFullState(this.#core, target as AgentTarget) as PushResult<P>;
+  }
+
+  /** Gives one agent a new instance UID and returns it. */
+  assignInstanceUid(target: string | Uint8Array, uid?: Uint8Array): Uint8Array {
+    return assignInstanceUid(this.#core, target, uid);
+  }
+
+  /** The agent's deliveries with status history, from the store. */
+  deliveries(uid: string | Uint8Array): Promise<readonly StoredDelivery[]> {
+    const id = typeof uid === "string" ? instanceUidToString(instanceUidFromString(uid)) : instanceUidToString(uid);
+    return this.store.listDeliveries(id);
+  }
+
+  /** Runs the HTTP liveness sweep now (normally run by the timer). */
+  sweep(): void {
+    this.#core.sweep();
+  }
+}

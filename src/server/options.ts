@@ -1,0 +1,268 @@
+/**
+ * OpAMPServer options: the one object a caller passes, grouped by concern, and the
+ * resolved form the server keeps. Resolution happens once, at construction; the result is
+ * frozen and never mutated.
+ */
+import { type Clock, systemClock } from "../internal/clock.js";
+import { type ServerCapabilityFlags, serverCapabilities } from "../wire/capabilities.js";
+import { OpampError } from "../wire/errors.js";
+import { DEFAULT_MAX_MESSAGE_BYTES } from "../wire/limits.js";
+import type { ServerStore } from "./store.js";
+import type { AuthenticateHook, AuthorizeMessageHook, CertificateRequestHook, InstanceUidHook } from "./types.js";
+
+/** Default URL path of the OpAMP endpoint (spec: default `/v1/opamp`). */
+export const DEFAULT_OPAMP_PATH = "/v1/opamp";
+/** Default heartbeat interval told to agents and used for HTTP liveness: 30 s (spec default). */
+export const DEFAULT_HEARTBEAT_INTERVAL_SECONDS = 30;
+/** Default number of heartbeat intervals an HTTP agent may miss before it is considered gone. */
+export const DEFAULT_MISSED_HEARTBEATS = 3;
+/** Default period of WebSocket pings; a socket silent for a whole period is dropped: 30 s. */
+export const DEFAULT_WS_PING_INTERVAL_MS = 30_000;
+/** Default period of the one liveness sweep timer: 5 s. */
+export const DEFAULT_SWEEP_INTERVAL_MS = 5_000;
+/** Default limit on open WebSocket connections plus in-flight HTTP requests. */
+export const DEFAULT_MAX_CONNECTIONS = 50_000;
+/** Default limit on agents carried by one WebSocket connection (a gateway may carry many). */
+export const DEFAULT_MAX_AGENTS_PER_CONNECTION = 1_000;
+/** Default time a WebSocket has to send its first message, and an HTTP request its body: 30 s. */
+export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 30_000;
+/** Default bytes a WebSocket may have queued unsent before it is dropped as a slow consumer: 16 MiB. */
+export const DEFAULT_MAX_BUFFERED_BYTES = 16 * 1024 * 1024;
+/** Default custom messages held per HTTP agent until its next poll. */
+export const DEFAULT_MAX_PENDING_CUSTOM_MESSAGES = 16;
+/** Default delay suggested to clients when the server is over capacity: 30 s (spec minimum recommended). */
+export const DEFAULT_RETRY_AFTER_MS = 30_000;
+/** Default time `stop()` waits for in-flight HTTP requests and WebSocket close handshakes: 5 s. */
+export const DEFAULT_STOP_TIMEOUT_MS = 5_000;
+/**
+ * Server capabilities advertised when `capabilities` is not given: everything but CSR
+ * handling, which is on when `hooks.onCertificateRequest` is given.
+ */
+export const DEFAULT_SERVER_CAPABILITIES: Required<ServerCapabilityFlags> = {
+  acceptsStatus: true,
+  offersRemoteConfig: true,
+  acceptsEffectiveConfig: true,
+  offersPackages: true,
+  acceptsPackagesStatus: true,
+  offersConnectionSettings: true,
+  acceptsConnectionSettingsRequest: false,
+};
+
+/** Options of {@link OpAMPServer}. Every field is optional except the auth decision. */
+export interface OpAMPServerOptions<P = unknown> {
+  /** URL path served, for both transports. Default {@link DEFAULT_OPAMP_PATH}. */
+  readonly path?: string;
+  /** Decisions the server waits on. */
+  readonly hooks?: {
+    /**
+     * Runs for every HTTP request and every WebSocket upgrade before anything is read.
+     * Without it the server refuses to start unless `allowAnonymous` is true.
+     */
+    readonly authenticate?: AuthenticateHook<P>;
+    /** Runs for every agent message; returning false refuses it (WS close 1008 / HTTP 403). */
+    readonly authorizeMessage?: AuthorizeMessageHook<P>;
+    /** Picks the UID for an agent that sets RequestInstanceUid. Default: a new UUIDv7. */
+    readonly newInstanceUid?: InstanceUidHook;
+    /**
+     * Signs agents' certificate requests. Giving it advertises
+     * AcceptsConnectionSettingsRequest (unless `capabilities` says otherwise).
+     */
+    readonly onCertificateRequest?: CertificateRequestHook<P>;
+  };
+  /**
+   * What to do when a UID is spoken for by two live WebSockets at once. `"newest-wins"`
+   * (default): the agent follows the connection that spoke last. `"reassign"`: once the
+   * UID moved to a newer connection, a message for it from the older, still open one is
+   * answered with a new instance UID (spec: duplicates SHOULD get a new UID), so the two
+   * instances become two agents. Keep the default behind gateways that move agents
+   * between upstream connections.
+   */
+  readonly duplicateUid?: "newest-wins" | "reassign";
+  /** Must be true to run without an `authenticate` hook. Default false. */
+  readonly allowAnonymous?: boolean;
+  /** Capabilities advertised in the first reply. Default {@link DEFAULT_SERVER_CAPABILITIES}. */
+  readonly capabilities?: ServerCapabilityFlags;
+  /** Custom capabilities (reverse-FQDN names) the server supports; sent with capabilities. */
+  readonly customCapabilities?: readonly string[];
+  /** Heartbeat and liveness. */
+  readonly heartbeat?: {
+    /** Interval told to agents that report heartbeats. Default {@link DEFAULT_HEARTBEAT_INTERVAL_SECONDS}. */
+    readonly intervalSeconds?: number;
+    /** Intervals an HTTP agent may miss before it is disconnected. Default {@link DEFAULT_MISSED_HEARTBEATS}. */
+    readonly missedHeartbeats?: number;
+    /**
+     * Silence after which an HTTP agent is disconnected. Default `missedHeartbeats` ×
+     * the larger of `intervalSeconds` and {@link DEFAULT_HEARTBEAT_INTERVAL_SECONDS}: agents
+     * that ignore the server's interval still poll at the spec's 30 s default.
+     */
+    readonly httpAgentTimeoutMs?: number;
+    /** Period of the single liveness sweep. Default {@link DEFAULT_SWEEP_INTERVAL_MS}. */
+    readonly sweepIntervalMs?: number;
+    /**
+     * Period of WebSocket ping rounds (RFC 6455 ping/pong, answered by every WS stack): a
+     * socket that answered neither ping nor sent anything for a whole period is dropped.
+     * 0 disables. Default {@link DEFAULT_WS_PING_INTERVAL_MS}.
+     */
+    readonly wsPingIntervalMs?: number;
+    /**
+     * Whether to send the interval to agents with ReportsHeartbeat but without
+     * AcceptsOpAMPConnectionSettings, in their first reply. Default true.
+     */
+    readonly advertise?: boolean;
+  };
+  /** Resource limits; each has a safe default. */
+  readonly limits?: {
+    /** Largest message in or out, header included. Default DEFAULT_MAX_MESSAGE_BYTES (64 MiB). */
+    readonly maxMessageBytes?: number;
+    /** Open WebSockets plus in-flight HTTP requests. Default {@link DEFAULT_MAX_CONNECTIONS}. */
+    readonly maxConnections?: number;
+    /** Agents one WebSocket may carry. Default {@link DEFAULT_MAX_AGENTS_PER_CONNECTION}. */
+    readonly maxAgentsPerConnection?: number;
+    /** Time to the first WS message / full HTTP body. Default {@link DEFAULT_HANDSHAKE_TIMEOUT_MS}. */
+    readonly handshakeTimeoutMs?: number;
+    /** Unsent bytes a WebSocket may queue. Default {@link DEFAULT_MAX_BUFFERED_BYTES}. */
+    readonly maxBufferedBytes?: number;
+    /** Custom messages queued per HTTP agent. Default {@link DEFAULT_MAX_PENDING_CUSTOM_MESSAGES}. */
+    readonly maxPendingCustomMessages?: number;
+    /** Retry delay suggested when over capacity. Default {@link DEFAULT_RETRY_AFTER_MS}. */
+    readonly retryAfterMs?: number;
+  };
+  /** Transport details. */
+  readonly transport?: {
+    /** Offer permessage-deflate on WebSockets. Default false. */
+    readonly perMessageDeflate?: boolean;
+    /** Gzip HTTP responses when the request's Accept-Encoding allows. Default true. */
+    readonly gzipResponses?: boolean;
+  };
+  /** Where agents' state, desired configs and deliveries live. Default: a new in-memory store. */
+  readonly store?: ServerStore;
+  /** Time source, for tests. Default the system clock. */
+  readonly clock?: Clock;
+  /** How long `stop()` waits for in-flight work. Default {@link DEFAULT_STOP_TIMEOUT_MS}. */
+  readonly stopTimeoutMs?: number;
+}
+
+/** The options after defaults and validation. */
+export interface ResolvedServerOptions {
+  readonly path: string;
+  readonly duplicateUid: "newest-wins" | "reassign";
+  readonly authenticate: AuthenticateHook | undefined;
+  readonly authorizeMessage: AuthorizeMessageHook | undefined;
+  readonly newInstanceUid: InstanceUidHook | undefined;
+  readonly onCertificateRequest: CertificateRequestHook | undefined;
+  readonly capabilities: bigint;
+  readonly customCapabilities: readonly string[];
+  readonly heartbeatIntervalSeconds: number;
+  readonly httpAgentTimeoutMs: number;
+  readonly sweepIntervalMs: number;
+  readonly wsPingIntervalMs: number;
+  readonly advertiseHeartbeat: boolean;
+  readonly maxMessageBytes: number;
+  readonly maxConnections: number;
+  readonly maxAgentsPerConnection: number;
+  readonly handshakeTimeoutMs: number;
+  readonly maxBufferedBytes: number;
+  readonly maxPendingCustomMessages: number;
+  readonly retryAfterMs: number;
+  readonly perMessageDeflate: boolean;
+  readonly gzipResponses: boolean;
+  readonly clock: Clock;
+  readonly stopTimeoutMs: number;
+}
+
+function positiveInt(value: number | undefined, fallback: number, name: string, allowZero = false): number {
+  if (value === undefined) return fallback;
+  const ok = Number.isSafeInteger(value) && (allowZero ? value >= 0 : value > 0);
+  if (!ok) {
+    throw new OpampError("invalid_argument", `${name} must be a ${allowZero ? "non-negative" : "positive"} integer`);
+  }
+  return value;
+}
+
+/**
+ * Applies defaults and checks every option.
+ *
+ * @throws OpampError `invalid_argument` for an out-of-range value, a path not starting
+ *   with "/", or no `authenticate` hook without `allowAnonymous: true`.
+ */
+export function resolveServerOptions(options: OpAMPServerOptions): ResolvedServerOptions {
+  const path = options.path ?? DEFAULT_OPAMP_PATH;
+  if (!path.startsWith("/")) throw new OpampError("invalid_argument", `path must start with "/", got "${path}"`);
+  const authenticate = options.hooks?.authenticate;
+  if (authenticate === undefined && options.allowAnonymous !== true) {
+    throw new OpampError(
+      "invalid_argument",
+      "no hooks.authenticate given: pass one, or set allowAnonymous: true to accept every agent",
+    );
+  }
+  const caps = serverCapabilities({
+    ...DEFAULT_SERVER_CAPABILITIES,
+    acceptsConnectionSettingsRequest: options.hooks?.onCertificateRequest !== undefined,
+    ...options.capabilities,
+    acceptsStatus: true,
+  });
+  const heartbeat = options.heartbeat ?? {};
+  const heartbeatIntervalSeconds = positiveInt(
+    heartbeat.intervalSeconds,
+    DEFAULT_HEARTBEAT_INTERVAL_SECONDS,
+    "heartbeat.intervalSeconds",
+  );
+  const missed = positiveInt(heartbeat.missedHeartbeats, DEFAULT_MISSED_HEARTBEATS, "heartbeat.missedHeartbeats");
+  const limits = options.limits ?? {};
+  for (const name of options.customCapabilities ?? []) {
+    if (typeof name !== "string" || name === "") {
+      throw new OpampError("invalid_argument", "customCapabilities must be non-empty strings");
+    }
+  }
+  const duplicateUid = options.duplicateUid ?? "newest-wins";
+  if (duplicateUid !== "newest-wins" && duplicateUid !== "reassign") {
+    throw new OpampError("invalid_argument", `duplicateUid must be "newest-wins" or "reassign"`);
+  }
+  return Object.freeze({
+    path,
+    duplicateUid,
+    authenticate,
+    authorizeMessage: options.hooks?.authorizeMessage,
+    newInstanceUid: options.hooks?.newInstanceUid,
+    onCertificateRequest: options.hooks?.onCertificateRequest,
+    capabilities: caps,
+    customCapabilities: Object.freeze([...(options.customCapabilities ?? [])]),
+    heartbeatIntervalSeconds,
+    httpAgentTimeoutMs: positiveInt(
+      heartbeat.httpAgentTimeoutMs,
+      Math.max(heartbeatIntervalSeconds, DEFAULT_HEARTBEAT_INTERVAL_SECONDS) * 1000 * missed,
+      "heartbeat.httpAgentTimeoutMs",
+    ),
+    sweepIntervalMs: positiveInt(heartbeat.sweepIntervalMs, DEFAULT_SWEEP_INTERVAL_MS, "heartbeat.sweepIntervalMs"),
+    wsPingIntervalMs: positiveInt(
+      heartbeat.wsPingIntervalMs,
+      DEFAULT_WS_PING_INTERVAL_MS,
+      "heartbeat.wsPingIntervalMs",
+      true,
+    ),
+    advertiseHeartbeat: heartbeat.advertise ?? true,
+    maxMessageBytes: positiveInt(limits.maxMessageBytes, DEFAULT_MAX_MESSAGE_BYTES, "limits.maxMessageBytes"),
+    maxConnections: positiveInt(limits.maxConnections, DEFAULT_MAX_CONNECTIONS, "limits.maxConnections"),
+    maxAgentsPerConnection: positiveInt(
+      limits.maxAgentsPerConnection,
+      DEFAULT_MAX_AGENTS_PER_CONNECTION,
+      "limits.maxAgentsPerConnection",
+    ),
+    handshakeTimeoutMs: positiveInt(
+      limits.handshakeTimeoutMs,
+      DEFAULT_HANDSHAKE_TIMEOUT_MS,
+      "limits.handshakeTimeoutMs",
+    ),
+    maxBufferedBytes: positiveInt(limits.maxBufferedBytes, DEFAULT_MAX_BUFFERED_BYTES, "limits.maxBufferedBytes"),
+    maxPendingCustomMessages: positiveInt(
+      limits.maxPendingCustomMessages,
+      DEFAULT_MAX_PENDING_CUSTOM_MESSAGES,
+      "limits.maxPendingCustomMessages",
+    ),
+    retryAfterMs: positiveInt(limits.retryAfterMs, DEFAULT_RETRY_AFTER_MS, "limits.retryAfterMs", true),
+    perMessageDeflate: options.transport?.perMessageDeflate ?? false,
+    gzipResponses: options.transport?.gzipResponses ?? true,
+    clock: options.clock ?? systemClock,
+    stopTimeoutMs: positiveInt(options.stopTimeoutMs, DEFAULT_STOP_TIMEOUT_MS, "stopTimeoutMs", true),
+  });
+}

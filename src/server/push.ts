@@ -1,0 +1,297 @@
+/**
+ * Push APIs: what the application sends to one agent or a selection. Each checks the
+ * agent's capabilities first (spec: Capability negotiation — never send what the agent
+ * cannot take) and builds the sub-message once for the whole selection.
+ */
+import { create, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
+import {
+  type AgentConfigMap,
+  AgentRemoteConfigSchema,
+  ConnectionSettingsOffersSchema,
+  CustomMessageSchema,
+  PackagesAvailableSchema,
+} from "../gen/opamp/v1/opamp_pb.js";
+import {
+  AgentCapability,
+  configMap,
+  configMapHash,
+  hasBit,
+  instanceUidFromString,
+  instanceUidToString,
+  isInstanceUid,
+  newInstanceUid,
+  OpampError,
+  ServerCapability,
+  ServerToAgentFlag,
+} from "../wire/index.js";
+import { type AgentRecord, type DesiredItem, type DesiredKind, sameBytes } from "./agent-record.js";
+import type { ServerCore } from "./core.js";
+import { desiredItem, storedDesired } from "./delivery.js";
+import { makePart, type Part } from "./outbound.js";
+import { deliver, reportedHash } from "./reply.js";
+import type { AgentTarget, PushResult } from "./types.js";
+
+/** A remote config: an AgentConfigMap, or files by name as accepted by `configMap()`. */
+export type RemoteConfigInput =
+  | AgentConfigMap
+  | Readonly<Record<string, string | Uint8Array | { body: string | Uint8Array; contentType?: string }>>;
+
+/** Packages to offer; `allPackagesHash` is computed (SHA-256) when left out. */
+export type PackagesInput = MessageInitShape<typeof PackagesAvailableSchema>;
+/** Connection settings to offer; `hash` is computed (SHA-256) when left out. */
+export type ConnectionSettingsInput = MessageInitShape<typeof ConnectionSettingsOffersSchema>;
+/** A custom message; the agent must list `capability` in its custom capabilities. */
+export type CustomMessageInput = { readonly capability: string; readonly type: string; readonly data?: Uint8Array };
+
+function missing(record: AgentRecord, what: string): OpampError {
+  return new OpampError("capability_missing", `agent ${record.id} does not advertise ${what}`);
+}
+
+/** The records a target names. A single UID that is not connected throws `unknown_agent`. */
+function resolve(core: ServerCore, target: AgentTarget): { records: AgentRecord[]; single: boolean } {
+  if (typeof target === "function") {
+    const records: AgentRecord[] = [];
+    for (const record of core.agents.values()) if (target(record)) records.push(record);
+    return { records, single: false };
+  }
+  let id: string;
+  if (typeof target === "string") id = instanceUidToString(instanceUidFromString(target));
+  else if (isInstanceUid(target)) id = instanceUidToString(target);
+  else throw new OpampError("invalid_instance_uid", "target must be a UID string, 16 bytes or a predicate");
+  const record = core.agents.get(id);
+  if (record === undefined) throw new OpampError("unknown_agent", `agent ${id} is not connected`);
+  return { records: [record], single: true };
+}
+
+/**
+ * Runs `act` on every targeted agent that passes `check`. For a single UID a failed check
+ * or action throws; for a predicate it is reported in `skipped`.
+ */
+function each(
+  core: ServerCore,
+  target: AgentTarget,
+  check: (record: AgentRecord) => OpampError | undefined,
+  act: (record: AgentRecord) => void,
+): PushResult {
+  const { records, single } = resolve(core, target);
+  const sent: AgentRecord[] = [];
+  const skipped: { agent: AgentRecord; error: OpampError }[] = [];
+  for (const record of records) {
+    let error = check(record);
+    if (error === undefined) {
+      try {
+        act(record);
+        sent.push(record);
+        continue;
+      } catch (e) {
+        error = OpampError.from(e);
+      }
+    }
+    if (single) throw error;
+    skipped.push({ agent: record, error });
+  }
+  return { sent, skipped };
+}
+
+function requireServerCapability(core: ServerCore, bit: bigint, name: string): void {
+  if (!hasBit(core.options.capabilities, bit)) {
+    throw new OpampError("capability_missing", `the server does not advertise ${name} (see options.capabilities)`);
+  }
+}
+
+async function sha256(bytes: Uint8Array): Promise<Uint8Array> {
+  return new Uint8Array(await globalThis.crypto.subtle.digest("SHA-256", new Uint8Array(bytes)));
+}
+
+/** Stores a desired item for each agent and sends it to WebSocket agents now. */
+function pushDesired(
+  core: ServerCore,
+  target: AgentTarget,
+  kind: DesiredKind,
+  item: DesiredItem,
+  check: (record: AgentRecord) => OpampError | undefined,
+): Promise<PushResult> {
+  const now = core.options.clock.now();
+  const writes: Promise<void>[] = [];
+  const result = each(core, target, check, (record) => {
+    record.desired[kind] = item;
+    delete record.offered[kind];
+    if (record.channel !== undefined && !sameBytes(reportedHash(record, kind), item.hash)) {
+      deliver(core.options, record, [item.part]);
+      record.offered[kind] = item.hash;
+    }
+    // HTTP agents get it with their next poll: the reply includes desired items not yet offered.
+    const id = record.id;
+    const desired = storedDesired(record);
+    const deliveryKind = kind === "packagesAvailable" ? "packages" : kind;
+    writes.push(
+      core.persist(async () => {
+        await core.store.putDesired(id, desired);
+        await core.store.appendDelivery(id, deliveryKind, item.hash, { status: "offered", at: now });
+      }),
+    );
+  });
+  // Resolve once the desired state is stored, so it survives a restart right after.
+  return Promise.all(writes).then(() => result);
+}
+
+/**
+ * A remote config hashed and encoded once, for pushing to many agents over time (for
+ * example to each agent as it connects) without redoing the work. Get one from
+ * `OpAMPServer.prepareRemoteConfig`.
+ */
+export class PreparedRemoteConfig {
+  /** The config's `configMapHash`. */
+  readonly hash: Uint8Array;
+  /** The files. */
+  readonly config: AgentConfigMap;
+
+  /** @internal Use `OpAMPServer.prepareRemoteConfig`. */
+  constructor(config: AgentConfigMap, hash: Uint8Array) {
+    this.config = config;
+    this.hash = hash;
+  }
+}
+
+const preparedItems = new WeakMap<PreparedRemoteConfig, DesiredItem>();
+
+/** Hashes and encodes a remote config once. */
+export async function prepareRemoteConfig(input: RemoteConfigInput): Promise<PreparedRemoteConfig> {
+  const config = "$typeName" in input ? (input as AgentConfigMap) : configMap(input as Record<string, string>);
+  const hash = await configMapHash(config);
+  const bytes = toBinary(AgentRemoteConfigSchema, create(AgentRemoteConfigSchema, { config, configHash: hash }));
+  const prepared = new PreparedRemoteConfig(config, hash);
+  preparedItems.set(prepared, desiredItem("remoteConfig", bytes, hash));
+  return prepared;
+}
+
+/**
+ * Sets the remote config the targeted agents should run. The hash is computed once with
+ * `configMapHash`. Agents that later report another hash get it again. With a
+ * {@link PreparedRemoteConfig} the agents' desired state is set before this returns, so a
+ * call made from an event listener rides in the reply being built.
+ */
+export async function setRemoteConfig(
+  core: ServerCore,
+  target: AgentTarget,
+  input: RemoteConfigInput | PreparedRemoteConfig,
+): Promise<PushResult & { readonly hash: Uint8Array }> {
+  requireServerCapability(core, ServerCapability.OffersRemoteConfig, "OffersRemoteConfig");
+  // No await before pushDesired for a prepared config: the assignment must be synchronous.
+  const prepared = input instanceof PreparedRemoteConfig ? input : await prepareRemoteConfig(input);
+  const item = preparedItems.get(prepared);
+  if (item === undefined) throw new OpampError("invalid_argument", "use OpAMPServer.prepareRemoteConfig()");
+  const result = await pushDesired(core, target, "remoteConfig", item, (r) =>
+    hasBit(r.capabilities, AgentCapability.AcceptsRemoteConfig) ? undefined : missing(r, "AcceptsRemoteConfig"),
+  );
+  return { ...result, hash: prepared.hash };
+}
+
+/** Offers packages (spec: all_packages_hash MUST be set; computed when not given). */
+export async function offerPackages(core: ServerCore, target: AgentTarget, input: PackagesInput): Promise<PushResult> {
+  requireServerCapability(core, ServerCapability.OffersPackages, "OffersPackages");
+  const msg = create(PackagesAvailableSchema, input);
+  if (msg.allPackagesHash.length === 0) {
+    const sorted = create(PackagesAvailableSchema, {
+      packages: Object.fromEntries(Object.entries(msg.packages).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))),
+    });
+    msg.allPackagesHash = await sha256(toBinary(PackagesAvailableSchema, sorted));
+  }
+  const item = desiredItem("packagesAvailable", toBinary(PackagesAvailableSchema, msg), msg.allPackagesHash);
+  return pushDesired(core, target, "packagesAvailable", item, (r) =>
+    hasBit(r.capabilities, AgentCapability.AcceptsPackages) ? undefined : missing(r, "AcceptsPackages"),
+  );
+}
+
+/** Offers connection settings; each part offered needs its own agent capability. */
+export async function offerConnectionSettings(
+  core: ServerCore,
+  target: AgentTarget,
+  input: ConnectionSettingsInput,
+): Promise<PushResult> {
+  requireServerCapability(core, ServerCapability.OffersConnectionSettings, "OffersConnectionSettings");
+  const msg = create(ConnectionSettingsOffersSchema, input);
+  if (msg.hash.length === 0) {
+    const copy = create(ConnectionSettingsOffersSchema, { ...msg, hash: new Uint8Array(0) });
+    msg.hash = await sha256(toBinary(ConnectionSettingsOffersSchema, copy));
+  }
+  const needs: [boolean, bigint, string][] = [
+    [msg.opamp !== undefined, AgentCapability.AcceptsOpAMPConnectionSettings, "AcceptsOpAMPConnectionSettings"],
+    [msg.ownMetrics !== undefined, AgentCapability.ReportsOwnMetrics, "ReportsOwnMetrics"],
+    [msg.ownTraces !== undefined, AgentCapability.ReportsOwnTraces, "ReportsOwnTraces"],
+    [msg.ownLogs !== undefined, AgentCapability.ReportsOwnLogs, "ReportsOwnLogs"],
+    [
+      Object.keys(msg.otherConnections).length > 0,
+      AgentCapability.AcceptsOtherConnectionSettings,
+      "AcceptsOtherConnectionSettings",
+    ],
+  ];
+  const item = desiredItem("connectionSettings", toBinary(ConnectionSettingsOffersSchema, msg), msg.hash);
+  return pushDesired(core, target, "connectionSettings", item, (r) => {
+    for (const [offered, bit, name] of needs) if (offered && !hasBit(r.capabilities, bit)) return missing(r, name);
+    return undefined;
+  });
+}
+
+const RESTART_PART: Part = makePart("command", new Uint8Array(0)); // CommandType Restart = 0: presence is the command
+
+/** Asks agents to restart (spec: only to agents with AcceptsRestartCommand). */
+export function sendRestart(core: ServerCore, target: AgentTarget): PushResult {
+  return each(
+    core,
+    target,
+    (r) =>
+      hasBit(r.capabilities, AgentCapability.AcceptsRestartCommand) ? undefined : missing(r, "AcceptsRestartCommand"),
+    (r) => deliver(core.options, r, [RESTART_PART]),
+  );
+}
+
+/** Sends a custom message; HTTP agents get one queued message per poll. */
+export function sendCustomMessage(core: ServerCore, target: AgentTarget, input: CustomMessageInput): PushResult {
+  const bytes = toBinary(
+    CustomMessageSchema,
+    create(CustomMessageSchema, {
+      capability: input.capability,
+      type: input.type,
+      data: input.data ?? new Uint8Array(0),
+    }),
+  );
+  const part = makePart("customMessage", bytes);
+  return each(
+    core,
+    target,
+    (r) =>
+      r.customCapabilities?.capabilities.includes(input.capability)
+        ? undefined
+        : missing(r, `custom capability "${input.capability}"`),
+    (r) => deliver(core.options, r, [part]),
+  );
+}
+
+/** Sets ReportFullState for the targeted agents. Needs no capability. */
+export function requestFullState(core: ServerCore, target: AgentTarget): PushResult {
+  return each(
+    core,
+    target,
+    () => undefined,
+    (r) => deliver(core.options, r, [], ServerToAgentFlag.ReportFullState),
+  );
+}
+
+/**
+ * Gives one agent a new instance UID (default a new UUIDv7). The agent is re-keyed at
+ * once; messages still carrying the old UID are routed to it until it uses the new one.
+ */
+export function assignInstanceUid(core: ServerCore, target: string | Uint8Array, uid?: Uint8Array): Uint8Array {
+  const next = uid ?? newInstanceUid();
+  if (!isInstanceUid(next)) throw new OpampError("invalid_instance_uid", "a new instance UID must be 16 bytes");
+  if (core.agents.has(instanceUidToString(next))) {
+    throw new OpampError("invalid_argument", "that instance UID is already in use by a connected agent");
+  }
+  const { records } = resolve(core, target);
+  const record = records[0]!;
+  const part = core.rekey(record, next);
+  deliver(core.options, record, [part]);
+  core.emit("agentUpdated", record, ["instanceUid"]);
+  return next;
+}

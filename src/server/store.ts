@@ -1,0 +1,77 @@
+/**
+ * The storage seam of the server. A store keeps what must outlive a process: agents' last
+ * known state, what the server wants each agent to run, and the history of deliveries.
+ * Messages are stored as protobuf bytes so a durable store never needs to know the schema.
+ */
+
+/** An agent's last known state. */
+export interface StoredAgent {
+  /** Canonical UUID string of the instance UID. */
+  readonly instanceUid: string;
+  /**
+   * The reconstructed full state as a binary `AgentToServer`: every compressible field
+   * last reported, plus `capabilities` and `sequence_num`.
+   */
+  readonly state: Uint8Array;
+  /** Clock time (ms) of the agent's latest message. */
+  readonly lastSeen: number;
+}
+
+/** What the server wants an agent to have. Each field is the binary of the named message. */
+export interface StoredDesired {
+  /** Binary `AgentRemoteConfig` (config + hash). */
+  readonly remoteConfig?: Uint8Array;
+  /** Binary `PackagesAvailable`. */
+  readonly packagesAvailable?: Uint8Array;
+  /** Binary `ConnectionSettingsOffers`. */
+  readonly connectionSettings?: Uint8Array;
+}
+
+/** What is being delivered. */
+export type DeliveryKind = "remoteConfig" | "packages" | "connectionSettings";
+
+/** Where a delivery stands: offered by the server, then what the agent reported. */
+export type DeliveryStatus = "offered" | "applying" | "applied" | "failed";
+
+/** One step in a delivery's history. */
+export interface DeliveryEvent {
+  readonly status: DeliveryStatus;
+  /** Clock time (ms). */
+  readonly at: number;
+  readonly errorMessage?: string;
+}
+
+/** A delivery of one hash of one kind to one agent, with its status history (oldest first). */
+export interface StoredDelivery {
+  readonly instanceUid: string;
+  readonly kind: DeliveryKind;
+  readonly hash: Uint8Array;
+  readonly history: readonly DeliveryEvent[];
+}
+
+/**
+ * Storage for {@link OpAMPServer}. Every method may reject; the server turns a rejection
+ * into an `error` event with code `storage_failed` and carries on with its in-memory view.
+ * Implementations must return data equal to what was written (bytes compared by value) and
+ * may return the same or copied arrays. Prove an implementation with `serverStoreContract`
+ * from `opamp-sdk/testing`.
+ */
+export interface ServerStore {
+  /** The agent's last known state, or undefined if never written or deleted. */
+  getAgent(instanceUid: string): Promise<StoredAgent | undefined>;
+  /** Writes (replaces) the agent's state. */
+  putAgent(agent: StoredAgent): Promise<void>;
+  /** Forgets the agent's state, desired state and deliveries. Unknown UIDs are ignored. */
+  deleteAgent(instanceUid: string): Promise<void>;
+  /** What the server wants the agent to have; undefined when nothing was set. */
+  getDesired(instanceUid: string): Promise<StoredDesired | undefined>;
+  /** Replaces the desired state of the agent. */
+  putDesired(instanceUid: string, desired: StoredDesired): Promise<void>;
+  /**
+   * Appends a step to the delivery (instanceUid, kind, hash), creating it when new.
+   * Appending the same status as the latest step is allowed and recorded.
+   */
+  appendDelivery(instanceUid: string, kind: DeliveryKind, hash: Uint8Array, event: DeliveryEvent): Promise<void>;
+  /** The agent's deliveries, oldest first, each with its history oldest first. */
+  listDeliveries(instanceUid: string): Promise<readonly StoredDelivery[]>;
+}

@@ -1,0 +1,151 @@
+/**
+ * Public shapes of the server: the agent view, hooks, events and push results.
+ */
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import type {
+  AgentDescription,
+  AgentToServer,
+  AvailableComponents,
+  ComponentHealth,
+  ConnectionSettingsStatus,
+  CustomCapabilities,
+  EffectiveConfig,
+  OpAMPConnectionSettingsSchema,
+  PackageStatuses,
+  RemoteConfigStatus,
+} from "../gen/opamp/v1/opamp_pb.js";
+import type { OpampError } from "../wire/errors.js";
+
+/** How an agent talks to the server. */
+export type AgentTransport = "websocket" | "http";
+
+/**
+ * The parts of an agent's state that can change, named after the AgentToServer fields,
+ * plus `instanceUid` (after a reassignment) and `connection` (a newer connection took over
+ * the agent's UID).
+ */
+export type AgentPart =
+  | "agentDescription"
+  | "capabilities"
+  | "health"
+  | "effectiveConfig"
+  | "remoteConfigStatus"
+  | "packageStatuses"
+  | "customCapabilities"
+  | "availableComponents"
+  | "connectionSettingsStatus"
+  | "instanceUid"
+  | "connection";
+
+/**
+ * One agent as the server knows it: the full state reconstructed from compressed reports.
+ * The object is live (the server updates it in place) and must be treated as read-only.
+ */
+export interface Agent<P = unknown> {
+  /** Canonical lower-case UUID string of the instance UID; the key of `server.agents`. */
+  readonly id: string;
+  /** The 16 raw bytes of the instance UID. */
+  readonly instanceUid: Uint8Array;
+  /** Last AgentCapabilities bitmask reported. */
+  readonly capabilities: bigint;
+  readonly agentDescription: AgentDescription | undefined;
+  readonly health: ComponentHealth | undefined;
+  readonly effectiveConfig: EffectiveConfig | undefined;
+  readonly remoteConfigStatus: RemoteConfigStatus | undefined;
+  readonly packageStatuses: PackageStatuses | undefined;
+  readonly customCapabilities: CustomCapabilities | undefined;
+  /** Available components; `components` is filled from the server's cache when the agent sent only the hash. */
+  readonly availableComponents: AvailableComponents | undefined;
+  readonly connectionSettingsStatus: ConnectionSettingsStatus | undefined;
+  /** Transport of the agent's latest message. */
+  readonly transport: AgentTransport;
+  /** What `authenticate` attached to the connection that carried the latest message. */
+  readonly principal: P | undefined;
+  /** Remote address of that connection, when known. */
+  readonly remoteAddress: string | undefined;
+  /** Clock time (ms since epoch) of the latest message. */
+  readonly lastSeen: number;
+  /** `sequence_num` of the latest message. */
+  readonly sequenceNum: bigint;
+  /** Hash of the remote config the server wants this agent to run, if any. */
+  readonly desiredConfigHash: Uint8Array | undefined;
+}
+
+/** What `authenticate` is given: the HTTP request or WebSocket upgrade, before any body is read. */
+export interface AuthRequest {
+  /** Request headers, names lower-case; repeated headers joined with ", ". */
+  readonly headers: Readonly<Record<string, string>>;
+  /** Full request URL. */
+  readonly url: URL;
+  readonly remoteAddress: string | undefined;
+  /** The client's TLS certificate (node's `PeerCertificate`) when mutual TLS is in use. */
+  readonly tlsPeerCertificate: unknown;
+  /** Which transport the request starts. */
+  readonly transport: AgentTransport;
+}
+
+/** Outcome of `authenticate`. */
+export type AuthDecision<P = unknown> =
+  | { readonly accept: true; readonly principal?: P }
+  | {
+      readonly accept: false;
+      /** 401 (spec: MUST on bad credentials), 403, 429 or 503. */
+      readonly status: number;
+      /** Extra response headers, e.g. `Retry-After` or `WWW-Authenticate`. */
+      readonly headers?: Readonly<Record<string, string>>;
+      readonly message?: string;
+    };
+
+/** Decides whether a request may talk to the server. A throw answers 500 and emits `error` (`hook_failed`). */
+export type AuthenticateHook<P = unknown> = (request: AuthRequest) => AuthDecision<P> | Promise<AuthDecision<P>>;
+
+/** Re-authorises each agent message; false refuses it (WS close 1008, HTTP 403). */
+export type AuthorizeMessageHook<P = unknown> = (input: {
+  readonly message: AgentToServer;
+  readonly principal: P | undefined;
+  readonly transport: AgentTransport;
+}) => boolean | Promise<boolean>;
+
+/** Chooses a new UID for an agent that asked for one; return 16 bytes. */
+export type InstanceUidHook = (input: { readonly message: AgentToServer }) => Uint8Array | Promise<Uint8Array>;
+
+/**
+ * Answers an agent's certificate signing request (spec: Connection settings, CSR flow).
+ * Return the OpAMP connection settings to offer, with `certificate` holding the signed
+ * certificate; `destinationEndpoint` defaults to the endpoint the agent used. Throw (or
+ * return undefined) to refuse: the agent gets `error_response` BadRequest. Check here that
+ * the CSR names the agent (`agent.id`).
+ */
+export type CertificateRequestHook<P = unknown> = (input: {
+  readonly csr: Uint8Array;
+  readonly agent: Agent<P>;
+  readonly principal: P | undefined;
+}) => Promise<MessageInitShape<typeof OpAMPConnectionSettingsSchema> | undefined>;
+
+/** Why an agent left. */
+export type DisconnectReason = "agent_disconnect" | "connection_closed" | "heartbeat_timeout" | "server_stopped";
+
+/** Events of {@link OpAMPServer}. Listeners observe; they cannot change what the server does. */
+export interface ServerEvents<P = unknown> {
+  /** First message from an agent not currently connected; its state is already merged. */
+  agentConnected: (agent: Agent<P>) => void;
+  /** The agent said goodbye, its connection closed, or it missed its heartbeat window. */
+  agentDisconnected: (agent: Agent<P>, reason: DisconnectReason) => void;
+  /** Some parts of a connected agent's state changed. */
+  agentUpdated: (agent: Agent<P>, changes: readonly AgentPart[]) => void;
+  /** Every AgentToServer received, after its state was merged. */
+  message: (agent: Agent<P>, message: AgentToServer) => void;
+  /** Something went wrong that no caller is waiting on (a store write, a hook, a bad peer). */
+  error: (error: OpampError) => void;
+}
+
+/** Which agents a push addresses: one UID (string or bytes) or a predicate over connected agents. */
+export type AgentTarget<P = unknown> = string | Uint8Array | ((agent: Agent<P>) => boolean);
+
+/** Outcome of a push to a selection. */
+export interface PushResult<P = unknown> {
+  /** Agents the message was sent to (WebSocket) or queued for (HTTP, next poll). */
+  readonly sent: readonly Agent<P>[];
+  /** Agents left out, with why (e.g. `capability_missing`). */
+  readonly skipped: readonly { readonly agent: Agent<P>; readonly error: OpampError }[];
+}

@@ -1,0 +1,261 @@
+/**
+ * WebSocket transport: the `upgrade` handler for an existing node:http(s) server. Uses `ws`
+ * in noServer mode so the application keeps its listener.
+ */
+import type { IncomingMessage } from "node:http";
+import type { Duplex } from "node:stream";
+import { type RawData, type WebSocket, WebSocketServer } from "ws";
+import { AgentToServerSchema } from "../gen/opamp/v1/opamp_pb.js";
+import { decodeWsMessage, OpampError } from "../wire/index.js";
+import type { AgentRecord, PushChannel } from "./agent-record.js";
+import { authenticate, flattenHeaders, retryAfterSeconds, STATUS_TEXT } from "./auth.js";
+import type { ServerCore } from "./core.js";
+import { type ConnectionGate, peerCertificate, requestUrl } from "./node-http-adapter.js";
+
+/** WebSocket close codes the server uses (RFC 6455 §7.4.1). */
+export const WS_CLOSE = {
+  normal: 1000,
+  goingAway: 1001,
+  protocolError: 1002,
+  unsupportedData: 1003,
+  policyViolation: 1008,
+  messageTooBig: 1009,
+  internalError: 1011,
+  tryAgainLater: 1013,
+} as const;
+
+function rejectSocket(socket: Duplex, status: number, headers: Readonly<Record<string, string>> = {}): void {
+  if (!socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const lines = [`HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? "Error"}`, "Connection: close", "Content-Length: 0"];
+  for (const [k, v] of Object.entries(headers)) lines.push(`${k}: ${v}`);
+  socket.end(`${lines.join("\r\n")}\r\n\r\n`);
+}
+
+function toBytes(data: RawData): Uint8Array {
+  if (Array.isArray(data)) return Buffer.concat(data);
+  if (data instanceof ArrayBuffer) return new Uint8Array(data);
+  return data;
+}
+
+/** Owns every accepted WebSocket. */
+export class WsAdapter {
+  readonly #wss: WebSocketServer;
+  readonly #sockets = new Set<WebSocket>();
+  /** Sockets that showed life (pong or message) since the last ping round. */
+  readonly #alive = new WeakSet<WebSocket>();
+  #pingTimer: ReturnType<ServerCore["options"]["clock"]["setTimeout"]> | undefined;
+
+  constructor(
+    readonly core: ServerCore,
+    readonly gate: ConnectionGate,
+  ) {
+    this.#wss = new WebSocketServer({
+      noServer: true,
+      // ws closes with 1009 by itself when a message passes this (after inflation).
+      maxPayload: core.options.maxMessageBytes,
+      perMessageDeflate: core.options.perMessageDeflate,
+      clientTracking: false,
+    });
+  }
+
+  /**
+   * Starts the ping round: every `wsPingIntervalMs` each socket that gave no sign of life
+   * since the previous round is terminated (a half-open TCP connection would otherwise
+   * keep its agents online forever), and the others are pinged. One timer for all sockets.
+   */
+  startPing(): void {
+    const interval = this.core.options.wsPingIntervalMs;
+    if (interval === 0 || this.#pingTimer !== undefined) return;
+    const clock = this.core.options.clock;
+    const round = () => {
+      for (const ws of this.#sockets) {
+        if (!this.#alive.has(ws)) {
+          ws.terminate();
+          continue;
+        }
+        this.#alive.delete(ws);
+        ws.ping();
+      }
+      this.#pingTimer = clock.setTimeout(round, interval);
+    };
+    this.#pingTimer = clock.setTimeout(round, interval);
+  }
+
+  /** Open WebSockets. */
+  get size(): number {
+    return this.#sockets.size;
+  }
+
+  /**
+   * Handles an `upgrade` event. Returns false without touching the socket when the path is
+   * not the OpAMP path, so other upgrade listeners can take it.
+   */
+  async handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<boolean> {
+    const url = requestUrl(req, true);
+    if (url.pathname !== this.core.options.path) return false;
+    const retry = { "Retry-After": retryAfterSeconds(this.core.options.retryAfterMs) };
+    if (!this.core.accepting) {
+      rejectSocket(socket, 503, retry);
+      return true;
+    }
+    if (!this.gate.tryAcquire()) {
+      // spec: the server MAY answer an upgrade with 503 + Retry-After when overloaded.
+      rejectSocket(socket, 503, retry);
+      return true;
+    }
+    let released = false;
+    const release = () => {
+      if (!released) {
+        released = true;
+        this.gate.release();
+      }
+    };
+    socket.on("error", () => undefined);
+    // ws may refuse a malformed handshake without calling back; the slot still comes back.
+    socket.once("close", release);
+    try {
+      const decision = await authenticate(this.core.options.authenticate, {
+        headers: flattenHeaders(req.headers),
+        url,
+        remoteAddress: req.socket.remoteAddress,
+        tlsPeerCertificate: peerCertificate(req),
+        transport: "websocket",
+      });
+      if (!decision.accept) {
+        release();
+        rejectSocket(socket, decision.status, decision.headers);
+        return true;
+      }
+      if (!this.core.accepting || socket.destroyed) {
+        release();
+        rejectSocket(socket, 503, retry);
+        return true;
+      }
+      this.#wss.handleUpgrade(req, socket, head, (ws) => {
+        this.#accept(ws, req, url, decision.principal, release);
+      });
+    } catch (e) {
+      release();
+      this.core.reportError(e, "hook_failed");
+      rejectSocket(socket, 500);
+    }
+    return true;
+  }
+
+  #accept(ws: WebSocket, req: IncomingMessage, url: URL, principal: unknown, release: () => void): void {
+    const core = this.core;
+    const options = core.options;
+    this.#sockets.add(ws);
+    this.#alive.add(ws);
+    ws.on("pong", () => this.#alive.add(ws));
+    let closed = false;
+    const channel: PushChannel = {
+      agents: new Set<AgentRecord>(),
+      get closed() {
+        return closed;
+      },
+      send: (frame) => {
+        if (ws.readyState !== ws.OPEN) return false;
+        if (ws.bufferedAmount > options.maxBufferedBytes) {
+          core.reportError(
+            new OpampError("limit_exceeded", `WebSocket from ${req.socket.remoteAddress} is not reading; dropped`, {
+              details: { limit: options.maxBufferedBytes },
+            }),
+          );
+          ws.terminate();
+          return false;
+        }
+        ws.send(frame, { binary: true });
+        return true;
+      },
+    };
+    const conn = {
+      transport: "websocket" as const,
+      principal,
+      remoteAddress: req.socket.remoteAddress,
+      channel,
+      endpoint: url.origin + url.pathname,
+    };
+    let handshake: ReturnType<typeof options.clock.setTimeout> | undefined = options.clock.setTimeout(() => {
+      handshake = undefined;
+      ws.close(WS_CLOSE.policyViolation, "no OpAMP message in time");
+    }, options.handshakeTimeoutMs);
+    // Messages of one connection are handled strictly in order.
+    let chain: Promise<void> = Promise.resolve();
+    const fail = (code: number, reason: string) => {
+      if (ws.readyState === ws.OPEN) ws.close(code, reason);
+    };
+    ws.on("message", (data, isBinary) => {
+      this.#alive.add(ws);
+      if (handshake !== undefined) {
+        options.clock.clearTimeout(handshake);
+        handshake = undefined;
+      }
+      if (!isBinary) {
+        fail(WS_CLOSE.unsupportedData, "OpAMP messages are binary");
+        return;
+      }
+      let message: ReturnType<typeof decodeWsMessage<typeof AgentToServerSchema>>;
+      try {
+        message = decodeWsMessage(AgentToServerSchema, toBytes(data), { maxMessageBytes: options.maxMessageBytes });
+      } catch (e) {
+        const error = OpampError.from(e);
+        fail(error.code === "message_too_large" ? WS_CLOSE.messageTooBig : WS_CLOSE.protocolError, error.message);
+        return;
+      }
+      chain = chain
+        .then(() => core.handleMessage(conn, message))
+        .then((frame) => {
+          channel.send(frame);
+        })
+        .catch((e: unknown) => {
+          const error = OpampError.from(e);
+          if (error.code === "unauthenticated") {
+            fail(WS_CLOSE.policyViolation, error.message);
+          } else {
+            core.reportError(error);
+            fail(WS_CLOSE.internalError, "internal error");
+          }
+        });
+    });
+    ws.on("error", () => undefined); // a close always follows; ws already chose the close code
+    ws.on("close", () => {
+      closed = true;
+      if (handshake !== undefined) options.clock.clearTimeout(handshake);
+      this.#sockets.delete(ws);
+      core.channelClosed(channel);
+      release();
+    });
+  }
+
+  /** Closes every WebSocket with `code` and waits (up to `timeoutMs`) for them to finish. */
+  async closeAll(code: number, reason: string, timeoutMs: number): Promise<void> {
+    if (this.#pingTimer !== undefined) this.core.options.clock.clearTimeout(this.#pingTimer);
+    this.#pingTimer = undefined;
+    const sockets = [...this.#sockets];
+    const closed = sockets.map(
+      (ws) =>
+        new Promise<void>((resolve) => {
+          if (ws.readyState === ws.CLOSED) resolve();
+          else ws.once("close", () => resolve());
+        }),
+    );
+    for (const ws of sockets) ws.close(code, reason);
+    if (sockets.length === 0) {
+      this.#wss.close();
+      return;
+    }
+    const clock = this.core.options.clock;
+    let timer: ReturnType<typeof clock.setTimeout> | undefined;
+    const timeout = new Promise<void>((resolve) => {
+      timer = clock.setTimeout(resolve, timeoutMs);
+    });
+    await Promise.race([Promise.all(closed), timeout]);
+    if (timer !== undefined) clock.clearTimeout(timer);
+    for (const ws of sockets) if (ws.readyState !== ws.CLOSED) ws.terminate();
+    this.#wss.close();
+  }
+}

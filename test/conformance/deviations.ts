@@ -1,0 +1,113 @@
+// Deviations from the OpAMP spec that the conformance kit finds in implementations we did
+// not write. Each is theirs, not ours; the tests assert they still show exactly like this,
+// and docs/interop.md lists them with these notes.
+
+import type { Deviation } from "./peers.js";
+
+/** opamp-go v0.23.0's server package, driven by test/interop/go/server.go. */
+export const OPAMP_GO_SERVER: readonly Deviation[] = [
+  {
+    id: "server.oversized-message-refused",
+    transport: "ws",
+    evidence: /got a ServerToAgent/,
+    note: "v0.23.0 has no receive limit: a message over 64 MiB is read, decoded and answered (limits landed after v0.23.0, opamp-go PR #570)",
+  },
+  {
+    id: "server.oversized-message-refused",
+    transport: "http",
+    evidence: /was answered: HTTP 200/,
+    note: "v0.23.0 has no receive limit: a body over 64 MiB is read, decoded and answered 200 instead of 413 (opamp-go PR #570, after v0.23.0)",
+  },
+];
+
+/** opamp-go v0.23.0's client (test/interop/go/agent.go) over WebSocket. */
+export const OPAMP_GO_AGENT_WS: readonly Deviation[] = [
+  {
+    id: "client.unavailable-backoff",
+    transport: "ws",
+    evidence: /the next message came after \d+ ms on the same connection/,
+    note: "ServerErrorResponse UNAVAILABLE is only passed to OnError: retry_info is not read and the client neither disconnects nor waits (the next heartbeat goes out on time)",
+  },
+];
+
+/** opamp-go v0.23.0's client (test/interop/go/agent.go) over plain HTTP. */
+export const OPAMP_GO_AGENT_HTTP: readonly Deviation[] = [
+  {
+    id: "client.unavailable-backoff",
+    transport: "http",
+    evidence: /the next message came after \d+ ms/,
+    note: "ServerErrorResponse UNAVAILABLE is only passed to OnError: retry_info is not read and the next poll goes out on time",
+  },
+  {
+    id: "client.agent-disconnect",
+    transport: "http",
+    evidence: /no request with agent_disconnect/,
+    note: "the HTTP client's Stop() does not send agent_disconnect (opamp-go issue #179; the spec says SHOULD for HTTP)",
+  },
+];
+
+/** @elastic/opamp-client-node (HTTP only). */
+export const ELASTIC_CLIENT_HTTP: readonly Deviation[] = [
+  {
+    id: "client.heartbeat-interval",
+    transport: "http",
+    evidence: /no message within \d+ ms of the previous one/,
+    note: "OpAMPConnectionSettings.heartbeat_interval_seconds from the server is not read; the client keeps its own interval (set by the application)",
+  },
+  {
+    id: "client.agent-disconnect",
+    transport: "http",
+    evidence: /no request with agent_disconnect/,
+    note: "shutdown() does not send agent_disconnect",
+  },
+];
+
+/** opentelemetry-opamp-client (Python, HTTP only), driven by test/conformance/python/opamp_agent.py. */
+export const PYTHON_CLIENT_HTTP: readonly Deviation[] = [
+  {
+    id: "client.new-instance-uid",
+    transport: "http",
+    evidence: /still uses the old UID/,
+    note: "agent_identification.new_instance_uid is not read: the client keeps its own UID",
+  },
+  {
+    id: "client.heartbeat-interval",
+    transport: "http",
+    evidence: /no message within \d+ ms of the previous one/,
+    note: "the server's heartbeat_interval_seconds is not read; the poll interval is fixed by the application",
+  },
+  {
+    id: "client.retry-after",
+    transport: "http",
+    evidence: /the next request came after \d+ ms/,
+    note: "a 503 is retried with the client's own backoff (about 1 s, doubling); Retry-After is not read",
+  },
+  {
+    id: "client.unavailable-backoff",
+    transport: "http",
+    evidence: /the next message came after \d+ ms/,
+    note: "ServerErrorResponse UNAVAILABLE is only passed to on_error; retry_info is not read and the next poll goes out on schedule",
+  },
+  {
+    id: "client.sequence-num",
+    transport: "http",
+    evidence: /has sequence_num \d+ after \d+/,
+    note: "sequence_num is fixed when a message is queued but counted per send attempt, so a retried request keeps its old number and the next message skips ahead",
+  },
+];
+
+/** io.opentelemetry.contrib:opentelemetry-opamp-client (Java), plain HTTP, driven by test/conformance/java/OpampAgent.java. */
+export const JAVA_CLIENT_HTTP: readonly Deviation[] = [
+  {
+    id: "client.capabilities-every-message",
+    transport: "http",
+    evidence: /has capabilities 0x1002/,
+    note: "capabilities lack ReportsStatus (0x1), which every agent MUST set: only the bits of enabled features are sent",
+  },
+  {
+    id: "client.agent-disconnect",
+    transport: "http",
+    evidence: /no request with agent_disconnect/,
+    note: "close() prepares an agent_disconnect request, but HttpRequestService.stop() only shuts its executor down, so it is never sent",
+  },
+];

@@ -1,0 +1,125 @@
+/**
+ * Small pure pieces: options resolution, Accept-Encoding parsing, part concatenation and
+ * report merging.
+ */
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import {
+  AgentRemoteConfigSchema,
+  AgentToServerSchema,
+  ServerToAgentSchema,
+} from "../../../src/gen/opamp/v1/opamp_pb.js";
+import { AgentRecord, mergeReport, needsFullState } from "../../../src/server/agent-record.js";
+import { acceptsGzip } from "../../../src/server/http-exchange.js";
+import { DEFAULT_OPAMP_PATH, DEFAULT_SERVER_CAPABILITIES } from "../../../src/server/index.js";
+import { resolveServerOptions } from "../../../src/server/options.js";
+import { baseReply, encodeWithParts, makePart } from "../../../src/server/outbound.js";
+import { agentDescription, newInstanceUid, ServerCapability, serverCapabilities } from "../../../src/wire/index.js";
+
+describe("resolveServerOptions", () => {
+  it("fills defaults and always advertises AcceptsStatus", () => {
+    const o = resolveServerOptions({
+      allowAnonymous: true,
+      capabilities: { acceptsStatus: false, offersPackages: false },
+    });
+    expect(o.path).toBe(DEFAULT_OPAMP_PATH);
+    expect(o.capabilities & ServerCapability.AcceptsStatus).toBe(ServerCapability.AcceptsStatus);
+    expect(o.capabilities & ServerCapability.OffersPackages).toBe(0n);
+    expect(resolveServerOptions({ allowAnonymous: true }).capabilities).toBe(
+      serverCapabilities(DEFAULT_SERVER_CAPABILITIES),
+    );
+    expect(Object.isFrozen(o)).toBe(true);
+  });
+
+  it("rejects bad values with invalid_argument", () => {
+    for (const bad of [
+      {},
+      { allowAnonymous: true, path: "v1" },
+      { allowAnonymous: true, limits: { maxConnections: 0 } },
+      { allowAnonymous: true, heartbeat: { intervalSeconds: 1.5 } },
+      { allowAnonymous: true, capabilities: { nope: true } as never },
+    ]) {
+      expect(() => resolveServerOptions(bad)).toThrow(expect.objectContaining({ code: "invalid_argument" }));
+    }
+  });
+});
+
+describe("acceptsGzip", () => {
+  it("reads codings and q-values", () => {
+    expect(acceptsGzip(undefined)).toBe(false);
+    expect(acceptsGzip("gzip")).toBe(true);
+    expect(acceptsGzip("deflate, gzip;q=0.5")).toBe(true);
+    expect(acceptsGzip("gzip;q=0")).toBe(false);
+    expect(acceptsGzip("*")).toBe(true);
+    expect(acceptsGzip("gzip;q=0, *")).toBe(false);
+    expect(acceptsGzip("identity")).toBe(false);
+  });
+});
+
+describe("encodeWithParts", () => {
+  it("decodes as the message with the parts set, for any config size", () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 70_000 }), fc.boolean(), (body, header) => {
+        const config = create(AgentRemoteConfigSchema, {
+          config: { configMap: { f: { body } } },
+          configHash: new Uint8Array([1]),
+        });
+        const part = makePart("remoteConfig", toBinary(AgentRemoteConfigSchema, config));
+        const base = baseReply(newInstanceUid());
+        base.flags = 1n;
+        const bytes = encodeWithParts(base, [part], header);
+        const decoded = fromBinary(ServerToAgentSchema, header ? bytes.subarray(1) : bytes);
+        expect(decoded.flags).toBe(1n);
+        expect(decoded.instanceUid).toEqual(base.instanceUid);
+        expect(decoded.remoteConfig?.config?.configMap["f"]?.body.length).toBe(body.length);
+        if (header) expect(bytes[0]).toBe(0);
+      }),
+      { numRuns: 30 },
+    );
+  });
+
+  it("encodes an empty sub-message (Restart command) as present", () => {
+    const bytes = encodeWithParts(baseReply(newInstanceUid()), [makePart("command", new Uint8Array(0))], false);
+    expect(fromBinary(ServerToAgentSchema, bytes).command).toBeDefined();
+  });
+});
+
+describe("mergeReport", () => {
+  it("keeps absent fields, replaces present ones, reports only real changes", () => {
+    const record = new AgentRecord("id", newInstanceUid(), "http", 0);
+    const components = new Map();
+    const full = create(AgentToServerSchema, {
+      capabilities: 1n,
+      agentDescription: agentDescription({ identifying: { a: "1" } }),
+      health: { healthy: true },
+    });
+    expect(mergeReport(record, full, components).changes).toEqual(["capabilities", "agentDescription", "health"]);
+    expect(mergeReport(record, create(AgentToServerSchema, { capabilities: 1n }), components).changes).toEqual([]);
+    expect(record.health?.healthy).toBe(true);
+    // Same content again is not a change.
+    expect(mergeReport(record, full, components).changes).toEqual([]);
+    const sick = create(AgentToServerSchema, { capabilities: 1n, health: { healthy: false } });
+    expect(mergeReport(record, sick, components).changes).toEqual(["health"]);
+    expect(record.agentDescription).toBeDefined();
+  });
+});
+
+describe("needsFullState", () => {
+  const compressed = (seq: bigint) => create(AgentToServerSchema, { sequenceNum: seq });
+  const full = (seq: bigint) =>
+    create(AgentToServerSchema, { sequenceNum: seq, agentDescription: agentDescription({}) });
+  it("asks on a gap, not on the next number", () => {
+    expect(needsFullState(true, 4n, compressed(5n))).toBe(false);
+    expect(needsFullState(true, 4n, compressed(7n))).toBe(true);
+    expect(needsFullState(true, 4n, compressed(4n))).toBe(true); // a duplicate: harmless to ask
+  });
+  it("accepts a restarted agent's full report at 0", () => {
+    expect(needsFullState(true, 40n, full(0n))).toBe(false);
+    expect(needsFullState(true, 40n, compressed(0n))).toBe(true);
+  });
+  it("asks an unknown agent unless it sent its description", () => {
+    expect(needsFullState(false, 0n, compressed(9n))).toBe(true);
+    expect(needsFullState(false, 0n, full(9n))).toBe(false);
+  });
+});
