@@ -3,3 +3,4 @@
  * kept out of the browser-safe client entry).
  */
 export { FileClientStateStore } from "./file-state-store.js";
+export type { ClientState, ClientStateStore } from "./state-store.js";

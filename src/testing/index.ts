@@ -5,6 +5,7 @@
  *
  * @module
  */
+export type { Clock, TimerHandle } from "../internal/clock.js";
 export { ManualClock } from "./client-manual-clock.js";
 export { clientStateStoreContract } from "./client-state-store-contract.js";
 export {
