@@ -1,6 +1,8 @@
 /**
  * `opamp-sdk/client`: the agent side of OpAMP.
  */
+
+export type { BackoffPolicy } from "../internal/backoff.js";
 export type { ConnectionState } from "../transport/connection-state.js";
 export type { OpAMPClientEvents } from "./events.js";
 export type {
