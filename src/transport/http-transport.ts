@@ -228,8 +228,11 @@ export class HttpTransport implements Transport {
     );
     try {
       let response: Response;
+      // Called as a plain function, never as a method of the options: a browser's fetch
+      // throws "Illegal invocation" when `this` is anything but the global object.
+      const fetchImpl = this.options.fetch;
       try {
-        response = await this.options.fetch(target.url, {
+        response = await fetchImpl(target.url, {
           method: "POST",
           headers,
           body: body as BodyInit,
