@@ -285,6 +285,9 @@ export class ClientCore {
 
   /** A taken message never left: everything in it is sent again with the next one. */
   returned(message: AgentToServer): void {
+    // The server never processed it, so its number is free again: reusing it (as opamp-go
+    // does) spares the server a "gap" and a full-state round trip after every refused request.
+    if (message.sequenceNum === this.#sequenceNum - 1n) this.#sequenceNum = message.sequenceNum;
     for (const field of COMPRESSIBLE_FIELDS) if (message[field] !== undefined) this.#lastSent.delete(field);
     if (message.availableComponents !== undefined && message.availableComponents.components !== undefined) {
       if (Object.keys(message.availableComponents.components).length > 0) this.#fullComponents = true;

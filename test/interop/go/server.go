@@ -218,8 +218,10 @@ func (h *harnessServer) onConnecting(req *http.Request) types.ConnectionResponse
 		})
 		return types.ConnectionResponse{Accept: false, HTTPStatusCode: http.StatusUnauthorized}
 	}
-	h.ev.emit("connecting", map[string]any{"conn": id, "transport": transport, "auth": auth, "ms": h.ms()})
-	info := connInfo{id: id, auth: auth}
+	// Plain HTTP: every request names its agent in OpAMP-Instance-UID.
+	uidHeader := req.Header.Get("OpAMP-Instance-UID")
+	h.ev.emit("connecting", map[string]any{"conn": id, "transport": transport, "auth": auth, "uidHeader": uidHeader, "ms": h.ms()})
+	info := connInfo{id: id, auth: auth, uidHeader: uidHeader}
 	return types.ConnectionResponse{
 		Accept: true,
 		ConnectionCallbacks: types.ConnectionCallbacks{
@@ -242,8 +244,9 @@ func (h *harnessServer) onConnecting(req *http.Request) types.ConnectionResponse
 // connInfo is what the server knows of the HTTP request (the WS upgrade or the POST)
 // a message came in on.
 type connInfo struct {
-	id   int64
-	auth string
+	id        int64
+	auth      string
+	uidHeader string
 }
 
 func transportOf(conn types.Connection) string {
@@ -307,6 +310,7 @@ func (h *harnessServer) onMessage(conn types.Connection, info connInfo, msg *pro
 		"effective":    msg.EffectiveConfig != nil,
 		"conn":         info.id,
 		"auth":         info.auth,
+		"uidHeader":    info.uidHeader,
 		"ms":           h.ms(),
 	})
 

@@ -56,7 +56,10 @@ describe("ClientCore", () => {
     core.returned(lost);
     const retry = core.take("pending")!;
     expect(retry.health?.status).toBe("degraded");
-    expect(retry.sequenceNum).toBe(2n);
+    // The lost message's number is reused: the server sees 0, 1 and no gap.
+    expect(lost.sequenceNum).toBe(1n);
+    expect(retry.sequenceNum).toBe(1n);
+    expect(core.take("heartbeat")?.sequenceNum).toBe(2n);
   });
 
   it("sends every sub-message again after requestFullState", () => {
