@@ -343,10 +343,14 @@ export class WsTransport implements Transport {
     this.#clearTimers();
     if (this.#state.t === "stopping" || this.#state.t === "stopped") return;
     // spec: after an unexpected break reconnect at once, then back off. Only a connection
-    // the server answered earns the immediate retry: one that is accepted and then dropped
+    // the server answered earns the quick retry: one that is accepted and then dropped
     // before any answer would otherwise be retried in a tight loop, never backing off.
-    const immediate = wasConnected && this.#answered && retryAfterMs === undefined && error.code === "transport_failed";
-    const delay = immediate ? 0 : Math.max(this.#backoff.next(), retryAfterMs ?? error.details.retryAfterMs ?? 0);
+    // "At once" is spread over [0, initialDelayMs): when a server restarts under a fleet,
+    // its agents then come back over that window instead of in one burst.
+    const quick = wasConnected && this.#answered && retryAfterMs === undefined && error.code === "transport_failed";
+    const delay = quick
+      ? Math.floor(this.settings.random() * this.settings.backoff.initialDelayMs)
+      : Math.max(this.#backoff.next(), retryAfterMs ?? error.details.retryAfterMs ?? 0);
     this.#dispatch({ type: "failed", error, until: this.settings.clock.now() + delay });
     if (delay === 0) queueMicrotask(() => this.#connect());
     else this.#retryTimer = this.settings.clock.setTimeout(() => this.#connect(), delay);

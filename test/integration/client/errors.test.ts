@@ -169,14 +169,21 @@ describe("WebSocket connection loss", () => {
     await server.close();
   });
 
-  it("reconnects at once when the server closes the socket, without resending unchanged status", async () => {
-    const { client } = makeClient(server, "ws", { agent: { description } });
+  it("reconnects within the first backoff window when the server closes the socket, without resending unchanged status", async () => {
+    const { client, clock } = makeClient(server, "ws", { agent: { description }, retry: { initialDelayMs: 800 } });
     await client.start();
     await nextEvent(client, "message");
     const lost = nextEvent(client, "disconnect");
     const back = server.next();
     server.closeSockets();
     expect((await lost)[0].code).toBe("transport_failed");
+    // Jitter pinned at 0.5: the quick retry waits 0.5 × 800 ms, spread so a fleet does not
+    // come back in one burst, and not a backoff step (which would not have been reset).
+    expect(client.state).toMatchObject({ t: "backoff", until: clock.now() + 400 });
+    clock.advance(399);
+    await settle();
+    expect(server.upgrades).toHaveLength(1);
+    clock.advance(1);
     const msg = (await back).message;
     expect(msg.sequenceNum).toBe(1n);
     expect(msg.agentDescription).toBeUndefined();
