@@ -29,6 +29,8 @@ export class ClientConnection {
   #kind: "ws" | "http";
   #state: ConnectionState = INITIAL_CONNECTION_STATE;
   #stopped = false;
+  /** The endpoint the last connection's first message went to. */
+  #endpoint: string | undefined;
 
   constructor(private readonly deps: ConnectionDeps) {
     this.#kind = kindOf(deps.settings.active.endpoint) ?? deps.options.transportKind;
@@ -83,7 +85,16 @@ export class ClientConnection {
     let self: Transport | undefined;
     const current = () => self !== undefined && self === this.#transport;
     const host: TransportHost = {
-      takeMessage: (reason) => core.take(reason),
+      takeMessage: (reason) => {
+        if (reason === "connect") {
+          // A new endpoint may be another server that has never heard of this agent: the
+          // first message there carries the full state, not one compressed against the old.
+          const endpoint = settings.target().url;
+          if (this.#endpoint !== undefined && endpoint !== this.#endpoint) core.requestFullState();
+          this.#endpoint = endpoint;
+        }
+        return core.take(reason);
+      },
       returnMessage: (message) => core.returned(message),
       messageSent: (message) => core.sent(message),
       messageDropped: (message, error) => {

@@ -18,6 +18,7 @@ import {
   ServerToAgentSchema,
   TLSCertificateSchema,
 } from "../../../src/gen/opamp/v1/opamp_pb.js";
+import { agentDescription } from "../../../src/wire/agent-description.js";
 import { AgentCapability, hasBit, ServerToAgentFlag } from "../../../src/wire/capabilities.js";
 import { FakeServer } from "./fake-server.js";
 import { eventWhere, makeClient, nextEvent, settle } from "./helpers.js";
@@ -257,7 +258,10 @@ describe("connection settings that change the transport", () => {
             }
           : {}),
       });
-    const { client } = makeClient(server, from, { hooks: { onOpampConnectionSettings: async () => true } });
+    const { client } = makeClient(server, from, {
+      agent: { description: agentDescription({ identifying: { "service.name": "mover" } }) },
+      hooks: { onOpampConnectionSettings: async () => true },
+    });
     const committed = nextEvent(client, "connectionSettings");
     await client.start();
     expect((await committed)[0].endpoint).toBe(server.url(to));
@@ -266,6 +270,9 @@ describe("connection settings that change the transport", () => {
         r.message.connectionSettingsStatus?.status === ConnectionSettingsStatuses.ConnectionSettingsStatuses_APPLIED,
     );
     expect(applied.transport).toBe(to);
+    // The new endpoint may be another server: its first message carries the full state.
+    const firstThere = server.received.find((r) => r.transport === to);
+    expect(firstThere?.message.agentDescription).toBeDefined();
     const goodbye = server.received.find((r) => r.message.agentDisconnect !== undefined);
     expect(goodbye?.transport).toBe(from);
     await client.stop();
