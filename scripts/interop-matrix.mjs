@@ -250,11 +250,23 @@ if (values.check) {
   try {
     current = await readFile(values.out, "utf8");
   } catch {}
-  // The run date and measured times change every run; compare the rest (statuses, checks,
-  // implementations, notes).
-  const strip = (t) => t.replace(/Results of the run of \S+/, "").replaceAll(/\d+/g, "#");
-  if (strip(current) !== strip(text)) {
-    process.stderr.write(`${values.out} is out of date: run node scripts/interop-matrix.mjs\n`);
+  // The run date, measured times and random ids in evidence change every run; compare the
+  // rest (statuses, checks, implementations, notes).
+  const strip = (t) =>
+    t
+      .replace(/Results of the run of \S+/, "")
+      .replaceAll(/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/gi, "<uid>")
+      .replaceAll(/\b[0-9a-f]{16,}\b/gi, "<hex>")
+      .replaceAll(/\d+/g, "#")
+      .split("\n");
+  const [was, now] = [strip(current), strip(text)];
+  const line = now.findIndex((l, i) => l !== was[i]);
+  if (line !== -1 || was.length !== now.length) {
+    const at = line === -1 ? Math.min(was.length, now.length) : line;
+    process.stderr.write(
+      `${values.out} is out of date: run node scripts/interop-matrix.mjs\n` +
+        `first difference at line ${at + 1}:\n  file: ${was[at] ?? "(none)"}\n  run:  ${now[at] ?? "(none)"}\n`,
+    );
     process.exit(1);
   }
 } else {
