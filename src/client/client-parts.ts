@@ -59,6 +59,7 @@ export async function createClientParts(deps: PartsDeps): Promise<ClientParts> {
       heartbeatChanged: () => deps.heartbeatChanged(),
       error,
       committed: (committed) => deps.emit("connectionSettings", committed),
+      httpTls: options.tlsFetch !== undefined,
     },
     initialConnectionSettings(options, stored.connectionSettings),
     stored.candidateConnectionSettings,

@@ -12,11 +12,18 @@ import {
   ConnectionSettingsStatusSchema,
   type OpAMPConnectionSettings,
 } from "../gen/opamp/v1/opamp_pb.js";
+import { parseOfferedTls } from "../transport/tls.js";
 import type { ConnectTarget } from "../transport/types.js";
+import { WS_TLS_SUPPORTED } from "../transport/ws-transport.js";
 import { OpampError } from "../wire/errors.js";
 import { sameBytes } from "./bytes.js";
 import type { ClientHooks } from "./hooks.js";
-import type { HeaderPair, StoredConnectionSettings } from "./state-store.js";
+import type { HeaderPair, StoredConnectionSettings, StoredTlsSettings } from "./state-store.js";
+
+/** Offered TLS settings are compared by value (they are plain data). */
+function sameTls(a: StoredTlsSettings | undefined, b: StoredTlsSettings | undefined): boolean {
+  return JSON.stringify(a ?? null) === JSON.stringify(b ?? null);
+}
 
 /** What the manager needs from the client. */
 export interface ConnectionSettingsContext {
@@ -31,6 +38,8 @@ export interface ConnectionSettingsContext {
   error(error: OpampError): void;
   /** Settings were committed (event). */
   committed(settings: StoredConnectionSettings): void;
+  /** The HTTP transport can apply TLS settings (`transport.tlsFetch` is set). */
+  readonly httpTls?: boolean;
 }
 
 function status(hash: Uint8Array, value: ConnectionSettingsStatuses, errorMessage = ""): ConnectionSettingsStatus {
@@ -116,14 +125,16 @@ export class ConnectionSettingsManager {
     const headers: Record<string, string> = {};
     for (const header of active.headers) headers[header.name] = header.value;
     const cert = active.certificate;
-    if (cert === undefined) return { url: active.endpoint, headers };
+    const offered = active.tls;
+    if (cert === undefined && offered === undefined) return { url: active.endpoint, headers };
     return {
       url: active.endpoint,
       headers,
       tls: {
-        ...(cert.cert.length > 0 ? { cert: cert.cert } : {}),
-        ...(cert.privateKey.length > 0 ? { key: cert.privateKey } : {}),
-        ...(cert.caCert.length > 0 ? { ca: cert.caCert } : {}),
+        ...(cert !== undefined && cert.cert.length > 0 ? { cert: cert.cert } : {}),
+        ...(cert !== undefined && cert.privateKey.length > 0 ? { key: cert.privateKey } : {}),
+        ...(cert !== undefined && cert.caCert.length > 0 ? { ca: cert.caCert } : {}),
+        ...(offered === undefined ? {} : { offered }),
       },
     };
   }
@@ -265,9 +276,27 @@ export class ConnectionSettingsManager {
       return false;
     }
     const certificate = opamp.certificate;
-    if (certificate !== undefined && kind === "http") {
-      // fetch takes no client certificate; accepting would "verify" without using it.
-      failures.push("client certificates are not supported by the HTTP transport");
+    let tls: StoredTlsSettings | undefined;
+    if (opamp.tls !== undefined) {
+      try {
+        tls = parseOfferedTls(opamp.tls);
+      } catch (cause) {
+        failures.push(`invalid TLS settings: ${cause instanceof Error ? cause.message : String(cause)}`);
+        return false;
+      }
+    } else {
+      // No TLS in the offer keeps the current TLS settings for the same endpoint.
+      tls = endpoint === current.endpoint ? current.tls : undefined;
+    }
+    if ((certificate !== undefined || tls !== undefined) && kind === "http" && this.ctx.httpTls !== true) {
+      // Global fetch takes no TLS options; accepting would "verify" without using them.
+      failures.push(
+        "client certificates and TLS settings over HTTP need transport.tlsFetch (Node: nodeTlsFetch from opamp-sdk/client/node)",
+      );
+      return false;
+    }
+    if (opamp.tls !== undefined && kind === "ws" && !WS_TLS_SUPPORTED) {
+      failures.push("TLS settings cannot be applied by a browser's WebSocket");
       return false;
     }
     const headers = headersOf(opamp, current.headers);
@@ -277,6 +306,7 @@ export class ConnectionSettingsManager {
       headers,
       offerHash: hash,
       ...(seconds === undefined ? {} : { heartbeatIntervalSeconds: seconds }),
+      ...(tls === undefined ? {} : { tls }),
       ...(certificate === undefined
         ? {}
         : {
@@ -295,7 +325,8 @@ export class ConnectionSettingsManager {
       endpoint === current.endpoint &&
       sameHeaders &&
       certificate === undefined &&
-      current.certificate === undefined
+      current.certificate === undefined &&
+      sameTls(tls, current.tls)
     ) {
       // Nothing about the connection changes; only the heartbeat may have.
       this.#committed = { ...candidate, offerHash: hash };

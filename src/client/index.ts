@@ -4,6 +4,7 @@
 
 export type { BackoffPolicy } from "../internal/backoff.js";
 export type { ConnectionState } from "../transport/connection-state.js";
+export type { TlsFetchFactory, TlsSettings, TlsVersion } from "../transport/tls.js";
 export type { OpAMPClientEvents } from "./events.js";
 export type {
   ClientHooks,
@@ -39,4 +40,5 @@ export {
   MemoryClientStateStore,
   type StoredConnectionSettings,
   type StoredRemoteConfigStatus,
+  type StoredTlsSettings,
 } from "./state-store.js";

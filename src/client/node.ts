@@ -2,5 +2,8 @@
  * Node-only additions to `opamp-sdk/client` (they import `node:` modules, so they are
  * kept out of the browser-safe client entry).
  */
+
+export { nodeTlsFetch } from "../transport/node-tls-fetch.js";
+export type { TlsFetchFactory, TlsSettings, TlsVersion } from "../transport/tls.js";
 export { FileClientStateStore } from "./file-state-store.js";
 export type { ClientState, ClientStateStore } from "./state-store.js";

@@ -313,8 +313,9 @@ export class OpAMPClient {
    * `privateKey` the PEM key it was made from: the server's certificate offer carries no
    * private key, so the client pairs the offered certificate with this one (it is then
    * persisted with the committed settings in the state store). Requires
-   * `hooks.onOpampConnectionSettings` and a `wss:` endpoint, as the certificate arrives
-   * as an OpAMP connection settings offer.
+   * `hooks.onOpampConnectionSettings` and, in Node, a `wss:` endpoint or an `https:` one
+   * with `transport.tlsFetch`, as the certificate arrives as an OpAMP connection settings
+   * offer.
    * @throws OpampError `capability_missing` when the server said it does not accept
    *   ConnectionSettingsRequest; `not_running` before start().
    */

@@ -6,6 +6,7 @@ import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { AgentDescriptionSchema, ComponentHealthSchema } from "../gen/opamp/v1/opamp_pb.js";
 import type { BackoffPolicy } from "../internal/backoff.js";
 import { type Clock, systemClock } from "../internal/clock.js";
+import type { TlsFetchFactory } from "../transport/tls.js";
 import type { AgentCapabilityFlags } from "../wire/capabilities.js";
 import { OpampError } from "../wire/errors.js";
 import { DEFAULT_MAX_MESSAGE_BYTES, resolveMaxBytes } from "../wire/limits.js";
@@ -45,9 +46,22 @@ export interface ClientTransportOptions {
   readonly closeTimeoutMs?: number;
   /** The fetch used for HTTP polling and package downloads. Default `globalThis.fetch`. */
   readonly fetch?: typeof globalThis.fetch;
+  /**
+   * Makes the fetch the HTTP transport uses for `https:` when TLS settings apply (the
+   * `tls` option, an offered client certificate or offered TLSConnectionSettings). Global
+   * fetch takes no TLS options, so in Node pass `nodeTlsFetch` from `opamp-sdk/client/node`;
+   * it is injected rather than imported so `opamp-sdk/client` stays free of `node:`
+   * modules for browsers. Without it, `tls` with an `https:` URL is an invalid_argument
+   * and such offers for `https:` are reported FAILED. Default none.
+   */
+  readonly tlsFetch?: TlsFetchFactory;
 }
 
-/** TLS for `wss:` connections (Node only; ignored in browsers and by the HTTP transport's fetch). */
+/**
+ * TLS for `wss:` and `https:` connections (Node only). WebSocket: passed to `ws`. HTTP:
+ * applied through `transport.tlsFetch` (see {@link ClientTransportOptions.tlsFetch}).
+ * Browsers use their own trust store and certificates; the options do not apply there.
+ */
 export interface ClientTlsOptions {
   /** PEM CA bundle trusted in addition to / instead of the system pool. */
   readonly ca?: string | Uint8Array;
@@ -57,6 +71,8 @@ export interface ClientTlsOptions {
   readonly key?: string | Uint8Array;
   /** Verify the server certificate. Default true. */
   readonly rejectUnauthorized?: boolean;
+  /** Server name for SNI and the certificate check. Default the URL's host. */
+  readonly servername?: string;
 }
 
 /** Reconnect and retry timing. Each field defaults to {@link DEFAULT_RETRY}. */
@@ -121,6 +137,7 @@ export interface ResolvedClientOptions {
   readonly responseTimeoutMs: number;
   readonly closeTimeoutMs: number;
   readonly fetch: typeof globalThis.fetch | undefined;
+  readonly tlsFetch: TlsFetchFactory | undefined;
   readonly tls: ClientTlsOptions;
   readonly retry: BackoffPolicy;
   readonly maxMessageBytes: number;
@@ -189,6 +206,19 @@ export function resolveClientOptions(options: OpAMPClientOptions): ResolvedClien
   const fetchImpl = transport.fetch ?? (typeof globalThis.fetch === "function" ? globalThis.fetch : undefined);
   if (transportKind === "http" && fetchImpl === undefined)
     throw invalid("HTTP transport needs fetch (transport.fetch)");
+  if (transport.tlsFetch !== undefined && typeof transport.tlsFetch !== "function") {
+    throw invalid("transport.tlsFetch must be a function");
+  }
+  const tls = Object.freeze({ ...(options.tls ?? {}) });
+  if (
+    new URL(transport.url).protocol === "https:" &&
+    transport.tlsFetch === undefined &&
+    Object.values(tls).some((value) => value !== undefined)
+  ) {
+    throw invalid(
+      "tls options for an https: URL need transport.tlsFetch (Node: nodeTlsFetch from opamp-sdk/client/node); global fetch takes no TLS options",
+    );
+  }
   const limits = options.limits ?? {};
   const maxPending = nonNegative(
     limits.maxPendingCustomMessages,
@@ -215,7 +245,8 @@ export function resolveClientOptions(options: OpAMPClientOptions): ResolvedClien
     ),
     closeTimeoutMs: nonNegative(transport.closeTimeoutMs, "transport.closeTimeoutMs", DEFAULT_CLOSE_TIMEOUT_MS),
     fetch: fetchImpl,
-    tls: Object.freeze({ ...(options.tls ?? {}) }),
+    tlsFetch: transport.tlsFetch,
+    tls,
     retry,
     maxMessageBytes: resolveMaxBytes(limits.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES, "limits.maxMessageBytes"),
     maxPendingCustomMessages: maxPending,

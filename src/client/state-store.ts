@@ -22,6 +22,22 @@ export interface StoredConnectionSettings {
   readonly offerHash?: Uint8Array;
   /** PEM client certificate, private key and CA from a certificate offer (Node only). */
   readonly certificate?: { readonly cert: Uint8Array; readonly privateKey: Uint8Array; readonly caCert: Uint8Array };
+  /** TLS settings from an offer (spec: TLSConnectionSettings; Node only). Absent in older states: defaults. */
+  readonly tls?: StoredTlsSettings;
+}
+
+/** Offered TLSConnectionSettings, validated; versions in Node's spelling ("TLSv1.2"). */
+export interface StoredTlsSettings {
+  /** PEM CAs trusted for the server certificate (`ca_pem_contents`). */
+  readonly caPem?: string;
+  /** Keep the system CA pool trusted next to {@link StoredTlsSettings.caPem}. */
+  readonly includeSystemCa?: boolean;
+  /** Do not verify the server certificate. */
+  readonly insecureSkipVerify?: boolean;
+  readonly minVersion?: "TLSv1" | "TLSv1.1" | "TLSv1.2" | "TLSv1.3";
+  readonly maxVersion?: "TLSv1" | "TLSv1.1" | "TLSv1.2" | "TLSv1.3";
+  /** IANA cipher suite names, as offered. */
+  readonly cipherSuites?: readonly string[];
 }
 
 /** The remote config outcome last reported, so a restart does not re-apply it. */

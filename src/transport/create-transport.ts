@@ -1,12 +1,15 @@
 /** Picks the transport for a URL scheme. */
 import { HttpTransport } from "./http-transport.js";
+import type { BaseTlsOptions, TlsFetchFactory } from "./tls.js";
 import type { Transport, TransportHost, TransportSettings } from "./types.js";
-import { type WsTlsOptions, WsTransport } from "./ws-transport.js";
+import { WsTransport } from "./ws-transport.js";
 
 /** Transport-specific settings, each used by one kind only. */
 export interface TransportExtras {
-  /** WebSocket TLS material (Node only). */
-  readonly tls: WsTlsOptions;
+  /** TLS material from the options (Node only). */
+  readonly tls: BaseTlsOptions;
+  /** HTTP: makes the fetch used for `https:` with TLS settings (Node only). */
+  readonly tlsFetch: TlsFetchFactory | undefined;
   /** HTTP: gzip request bodies. */
   readonly compression: boolean;
   /** HTTP: the fetch to use (required for "http"). */
@@ -25,5 +28,10 @@ export function createTransport(
 ): Transport {
   if (kind === "ws") return new WsTransport(host, settings, extras.tls);
   if (extras.fetch === undefined) throw new Error("HTTP transport needs fetch");
-  return new HttpTransport(host, settings, { compression: extras.compression, fetch: extras.fetch });
+  return new HttpTransport(host, settings, {
+    compression: extras.compression,
+    fetch: extras.fetch,
+    tls: extras.tls,
+    tlsFetch: extras.tlsFetch,
+  });
 }

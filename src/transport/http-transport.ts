@@ -15,6 +15,7 @@ import {
   INITIAL_CONNECTION_STATE,
   transition,
 } from "./connection-state.js";
+import { type BaseTlsOptions, effectiveTls, hasTls, type TlsFetchFactory } from "./tls.js";
 import type { ConnectTarget, Transport, TransportHost, TransportSettings } from "./types.js";
 
 /** HTTP-specific settings. */
@@ -23,6 +24,10 @@ export interface HttpTransportOptions {
   readonly compression: boolean;
   /** The fetch implementation. */
   readonly fetch: typeof globalThis.fetch;
+  /** TLS from the options, applied with an offered certificate / TLS settings on top. */
+  readonly tls?: BaseTlsOptions;
+  /** Makes a fetch for `https:` with TLS settings; without it such a target fails. */
+  readonly tlsFetch?: TlsFetchFactory | undefined;
 }
 
 type PostResult =
@@ -44,6 +49,8 @@ export class HttpTransport implements Transport {
   #reachable = false;
   /** Where this connection posts; read from the host only when (re)connecting. */
   #target: ConnectTarget | undefined;
+  /** The fetch made for the last target (TLS settings are fixed per target). */
+  #fetchFor: { readonly target: ConnectTarget; readonly fetch: typeof globalThis.fetch } | undefined;
 
   constructor(
     private readonly host: TransportHost,
@@ -228,10 +235,10 @@ export class HttpTransport implements Transport {
     );
     try {
       let response: Response;
-      // Called as a plain function, never as a method of the options: a browser's fetch
-      // throws "Illegal invocation" when `this` is anything but the global object.
-      const fetchImpl = this.options.fetch;
       try {
+        // Called as a plain function, never as a method of the options: a browser's fetch
+        // throws "Illegal invocation" when `this` is anything but the global object.
+        const fetchImpl = this.#fetchOf(target);
         response = await fetchImpl(target.url, {
           method: "POST",
           headers,
@@ -248,6 +255,31 @@ export class HttpTransport implements Transport {
       this.settings.clock.clearTimeout(timer);
       if (this.#abort === abort) this.#abort = undefined;
     }
+  }
+
+  /**
+   * The fetch for `target`: the configured one, or for `https:` with TLS settings (options,
+   * offered certificate or TLS) one made by `tlsFetch`.
+   * @throws OpampError when TLS settings apply but cannot be (no tlsFetch, bad settings).
+   */
+  #fetchOf(target: ConnectTarget): typeof globalThis.fetch {
+    if (this.#fetchFor?.target === target) return this.#fetchFor.fetch;
+    let fetchImpl = this.options.fetch;
+    if (new URL(target.url).protocol === "https:") {
+      const tls = effectiveTls(this.options.tls ?? {}, target.tls);
+      if (hasTls(tls)) {
+        const factory = this.options.tlsFetch;
+        if (factory === undefined) {
+          throw new OpampError(
+            "invalid_argument",
+            "TLS settings for an https: endpoint need transport.tlsFetch (Node: nodeTlsFetch from opamp-sdk/client/node)",
+          );
+        }
+        fetchImpl = factory(tls);
+      }
+    }
+    this.#fetchFor = { target, fetch: fetchImpl };
+    return fetchImpl;
   }
 
   async #handleResponse(message: AgentToServer, response: Response): Promise<PostResult> {

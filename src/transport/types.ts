@@ -8,6 +8,7 @@ import type { BackoffPolicy } from "../internal/backoff.js";
 import type { Clock } from "../internal/clock.js";
 import type { OpampError } from "../wire/errors.js";
 import type { ConnectionState } from "./connection-state.js";
+import type { TargetTls } from "./tls.js";
 
 /** Where and how to connect, asked for before every connection attempt or request. */
 export interface ConnectTarget {
@@ -15,8 +16,8 @@ export interface ConnectTarget {
   readonly url: string;
   /** Headers for the upgrade request or each POST. */
   readonly headers: Readonly<Record<string, string>>;
-  /** Client certificate from accepted connection settings (WebSocket in Node only). */
-  readonly tls?: { readonly cert?: Uint8Array; readonly key?: Uint8Array; readonly ca?: Uint8Array };
+  /** Client certificate and TLS settings from accepted connection settings (Node only). */
+  readonly tls?: TargetTls;
 }
 
 /** What the core tells a transport after reading a ServerToAgent. */

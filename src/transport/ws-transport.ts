@@ -16,15 +16,11 @@ import {
   INITIAL_CONNECTION_STATE,
   transition,
 } from "./connection-state.js";
+import { type BaseTlsOptions, effectiveTls, nodeRootCertificates, nodeTlsOptions } from "./tls.js";
 import type { Transport, TransportHost, TransportSettings } from "./types.js";
 
 /** TLS material for `wss:` in Node (the `ws` package's options). */
-export interface WsTlsOptions {
-  readonly ca?: string | Uint8Array;
-  readonly cert?: string | Uint8Array;
-  readonly key?: string | Uint8Array;
-  readonly rejectUnauthorized?: boolean;
-}
+export type WsTlsOptions = BaseTlsOptions;
 
 /** Minimal view of Node's ClientRequest / IncomingMessage for a refused upgrade. */
 interface UpgradeResponse {
@@ -34,6 +30,9 @@ interface UpgradeResponse {
 
 /** Node's `ws` exposes EventEmitter methods; browsers do not. */
 const IS_NODE_WS = typeof (WebSocket.prototype as { on?: unknown }).on === "function";
+
+/** The WebSocket transport can apply TLS settings (Node's `ws`; a browser's WebSocket cannot). */
+export const WS_TLS_SUPPORTED = IS_NODE_WS;
 
 function toBytes(data: unknown): Uint8Array | undefined {
   if (data instanceof ArrayBuffer) return new Uint8Array(data);
@@ -140,10 +139,10 @@ export class WsTransport implements Transport {
     this.#retryTimer = undefined;
     this.#dispatch({ type: "connect" });
     const target = this.host.target();
-    // A certificate from accepted connection settings replaces the configured one.
-    const tls = { ...this.tls, ...(target.tls ?? {}) };
     let socket: WebSocket;
     try {
+      // A certificate / TLS settings from accepted connection settings replace the configured ones.
+      const tls = IS_NODE_WS ? nodeTlsOptions(effectiveTls(this.tls, target.tls), nodeRootCertificates()) : {};
       socket = IS_NODE_WS
         ? new WebSocket(target.url, {
             headers: { ...target.headers },
@@ -151,10 +150,7 @@ export class WsTransport implements Transport {
             // As opamp-go: a 3xx on the upgrade is followed (http→ws rewrite is done by ws).
             followRedirects: true,
             maxRedirects: 5,
-            ...(tls.ca === undefined ? {} : { ca: asPem(tls.ca) }),
-            ...(tls.cert === undefined ? {} : { cert: asPem(tls.cert) }),
-            ...(tls.key === undefined ? {} : { key: asPem(tls.key) }),
-            ...(this.tls.rejectUnauthorized === undefined ? {} : { rejectUnauthorized: this.tls.rejectUnauthorized }),
+            ...tls,
           })
         : new WebSocket(target.url);
     } catch (cause) {
@@ -385,10 +381,6 @@ export class WsTransport implements Transport {
       }
     });
   }
-}
-
-function asPem(value: string | Uint8Array): string | Buffer {
-  return typeof value === "string" ? value : Buffer.from(value);
 }
 
 function headerValue(headers: UpgradeResponse["headers"], name: string): string | undefined {

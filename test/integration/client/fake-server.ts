@@ -5,7 +5,9 @@
  */
 import { once } from "node:events";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
+import type { TLSSocket } from "node:tls";
 import { create } from "@bufbuild/protobuf";
 import { type WebSocket, WebSocketServer } from "ws";
 import {
@@ -35,6 +37,25 @@ export type Script = (received: Received) => ServerToAgent | undefined;
 
 /** The default script: a bare acknowledgement. */
 export const ack: Script = ({ message }) => create(ServerToAgentSchema, { instanceUid: message.instanceUid });
+
+/** TLS for an https/wss fake server (PEM strings). */
+export interface FakeServerTls {
+  readonly key: string;
+  readonly cert: string;
+  /** CA for client certificates; with `requestCert`, clients must present one it signed. */
+  readonly ca?: string;
+  readonly requestCert?: boolean;
+  readonly minVersion?: "TLSv1.2" | "TLSv1.3";
+  readonly maxVersion?: "TLSv1.2" | "TLSv1.3";
+}
+
+/** The client certificate's subject CN on a request, if any. */
+function peerName(req: IncomingMessage): string | undefined {
+  const socket = req.socket as Partial<TLSSocket>;
+  if (typeof socket.getPeerCertificate !== "function") return undefined;
+  const cn = socket.getPeerCertificate().subject?.CN;
+  return typeof cn === "string" && cn !== "" ? cn : undefined;
+}
 
 /** A fake OpAMP server. */
 export class FakeServer {
@@ -68,12 +89,32 @@ export class FakeServer {
   maxActivePosts = 0;
   /** WebSocket pings received. */
   pings = 0;
+  /** Subject CN of the client certificate of each OpAMP POST / upgrade (undefined: none). */
+  readonly clientNames: (string | undefined)[] = [];
+  readonly #secure: boolean;
 
-  private constructor(autoPong: boolean) {
+  private constructor(autoPong: boolean, tls: FakeServerTls | undefined) {
     this.#wss = new WebSocketServer({ noServer: true, autoPong });
-    this.#http = createServer((req, res) => void this.#onRequest(req, res));
+    const handler = (req: IncomingMessage, res: ServerResponse) => void this.#onRequest(req, res);
+    this.#secure = tls !== undefined;
+    this.#http =
+      tls === undefined
+        ? createServer(handler)
+        : createHttpsServer(
+            {
+              key: tls.key,
+              cert: tls.cert,
+              ...(tls.ca === undefined ? {} : { ca: tls.ca }),
+              requestCert: tls.requestCert ?? false,
+              rejectUnauthorized: tls.requestCert ?? false,
+              ...(tls.minVersion === undefined ? {} : { minVersion: tls.minVersion }),
+              ...(tls.maxVersion === undefined ? {} : { maxVersion: tls.maxVersion }),
+            },
+            handler,
+          );
     this.#http.on("upgrade", (req, socket, head) => {
       this.upgrades.push(req.headers);
+      this.clientNames.push(peerName(req));
       const refusal = this.refusals.shift();
       if (refusal !== undefined) {
         const headers = Object.entries(refusal.headers ?? {})
@@ -86,9 +127,9 @@ export class FakeServer {
     });
   }
 
-  /** Starts a server on 127.0.0.1 with a free port. */
-  static async start(options: { autoPong?: boolean } = {}): Promise<FakeServer> {
-    const server = new FakeServer(options.autoPong ?? true);
+  /** Starts a server on 127.0.0.1 with a free port (https/wss when `tls` is given). */
+  static async start(options: { autoPong?: boolean; tls?: FakeServerTls } = {}): Promise<FakeServer> {
+    const server = new FakeServer(options.autoPong ?? true, options.tls);
     server.#http.listen(0, "127.0.0.1");
     await once(server.#http, "listening");
     return server;
@@ -97,7 +138,8 @@ export class FakeServer {
   /** The OpAMP URL for a transport. */
   url(transport: "ws" | "http"): string {
     const { port } = this.#http.address() as AddressInfo;
-    return `${transport}://127.0.0.1:${port}/v1/opamp`;
+    const scheme = this.#secure ? (transport === "ws" ? "wss" : "https") : transport;
+    return `${scheme}://127.0.0.1:${port}/v1/opamp`;
   }
 
   /** Resolves with the first message (received from index `from` on) that matches. */
@@ -115,7 +157,7 @@ export class FakeServer {
   /** URL of a file served by {@link FakeServer.files}. */
   fileUrl(name: string): string {
     const { port } = this.#http.address() as AddressInfo;
-    return `http://127.0.0.1:${port}/files/${name}`;
+    return `${this.#secure ? "https" : "http"}://127.0.0.1:${port}/files/${name}`;
   }
 
   /** Sends a message now on every open socket (WS) or with the next answer (HTTP). */
@@ -203,6 +245,7 @@ export class FakeServer {
       return;
     }
     this.httpRequests.push(req.headers);
+    this.clientNames.push(peerName(req));
     this.activePosts += 1;
     this.maxActivePosts = Math.max(this.maxActivePosts, this.activePosts);
     res.on("close", () => {
