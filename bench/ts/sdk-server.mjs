@@ -39,6 +39,27 @@ export function configBody(version, size) {
   return new TextEncoder().encode(s.slice(0, size));
 }
 
+// OPAMP_BENCH_CPU_PROF=dir: profile the whole server run (node refuses --cpu-prof in
+// NODE_OPTIONS); the .cpuprofile is written to dir at shutdown, for Chrome DevTools.
+const profileDir = process.env.OPAMP_BENCH_CPU_PROF;
+let profiler;
+if (profileDir) {
+  const { Session } = await import("node:inspector");
+  profiler = new Session();
+  profiler.connect();
+  const post = (method, params) =>
+    new Promise((resolve, reject) => profiler.post(method, params, (e, r) => (e ? reject(e) : resolve(r))));
+  await post("Profiler.enable");
+  await post("Profiler.setSamplingInterval", { interval: 500 });
+  await post("Profiler.start");
+  profiler.finish = async () => {
+    const { profile } = await post("Profiler.stop");
+    const { writeFileSync, mkdirSync } = await import("node:fs");
+    mkdirSync(profileDir, { recursive: true });
+    writeFileSync(`${profileDir}/sdk-server-${process.pid}.cpuprofile`, JSON.stringify(profile));
+  };
+}
+
 let mod;
 let root;
 try {
@@ -159,6 +180,7 @@ async function shutdown() {
   emit("stopping", stats());
   admin.close();
   await server.stop();
+  if (profiler) await profiler.finish();
   process.exit(0);
 }
 process.on("SIGTERM", shutdown);

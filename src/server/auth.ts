@@ -2,6 +2,7 @@
  * Running the `authenticate` hook and shaping its answer, shared by every adapter.
  */
 import type { IncomingHttpHeaders } from "node:http";
+import type { Clock, TimerHandle } from "../internal/clock.js";
 import { OpampError } from "../wire/index.js";
 import type { AuthDecision, AuthenticateHook, AuthRequest } from "./types.js";
 
@@ -26,30 +27,77 @@ export function headersToRecord(headers: Headers): Record<string, string> {
 
 const ACCEPT: AuthDecision = { accept: true };
 
+/** RFC 9110 token: what a header name may be made of. */
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+/** A header value may not hold CR, LF, NUL or other control characters (no response splitting). */
+const BAD_HEADER_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
+
+function validHeaders(headers: Readonly<Record<string, string>> | undefined): boolean {
+  if (headers === undefined) return true;
+  if (typeof headers !== "object" || headers === null) return false;
+  for (const [name, value] of Object.entries(headers)) {
+    if (!HEADER_NAME.test(name) || typeof value !== "string" || BAD_HEADER_VALUE.test(value)) return false;
+  }
+  return true;
+}
+
+/** How long the hook may take, and the clock that measures it. */
+export interface AuthLimits {
+  readonly clock: Clock;
+  /** The hook must answer within this (the server's `limits.handshakeTimeoutMs`). */
+  readonly timeoutMs: number;
+}
+
 /**
  * Asks the hook (or accepts when there is none: the server only allows that with
  * `allowAnonymous`). A decision that is neither accept nor a valid status becomes a 500.
  *
- * @throws OpampError `hook_failed` when the hook throws or returns something unusable.
+ * @throws OpampError `hook_failed` when the hook throws or returns something unusable (a
+ *   status outside 4xx/5xx, a header name or value that is not valid HTTP); `timeout` when
+ *   it does not answer within `limits.timeoutMs` (the adapters answer 503 + Retry-After).
  */
-export async function authenticate(hook: AuthenticateHook | undefined, request: AuthRequest): Promise<AuthDecision> {
+export async function authenticate(
+  hook: AuthenticateHook | undefined,
+  request: AuthRequest,
+  limits: AuthLimits,
+): Promise<AuthDecision> {
   if (hook === undefined) return ACCEPT;
   let decision: AuthDecision;
+  let timer: TimerHandle | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = limits.clock.setTimeout(
+      () => reject(new OpampError("timeout", `authenticate did not answer within ${limits.timeoutMs} ms`)),
+      limits.timeoutMs,
+    );
+  });
   try {
-    decision = await hook(request);
-  } catch (e) {
-    throw new OpampError("hook_failed", "authenticate threw", { cause: e });
+    decision = await Promise.race([
+      (async () => {
+        try {
+          return await hook(request);
+        } catch (e) {
+          throw new OpampError("hook_failed", "authenticate threw", { cause: e });
+        }
+      })(),
+      timeout,
+    ]);
+  } finally {
+    if (timer !== undefined) limits.clock.clearTimeout(timer);
   }
   if (decision?.accept === true) return decision;
   if (
     decision?.accept === false &&
     Number.isInteger(decision.status) &&
     decision.status >= 400 &&
-    decision.status < 600
+    decision.status < 600 &&
+    validHeaders(decision.headers)
   ) {
     return decision;
   }
-  throw new OpampError("hook_failed", "authenticate returned neither accept nor a 4xx/5xx rejection");
+  throw new OpampError(
+    "hook_failed",
+    "authenticate returned neither accept nor a 4xx/5xx rejection with valid header names and values",
+  );
 }
 
 /** Standard reason phrases for the statuses the server writes itself. */

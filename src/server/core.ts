@@ -1,17 +1,5 @@
-/**
- * The listener-blind server core: takes whole AgentToServer messages from adapters,
- * keeps every agent's reconstructed state keyed by instance_uid (never by connection),
- * answers every message and pushes what the application asks for. Adapters own sockets
- * and bytes on the wire; the core owns protocol decisions.
- */
-import { toBinary } from "@bufbuild/protobuf";
 import type { EventEmitter } from "eventemitter3";
-import {
-  type AgentToServer,
-  AgentToServerSchema,
-  type AvailableComponents,
-  ServerErrorResponseType,
-} from "../gen/opamp/v1/opamp_pb.js";
+import { type AgentToServer, type AvailableComponents, ServerErrorResponseType } from "../gen/opamp/v1/opamp_pb.js";
 import type { TimerHandle } from "../internal/clock.js";
 import {
   AgentToServerFlag,
@@ -24,10 +12,10 @@ import {
 } from "../wire/index.js";
 import { AgentRecord, mergeReport, needsFullState, type PushChannel } from "./agent-record.js";
 import { answerCertificateRequest } from "./certificate-request.js";
-import { type LoadedRecord, loadRecord, recordConfigStatus, storedDesired } from "./delivery.js";
+import { type LoadedRecord, loadRecord, recordDeliveryStatus, storedDesired } from "./delivery.js";
 import type { ResolvedServerOptions } from "./options.js";
 import { baseReply, encodeWithParts, type Part } from "./outbound.js";
-import { DESIRED_KINDS, errorReply, identificationPart, ReplyBuilder } from "./reply.js";
+import { DESIRED_KINDS, errorReply, identificationPart, ReplyBuilder, reofferOnNewStatus } from "./reply.js";
 import type { ServerStore } from "./store.js";
 import type { AgentPart, AgentTransport, DisconnectReason, ServerEvents } from "./types.js";
 
@@ -109,10 +97,12 @@ export class ServerCore {
   /**
    * Handles one AgentToServer and returns the encoded ServerToAgent (with the 0x00 header
    * for WebSocket). Never throws for agent mistakes: those become error_response replies.
+   * `raw` is the binary the message was decoded from, when the adapter has it (saves
+   * encoding the agent's state again when it is stored).
    *
    * @throws OpampError `unauthenticated` when `authorizeMessage` refuses the message.
    */
-  async handleMessage(conn: CoreConnection, message: AgentToServer): Promise<Uint8Array> {
+  async handleMessage(conn: CoreConnection, message: AgentToServer, raw?: Uint8Array): Promise<Uint8Array> {
     const ws = conn.transport === "websocket";
     if (!isInstanceUid(message.instanceUid)) {
       // spec: BadRequest for a malformed message; the agent should not retry it.
@@ -132,13 +122,16 @@ export class ServerCore {
     }
     const id = instanceUidToString(message.instanceUid);
     let record = this.agents.get(id) ?? this.#aliases.get(id);
-    const online = record !== undefined;
-    let known = online;
+    let known = record !== undefined;
     if (record === undefined) {
       const loaded = await this.#load(id, message.instanceUid, conn.transport);
       record = loaded.record;
       known = loaded.known;
     }
+    // Decided after the load: a message of the same agent that raced this one (an HTTP
+    // retry, a second connection) may have brought it online meanwhile.
+    const online = this.agents.get(record.id) === record;
+    known ||= online;
     if (record.previousId !== undefined && id === record.id) {
       // The agent now uses the UID we assigned; the old one is no longer routed.
       this.#aliases.delete(record.previousId);
@@ -184,7 +177,9 @@ export class ServerCore {
     // Duplicate-UID policy: the newest connection wins; the old one keeps its other agents.
     if (record.channel !== channel) {
       record.channel?.agents.delete(record);
-      record.previousChannel = record.channel;
+      // Only the "reassign" policy looks at the previous channel; otherwise keeping it would
+      // hold a closed socket for as long as the agent stays.
+      record.previousChannel = this.options.duplicateUid === "reassign" ? record.channel : undefined;
       record.channel = channel;
       channel?.agents.add(record);
       if (channel !== undefined) record.resetSession();
@@ -194,7 +189,7 @@ export class ServerCore {
     // A full report (a restarted agent, or one answering ReportFullState) restarts the offers.
     if (message.agentDescription !== undefined) for (const k of DESIRED_KINDS) delete record.offered[k];
 
-    const merged = mergeReport(record, message, this.#components);
+    const merged = mergeReport(record, message, this.#components, raw);
     changes.push(...merged.changes);
     if (merged.needComponents) flags |= ServerToAgentFlag.ReportAvailableComponents;
     record.sequenceNum = message.sequenceNum;
@@ -208,7 +203,8 @@ export class ServerCore {
     } else {
       this.#httpAgents.delete(record.id);
     }
-    if (merged.changes.includes("remoteConfigStatus")) recordConfigStatus(this, record);
+    recordDeliveryStatus(this, record, merged.changes);
+    reofferOnNewStatus(record, merged.changes);
 
     const parts: Part[] = [];
     if (hasBit(message.flags, AgentToServerFlag.RequestInstanceUid)) {
@@ -240,15 +236,15 @@ export class ServerCore {
     // Written in batches by the sweep, so a chatty agent costs one store write per sweep.
     if (!online || changes.length > 0) this.#dirty.add(record);
 
-    const reply = baseReply(message.instanceUid);
-    this.#replies.fill(record, reply, parts, conn, flags);
-
     if (refused !== undefined) {
-      // spec: a failed CSR is answered with BadRequest.
+      // spec: a failed CSR is answered with BadRequest, and an error reply carries nothing
+      // else: what the reply would have carried stays due for the next one.
       return errorReply(message.instanceUid, ServerErrorResponseType.ServerErrorResponseType_BadRequest, ws, {
         message: refused.message,
       });
     }
+    const reply = baseReply(message.instanceUid);
+    this.#replies.fill(record, reply, parts, conn, flags);
     let bytes = encodeWithParts(reply, parts, ws);
     if (bytes.length > this.options.maxMessageBytes) {
       // spec: the server MUST NOT send an oversized message; answer with the small fields only.
@@ -288,6 +284,12 @@ export class ServerCore {
       this.reportError(new OpampError("invalid_instance_uid", "newInstanceUid must return 16 bytes"));
       return undefined;
     }
+    const taken = this.agents.get(instanceUidToString(uid)) ?? this.#aliases.get(instanceUidToString(uid));
+    if (taken !== undefined && taken !== record) {
+      // Handing it out would merge two agents into one record.
+      this.reportError(new OpampError("invalid_argument", "newInstanceUid returned the UID of a connected agent"));
+      return undefined;
+    }
     return this.rekey(record, uid);
   }
 
@@ -305,9 +307,10 @@ export class ServerCore {
     this.agents.set(newId, record);
     this.#aliases.set(oldId, record);
     const desired = storedDesired(record);
-    const state = toBinary(AgentToServerSchema, record.toFullState());
+    const state = record.fullStateBytes();
     const lastSeen = record.lastSeen;
-    this.persist(async () => {
+    // After any write of the old UID still in flight, or it would bring the old UID back.
+    this.#writeInOrder(record, async () => {
       await this.store.deleteAgent(oldId);
       await this.store.putAgent({ instanceUid: newId, state, lastSeen });
       await this.store.putDesired(newId, desired);
@@ -324,7 +327,8 @@ export class ServerCore {
     record.channel?.agents.delete(record);
     record.channel = undefined;
     record.previousChannel = undefined;
-    this.#saveAgent(record);
+    // No message since the last write (same sequence_num, nothing dirty): the store has it.
+    if (this.#dirty.has(record) || record.savedSequenceNum !== record.sequenceNum) this.#saveAgent(record);
     this.emit("agentDisconnected", record, reason);
   }
 
@@ -337,12 +341,18 @@ export class ServerCore {
   /** Writes the agent's full state now, after any write of it still in flight (keeps order). */
   #saveAgent(record: AgentRecord): void {
     this.#dirty.delete(record);
-    const state = toBinary(AgentToServerSchema, record.toFullState());
+    const state = record.fullStateBytes();
     const entry = { instanceUid: record.id, state, lastSeen: record.lastSeen };
+    record.savedSequenceNum = record.sequenceNum;
+    this.#writeInOrder(record, () => this.store.putAgent(entry));
+  }
+
+  /** Runs a store write of the agent after its writes still in flight. */
+  #writeInOrder(record: AgentRecord, write: () => Promise<void>): void {
     const previous = record.saving ?? Promise.resolve();
-    const write = previous.then(() => this.store.putAgent(entry));
-    record.saving = write.catch(() => undefined);
-    this.persist(() => write);
+    const next = previous.then(write);
+    record.saving = next.catch(() => undefined);
+    this.persist(() => next);
   }
 
   /** Writes every agent whose state changed since its last write. */

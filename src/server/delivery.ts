@@ -8,12 +8,16 @@ import {
   AgentToServerSchema,
   type AvailableComponents,
   ConnectionSettingsOffersSchema,
+  ConnectionSettingsStatuses,
+  PackageStatusEnum,
+  type PackageStatuses,
   PackagesAvailableSchema,
   RemoteConfigStatuses,
 } from "../gen/opamp/v1/opamp_pb.js";
 import { type AgentRecord, type DesiredItem, type DesiredKind, mergeReport } from "./agent-record.js";
 import { makePart } from "./outbound.js";
-import type { DeliveryStatus, ServerStore, StoredDesired } from "./store.js";
+import type { DeliveryKind, DeliveryStatus, ServerStore, StoredDesired } from "./store.js";
+import type { AgentPart } from "./types.js";
 
 /** Builds a shared desired item from the encoded sub-message. */
 export function desiredItem(kind: DesiredKind, messageBytes: Uint8Array, hash: Uint8Array): DesiredItem {
@@ -45,11 +49,28 @@ export function storedDesired(record: AgentRecord): StoredDesired {
   return out;
 }
 
-const STATUS: Partial<Record<RemoteConfigStatuses, DeliveryStatus>> = {
+const CONFIG_STATUS: Partial<Record<RemoteConfigStatuses, DeliveryStatus>> = {
   [RemoteConfigStatuses.RemoteConfigStatuses_APPLYING]: "applying",
   [RemoteConfigStatuses.RemoteConfigStatuses_APPLIED]: "applied",
   [RemoteConfigStatuses.RemoteConfigStatuses_FAILED]: "failed",
 };
+
+const SETTINGS_STATUS: Partial<Record<ConnectionSettingsStatuses, DeliveryStatus>> = {
+  [ConnectionSettingsStatuses.ConnectionSettingsStatuses_APPLYING]: "applying",
+  [ConnectionSettingsStatuses.ConnectionSettingsStatuses_APPLIED]: "applied",
+  [ConnectionSettingsStatuses.ConnectionSettingsStatuses_FAILED]: "failed",
+};
+
+/** One status of a whole package offer: failed if any failed, applying while any is in progress. */
+function packagesStatus(statuses: PackageStatuses): DeliveryStatus {
+  let status: DeliveryStatus = "applied";
+  if (statuses.errorMessage !== "") return "failed";
+  for (const p of Object.values(statuses.packages)) {
+    if (p.status === PackageStatusEnum.PackageStatusEnum_InstallFailed) return "failed";
+    if (p.status !== PackageStatusEnum.PackageStatusEnum_Installed) status = "applying";
+  }
+  return status;
+}
 
 /** A record filled from the store, and whether the store knew the agent. */
 export interface LoadedRecord {
@@ -74,7 +95,7 @@ export async function loadRecord(
   let known = false;
   if (stored) {
     const state = fromBinary(AgentToServerSchema, stored.state);
-    mergeReport(record, state, components);
+    mergeReport(record, state, components, stored.state);
     record.sequenceNum = state.sequenceNum;
     known = true;
   }
@@ -89,17 +110,30 @@ export interface DeliveryHost {
   persist(write: () => Promise<void>): Promise<void>;
 }
 
-/** Appends the agent's newly reported remote-config status to its delivery history. */
-export function recordConfigStatus(host: DeliveryHost, record: AgentRecord): void {
-  const status = record.remoteConfigStatus;
-  if (status === undefined || status.lastRemoteConfigHash.length === 0) return;
-  const mapped = STATUS[status.status];
-  if (mapped === undefined) return;
-  const event =
-    status.errorMessage === ""
-      ? { status: mapped, at: host.options.clock.now() }
-      : { status: mapped, at: host.options.clock.now(), errorMessage: status.errorMessage };
-  const id = record.id;
-  const hash = status.lastRemoteConfigHash;
-  host.persist(() => host.store.appendDelivery(id, "remoteConfig", hash, event));
+/**
+ * Appends what the agent newly reported about a delivery (remote config, packages,
+ * connection settings) to that delivery's history, keyed by the hash the agent names.
+ *
+ * @param changed - the parts of the agent's state that this message changed.
+ */
+export function recordDeliveryStatus(host: DeliveryHost, record: AgentRecord, changed: readonly AgentPart[]): void {
+  const now = host.options.clock.now();
+  const append = (kind: DeliveryKind, hash: Uint8Array, status: DeliveryStatus | undefined, errorMessage: string) => {
+    if (hash.length === 0 || status === undefined) return;
+    const event = errorMessage === "" ? { status, at: now } : { status, at: now, errorMessage };
+    const id = record.id;
+    host.persist(() => host.store.appendDelivery(id, kind, hash, event));
+  };
+  for (const part of changed) {
+    if (part === "remoteConfigStatus" && record.remoteConfigStatus !== undefined) {
+      const s = record.remoteConfigStatus;
+      append("remoteConfig", s.lastRemoteConfigHash, CONFIG_STATUS[s.status], s.errorMessage);
+    } else if (part === "connectionSettingsStatus" && record.connectionSettingsStatus !== undefined) {
+      const s = record.connectionSettingsStatus;
+      append("connectionSettings", s.lastConnectionSettingsHash, SETTINGS_STATUS[s.status], s.errorMessage);
+    } else if (part === "packageStatuses" && record.packageStatuses !== undefined) {
+      const s = record.packageStatuses;
+      append("packages", s.serverProvidedAllPackagesHash, packagesStatus(s), s.errorMessage);
+    }
+  }
 }

@@ -6,7 +6,7 @@ import { AgentToServerSchema } from "../gen/opamp/v1/opamp_pb.js";
 import { decodeHttpBody, gzip, OpampError, PROTOBUF_CONTENT_TYPE } from "../wire/index.js";
 import { authenticate, retryAfterSeconds } from "./auth.js";
 import type { ServerCore } from "./core.js";
-import type { AuthRequest } from "./types.js";
+import type { AuthDecision, AuthRequest } from "./types.js";
 
 /** What an adapter hands over. */
 export interface HttpExchangeRequest {
@@ -99,9 +99,23 @@ export async function httpExchange(core: ServerCore, request: HttpExchangeReques
     tlsPeerCertificate: request.tlsPeerCertificate,
     transport: "http",
   };
+  let decision: AuthDecision;
   try {
-    const decision = await authenticate(options.authenticate, authRequest);
-    if (!decision.accept) return plain(decision.status, decision.message ?? "refused", { ...decision.headers });
+    decision = await authenticate(options.authenticate, authRequest, {
+      clock: options.clock,
+      timeoutMs: options.handshakeTimeoutMs,
+    });
+  } catch (e) {
+    const error = OpampError.from(e, "hook_failed");
+    core.reportError(error);
+    // A hook that did not answer in time: the client may come back later.
+    if (error.code === "timeout") {
+      return plain(503, error.message, { "retry-after": retryAfterSeconds(options.retryAfterMs) });
+    }
+    return plain(500, "authentication failed");
+  }
+  if (!decision.accept) return plain(decision.status, decision.message ?? "refused", { ...decision.headers });
+  try {
     const body = await request.readBody();
     const message = await decodeHttpBody(AgentToServerSchema, body, {
       contentEncoding: request.headers["content-encoding"] ?? null,

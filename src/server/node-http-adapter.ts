@@ -53,11 +53,30 @@ export function peerCertificate(req: IncomingMessage): unknown {
   return cert && Object.keys(cert).length > 0 ? cert : undefined;
 }
 
-/** The URL of a node request, with the scheme the socket implies. */
-export function requestUrl(req: IncomingMessage, ws: boolean): URL {
+/** A node request's path and, when its Host header makes one, its whole URL. */
+export interface RequestTarget {
+  readonly pathname: string;
+  /** Undefined when the Host header (or the target) does not form a valid URL: answer 400. */
+  readonly url: URL | undefined;
+}
+
+/** The URL of a node request, with the scheme the socket implies. Never throws. */
+export function requestUrl(req: IncomingMessage, ws: boolean): RequestTarget {
   const secure = (req.socket as Partial<TLSSocket>).encrypted === true;
   const scheme = ws ? (secure ? "wss" : "ws") : secure ? "https" : "http";
-  return new URL(req.url ?? "/", `${scheme}://${req.headers.host ?? "localhost"}`);
+  const target = req.url ?? "/";
+  // A hostile Host header must not become an exception in a listener.
+  const url = parseUrl(target, `${scheme}://${req.headers.host ?? "localhost"}`);
+  const pathname = url?.pathname ?? parseUrl(target, `${scheme}://localhost`)?.pathname ?? "";
+  return { pathname, url };
+}
+
+function parseUrl(target: string, base: string): URL | undefined {
+  try {
+    return new URL(target, base);
+  } catch {
+    return undefined;
+  }
 }
 
 /** Reads a node request body up to `limit` bytes within `timeoutMs`. */
@@ -80,7 +99,11 @@ function readNodeBody(req: IncomingMessage, limit: number, core: ServerCore): Pr
       req.off("error", onError);
       req.off("close", onClose);
       if (error) reject(error);
-      else resolve(Buffer.concat(chunks, size));
+      else {
+        // A plain Uint8Array (see ws-adapter toBytes): decoded bytes fields then copy on .slice().
+        const body = Buffer.concat(chunks, size);
+        resolve(new Uint8Array(body.buffer, body.byteOffset, body.byteLength));
+      }
     };
     const onData = (chunk: Buffer) => {
       size += chunk.length;
@@ -122,8 +145,13 @@ export async function handleNodeRequest(
   req: IncomingMessage,
   res: ServerResponse,
 ): Promise<boolean> {
-  const url = requestUrl(req, false);
-  if (url.pathname !== core.options.path) return false;
+  const { pathname, url } = requestUrl(req, false);
+  if (pathname !== core.options.path) return false;
+  if (url === undefined) {
+    write(res, { status: 400, headers: { connection: "close" }, body: undefined });
+    req.resume();
+    return true;
+  }
   if (!core.accepting) {
     write(res, {
       status: 503,

@@ -314,8 +314,15 @@ export class OpAMPServer<P = unknown> extends EventEmitter<ServerEvents<P>> {
     return assignInstanceUid(this.#core, target, uid);
   }
 
-  /** The agent's deliveries with status history, from the store. */
-  deliveries(uid: string | Uint8Array): Promise<readonly StoredDelivery[]> {
+  /**
+   * The agent's deliveries with status history, from the store.
+   *
+   * @throws OpampError `invalid_instance_uid` (as a rejection) when `uid` is not a UID.
+   */
+  async deliveries(uid: string | Uint8Array): Promise<readonly StoredDelivery[]> {
+    if (typeof uid !== "string" && !isInstanceUid(uid)) {
+      throw new OpampError("invalid_instance_uid", "an instance UID is 16 bytes");
+    }
     const id = typeof uid === "string" ? instanceUidToString(instanceUidFromString(uid)) : instanceUidToString(uid);
     return this.store.listDeliveries(id);
   }

@@ -29,7 +29,7 @@ export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 30_000;
 /** Default bytes a WebSocket may have queued unsent before it is dropped as a slow consumer: 16 MiB. */
 export const DEFAULT_MAX_BUFFERED_BYTES = 16 * 1024 * 1024;
 /** Default custom messages held per HTTP agent until its next poll. */
-export const DEFAULT_MAX_PENDING_CUSTOM_MESSAGES = 16;
+export const DEFAULT_MAX_PENDING_CUSTOM_MESSAGES_PER_AGENT = 16;
 /** Default delay suggested to clients when the server is over capacity: 30 s (spec minimum recommended). */
 export const DEFAULT_RETRY_AFTER_MS = 30_000;
 /** Default time `stop()` waits for in-flight HTTP requests and WebSocket close handshakes: 5 s. */
@@ -122,7 +122,7 @@ export interface OpAMPServerOptions<P = unknown> {
     readonly handshakeTimeoutMs?: number;
     /** Unsent bytes a WebSocket may queue. Default {@link DEFAULT_MAX_BUFFERED_BYTES}. */
     readonly maxBufferedBytes?: number;
-    /** Custom messages queued per HTTP agent. Default {@link DEFAULT_MAX_PENDING_CUSTOM_MESSAGES}. */
+    /** Custom messages queued per HTTP agent. Default {@link DEFAULT_MAX_PENDING_CUSTOM_MESSAGES_PER_AGENT}. */
     readonly maxPendingCustomMessages?: number;
     /** Retry delay suggested when over capacity. Default {@link DEFAULT_RETRY_AFTER_MS}. */
     readonly retryAfterMs?: number;
@@ -256,7 +256,7 @@ export function resolveServerOptions(options: OpAMPServerOptions): ResolvedServe
     maxBufferedBytes: positiveInt(limits.maxBufferedBytes, DEFAULT_MAX_BUFFERED_BYTES, "limits.maxBufferedBytes"),
     maxPendingCustomMessages: positiveInt(
       limits.maxPendingCustomMessages,
-      DEFAULT_MAX_PENDING_CUSTOM_MESSAGES,
+      DEFAULT_MAX_PENDING_CUSTOM_MESSAGES_PER_AGENT,
       "limits.maxPendingCustomMessages",
     ),
     retryAfterMs: positiveInt(limits.retryAfterMs, DEFAULT_RETRY_AFTER_MS, "limits.retryAfterMs", true),

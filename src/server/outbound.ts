@@ -6,6 +6,7 @@
  */
 import { create, toBinary } from "@bufbuild/protobuf";
 import { type ServerToAgent, ServerToAgentSchema } from "../gen/opamp/v1/opamp_pb.js";
+import { encodeField, putVarint, varintSize } from "./shared-state.js";
 
 /** ServerToAgent sub-message fields that travel as pre-encoded parts, with their field numbers. */
 export const PART_FIELD = {
@@ -26,32 +27,50 @@ export interface Part {
   readonly bytes: Uint8Array;
 }
 
-function varintLength(value: number): number {
-  let n = 1;
-  while (value >= 0x80) {
-    value = Math.floor(value / 128);
-    n++;
-  }
-  return n;
-}
-
-function writeVarint(out: Uint8Array, offset: number, value: number): number {
-  while (value >= 0x80) {
-    out[offset++] = (value % 128) | 0x80;
-    value = Math.floor(value / 128);
-  }
-  out[offset++] = value;
-  return offset;
-}
-
 /** Wraps encoded sub-message bytes as field `kind` of ServerToAgent. */
 export function makePart(kind: PartKind, messageBytes: Uint8Array): Part {
-  const tag = (PART_FIELD[kind] << 3) | 2; // wire type 2: length-delimited
-  const out = new Uint8Array(1 + varintLength(messageBytes.length) + messageBytes.length);
-  out[0] = tag;
-  const offset = writeVarint(out, 1, messageBytes.length);
-  out.set(messageBytes, offset);
-  return { kind, bytes: out };
+  return { kind, bytes: encodeField(PART_FIELD[kind], messageBytes) };
+}
+
+/**
+ * The encoding of a reply's own fields. The usual reply holds only instance_uid, flags and
+ * capabilities: those are written by hand (a reflective toBinary per agent costs more than
+ * the rest of a fan-out send); anything else goes through toBinary.
+ */
+function encodeHead(base: ServerToAgent): Uint8Array {
+  const simple =
+    base.errorResponse === undefined &&
+    base.remoteConfig === undefined &&
+    base.connectionSettings === undefined &&
+    base.packagesAvailable === undefined &&
+    base.agentIdentification === undefined &&
+    base.command === undefined &&
+    base.customCapabilities === undefined &&
+    base.customMessage === undefined &&
+    base.instanceUid.length < 128 &&
+    (base as { $unknown?: unknown[] }).$unknown === undefined;
+  if (!simple) return toBinary(ServerToAgentSchema, base);
+  const uid = base.instanceUid;
+  let size = uid.length > 0 ? 2 + uid.length : 0;
+  if (base.flags !== 0n) size += 1 + varintSize(base.flags);
+  if (base.capabilities !== 0n) size += 1 + varintSize(base.capabilities);
+  const out = new Uint8Array(size);
+  let offset = 0;
+  if (uid.length > 0) {
+    out[0] = (1 << 3) | 2;
+    out[1] = uid.length;
+    out.set(uid, 2);
+    offset = 2 + uid.length;
+  }
+  if (base.flags !== 0n) {
+    out[offset++] = 6 << 3;
+    offset = putVarint(out, offset, base.flags);
+  }
+  if (base.capabilities !== 0n) {
+    out[offset++] = 7 << 3;
+    offset = putVarint(out, offset, base.capabilities);
+  }
+  return out;
 }
 
 /**
@@ -61,7 +80,7 @@ export function makePart(kind: PartKind, messageBytes: Uint8Array): Part {
  * @param headerByte - when true, a 0x00 WebSocket header byte is written first.
  */
 export function encodeWithParts(base: ServerToAgent, parts: Iterable<Part>, headerByte: boolean): Uint8Array {
-  const head = toBinary(ServerToAgentSchema, base);
+  const head = encodeHead(base);
   let total = head.length + (headerByte ? 1 : 0);
   const list: Part[] = [];
   for (const part of parts) {

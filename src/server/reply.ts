@@ -15,6 +15,7 @@ import { type AgentRecord, type DesiredKind, sameBytes } from "./agent-record.js
 import type { CoreConnection } from "./core.js";
 import type { ResolvedServerOptions } from "./options.js";
 import { baseReply, encodeWithParts, makePart, type Part } from "./outbound.js";
+import type { AgentPart } from "./types.js";
 
 /** The desired kinds, in the order they are added to a reply. */
 export const DESIRED_KINDS: readonly DesiredKind[] = ["remoteConfig", "packagesAvailable", "connectionSettings"];
@@ -30,6 +31,29 @@ const CAPABILITY_FOR: Readonly<Record<DesiredKind, bigint>> = {
     AgentCapability.ReportsOwnTraces |
     AgentCapability.ReportsOwnLogs,
 };
+
+/** The status part in which the agent names the hash it has of each desired kind. */
+const STATUS_PART: Readonly<Record<DesiredKind, AgentPart>> = {
+  remoteConfig: "remoteConfigStatus",
+  packagesAvailable: "packageStatuses",
+  connectionSettings: "connectionSettingsStatus",
+};
+
+/**
+ * A desired item goes out once per session, not with every reply. When the agent then
+ * reports a new status naming another hash (it fell back, or lost what it was given), the
+ * item is due again (spec: include remote_config / connection_settings / packages when
+ * the reported hash differs).
+ *
+ * @param changed - the parts of the agent's state that the message changed.
+ */
+export function reofferOnNewStatus(record: AgentRecord, changed: readonly AgentPart[]): void {
+  for (const kind of DESIRED_KINDS) {
+    const item = record.desired[kind];
+    if (item === undefined || record.offered[kind] === undefined || !changed.includes(STATUS_PART[kind])) continue;
+    if (!sameBytes(reportedHash(record, kind), item.hash)) delete record.offered[kind];
+  }
+}
 
 /** Fills replies for one server; caches the heartbeat offer per endpoint. */
 export class ReplyBuilder {

@@ -5,8 +5,9 @@
 import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
 import { type RawData, type WebSocket, WebSocketServer } from "ws";
-import { AgentToServerSchema } from "../gen/opamp/v1/opamp_pb.js";
-import { decodeWsMessage, OpampError } from "../wire/index.js";
+import { type AgentToServer, AgentToServerSchema } from "../gen/opamp/v1/opamp_pb.js";
+import { parse } from "../wire/frame.js";
+import { decodeWsFrame, OpampError } from "../wire/index.js";
 import type { AgentRecord, PushChannel } from "./agent-record.js";
 import { authenticate, flattenHeaders, retryAfterSeconds, STATUS_TEXT } from "./auth.js";
 import type { ServerCore } from "./core.js";
@@ -34,10 +35,14 @@ function rejectSocket(socket: Duplex, status: number, headers: Readonly<Record<s
   socket.end(`${lines.join("\r\n")}\r\n\r\n`);
 }
 
+/**
+ * The message as a plain Uint8Array over the same memory: decoded bytes fields are then
+ * plain views whose .slice() copies (on a Buffer, .slice() is another view).
+ */
 function toBytes(data: RawData): Uint8Array {
-  if (Array.isArray(data)) return Buffer.concat(data);
-  if (data instanceof ArrayBuffer) return new Uint8Array(data);
-  return data;
+  const bytes = Array.isArray(data) ? Buffer.concat(data) : data;
+  if (bytes instanceof ArrayBuffer) return new Uint8Array(bytes);
+  return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
 /** Owns every accepted WebSocket. */
@@ -94,8 +99,13 @@ export class WsAdapter {
    * not the OpAMP path, so other upgrade listeners can take it.
    */
   async handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<boolean> {
-    const url = requestUrl(req, true);
-    if (url.pathname !== this.core.options.path) return false;
+    const { pathname, url } = requestUrl(req, true);
+    if (pathname !== this.core.options.path) return false;
+    if (url === undefined) {
+      socket.on("error", () => undefined);
+      rejectSocket(socket, 400);
+      return true;
+    }
     const retry = { "Retry-After": retryAfterSeconds(this.core.options.retryAfterMs) };
     if (!this.core.accepting) {
       rejectSocket(socket, 503, retry);
@@ -117,13 +127,18 @@ export class WsAdapter {
     // ws may refuse a malformed handshake without calling back; the slot still comes back.
     socket.once("close", release);
     try {
-      const decision = await authenticate(this.core.options.authenticate, {
-        headers: flattenHeaders(req.headers),
-        url,
-        remoteAddress: req.socket.remoteAddress,
-        tlsPeerCertificate: peerCertificate(req),
-        transport: "websocket",
-      });
+      const options = this.core.options;
+      const decision = await authenticate(
+        options.authenticate,
+        {
+          headers: flattenHeaders(req.headers),
+          url,
+          remoteAddress: req.socket.remoteAddress,
+          tlsPeerCertificate: peerCertificate(req),
+          transport: "websocket",
+        },
+        { clock: options.clock, timeoutMs: options.handshakeTimeoutMs },
+      );
       if (!decision.accept) {
         release();
         rejectSocket(socket, decision.status, decision.headers);
@@ -139,8 +154,11 @@ export class WsAdapter {
       });
     } catch (e) {
       release();
-      this.core.reportError(e, "hook_failed");
-      rejectSocket(socket, 500);
+      const error = OpampError.from(e, "hook_failed");
+      this.core.reportError(error);
+      // A hook that did not answer in time: the client may come back later.
+      if (error.code === "timeout") rejectSocket(socket, 503, retry);
+      else rejectSocket(socket, 500);
     }
     return true;
   }
@@ -198,16 +216,18 @@ export class WsAdapter {
         fail(WS_CLOSE.unsupportedData, "OpAMP messages are binary");
         return;
       }
-      let message: ReturnType<typeof decodeWsMessage<typeof AgentToServerSchema>>;
+      let message: AgentToServer;
+      let payload: Uint8Array;
       try {
-        message = decodeWsMessage(AgentToServerSchema, toBytes(data), { maxMessageBytes: options.maxMessageBytes });
+        payload = decodeWsFrame(toBytes(data), options.maxMessageBytes);
+        message = parse(AgentToServerSchema, payload);
       } catch (e) {
         const error = OpampError.from(e);
         fail(error.code === "message_too_large" ? WS_CLOSE.messageTooBig : WS_CLOSE.protocolError, error.message);
         return;
       }
       chain = chain
-        .then(() => core.handleMessage(conn, message))
+        .then(() => core.handleMessage(conn, message, payload))
         .then((frame) => {
           channel.send(frame);
         })

@@ -2,6 +2,8 @@
  * The default {@link ServerStore}: plain maps in the process. Nothing survives a restart of
  * the process, but the same instance can be shared by two servers in one process.
  */
+import { createHash } from "node:crypto";
+import { Interner, splitFields } from "../server/shared-state.js";
 import type {
   DeliveryEvent,
   DeliveryKind,
@@ -24,13 +26,41 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   return true;
 }
 
+/** The arrays one after the other, in one new plain Uint8Array. */
+function concat(arrays: readonly Uint8Array[]): Uint8Array {
+  let size = 0;
+  for (const a of arrays) size += a.length;
+  const out = new Uint8Array(size);
+  let offset = 0;
+  for (const a of arrays) {
+    out.set(a, offset);
+    offset += a.length;
+  }
+  return out;
+}
+
+/** Fields at least this long are held once for every agent whose state contains them. */
+const SHARED_FIELD_BYTES = 1024;
+
+/** An agent's state as its top-level protobuf fields, large ones shared between agents. */
+interface HeldAgent {
+  readonly instanceUid: string;
+  readonly lastSeen: number;
+  readonly fields: readonly Uint8Array[];
+}
+
 /**
- * In-memory {@link ServerStore}. Stored arrays are kept by reference, so a caller must not
- * change bytes after writing them (the server never does). Deliveries per agent are capped
+ * In-memory {@link ServerStore}. Agent states are copied in (large fields shared between
+ * agents holding equal ones); desired state and hashes are kept by reference, so a caller
+ * must not change those bytes after writing them (the server never does). Deliveries per agent are capped
  * at `maxDeliveriesPerAgent` (oldest dropped first, default 100).
  */
 export class InMemoryServerStore implements ServerStore {
-  readonly #agents = new Map<string, StoredAgent>();
+  readonly #agents = new Map<string, HeldAgent>();
+  /** Large fields (typically the same effective config on many agents) by content. */
+  readonly #shared = new Interner<Uint8Array>();
+  /** The large field shared last (one held strongly). */
+  #lastShared: Uint8Array | undefined;
   readonly #desired = new Map<string, StoredDesired>();
   readonly #deliveries = new Map<string, MutableDelivery[]>();
   readonly #maxDeliveries: number;
@@ -40,11 +70,62 @@ export class InMemoryServerStore implements ServerStore {
   }
 
   async getAgent(instanceUid: string): Promise<StoredAgent | undefined> {
-    return this.#agents.get(instanceUid);
+    const held = this.#agents.get(instanceUid);
+    if (held === undefined) return undefined;
+    const fields = held.fields;
+    const state = fields.length === 1 ? fields[0]! : concat(fields);
+    return { instanceUid: held.instanceUid, lastSeen: held.lastSeen, state };
   }
 
+  /**
+   * Keeps the state as its top-level fields: a large field equal to one another agent
+   * holds (the same effective config) is kept once. Work is one pass over the bytes and,
+   * for a large field that changed, one SHA-256.
+   */
   async putAgent(agent: StoredAgent): Promise<void> {
-    this.#agents.set(agent.instanceUid, { ...agent });
+    const previous = this.#agents.get(agent.instanceUid)?.fields;
+    const split = splitFields(agent.state);
+    let fields: Uint8Array[];
+    if (split === undefined) {
+      fields = [new Uint8Array(agent.state)];
+    } else {
+      // Runs of small fields go together into one array (one allocation, not one per
+      // field); field order is kept so the bytes read back are the bytes written.
+      fields = [];
+      let run: Uint8Array[] = [];
+      const endRun = () => {
+        if (run.length > 0) fields.push(concat(run));
+        run = [];
+      };
+      for (const { bytes } of split) {
+        if (bytes.length < SHARED_FIELD_BYTES) {
+          run.push(bytes);
+          continue;
+        }
+        endRun();
+        const before = previous?.[fields.length];
+        if (before !== undefined && Buffer.compare(before, bytes) === 0) {
+          fields.push(before);
+          continue;
+        }
+        // After a fan-out every agent stores the same new config: try the last one first.
+        const last = this.#lastShared;
+        if (last !== undefined && last.length === bytes.length && Buffer.compare(last, bytes) === 0) {
+          fields.push(last);
+          continue;
+        }
+        const key = createHash("sha256").update(bytes).digest("base64");
+        let shared = this.#shared.get(key);
+        if (shared === undefined) {
+          shared = new Uint8Array(bytes);
+          this.#shared.set(key, shared);
+        }
+        this.#lastShared = shared;
+        fields.push(shared);
+      }
+      endRun();
+    }
+    this.#agents.set(agent.instanceUid, { instanceUid: agent.instanceUid, lastSeen: agent.lastSeen, fields });
   }
 
   async deleteAgent(instanceUid: string): Promise<void> {
