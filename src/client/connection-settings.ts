@@ -15,8 +15,8 @@ import {
 import { parseOfferedTls } from "../transport/tls.js";
 import type { ConnectTarget } from "../transport/types.js";
 import { WS_TLS_SUPPORTED } from "../transport/ws-transport.js";
+import { sameBytes } from "../wire/bytes.js";
 import { OpampError } from "../wire/errors.js";
-import { sameBytes } from "./bytes.js";
 import type { ClientHooks } from "./hooks.js";
 import type { HeaderPair, StoredConnectionSettings, StoredTlsSettings } from "./state-store.js";
 

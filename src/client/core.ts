@@ -21,9 +21,9 @@ import {
   PackageStatusesSchema,
   RemoteConfigStatusSchema,
 } from "../gen/opamp/v1/opamp_pb.js";
+import { sameBytes } from "../wire/bytes.js";
 import { AgentToServerFlag } from "../wire/capabilities.js";
 import { OpampError } from "../wire/errors.js";
-import { sameBytes } from "./bytes.js";
 
 /** The compressible sub-messages of AgentToServer, each sent only when it changed. */
 export const COMPRESSIBLE_FIELDS = [

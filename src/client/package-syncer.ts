@@ -18,8 +18,8 @@ import {
   PackageType,
 } from "../gen/opamp/v1/opamp_pb.js";
 import type { Clock } from "../internal/clock.js";
+import { sameBytes } from "../wire/bytes.js";
 import { OpampError } from "../wire/errors.js";
-import { sameBytes } from "./bytes.js";
 import { callHook } from "./call-hook.js";
 import type { ClientHooks } from "./hooks.js";
 import { DEFAULT_DOWNLOAD_PROGRESS_INTERVAL_MS } from "./options.js";

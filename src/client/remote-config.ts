@@ -11,8 +11,8 @@ import {
   RemoteConfigStatuses,
   RemoteConfigStatusSchema,
 } from "../gen/opamp/v1/opamp_pb.js";
+import { sameBytes } from "../wire/bytes.js";
 import { OpampError } from "../wire/errors.js";
-import { sameBytes } from "./bytes.js";
 import type { ClientHooks } from "./hooks.js";
 import type { StoredRemoteConfigStatus } from "./state-store.js";
 

@@ -367,14 +367,6 @@ export function hex(bytes: Uint8Array): string {
   return out;
 }
 
-/** True when two optional byte arrays hold the same bytes. */
-export function sameBytes(a: Uint8Array | undefined, b: Uint8Array | undefined): boolean {
-  if (a === undefined || b === undefined) return a === b;
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
-
 /**
  * Whether the server must ask for the full state (spec: Status Compression): a known agent
  * whose `sequence_num` is not the previous one plus 1 (the view may be stale; a restarted

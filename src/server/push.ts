@@ -11,6 +11,7 @@ import {
   CustomMessageSchema,
   PackagesAvailableSchema,
 } from "../gen/opamp/v1/opamp_pb.js";
+import { sameBytes } from "../wire/bytes.js";
 import {
   AgentCapability,
   configMap,
@@ -24,7 +25,7 @@ import {
   ServerCapability,
   ServerToAgentFlag,
 } from "../wire/index.js";
-import { type AgentRecord, type DesiredItem, type DesiredKind, sameBytes } from "./agent-record.js";
+import type { AgentRecord, DesiredItem, DesiredKind } from "./agent-record.js";
 import type { ServerCore } from "./core.js";
 import { desiredItem, storedDesired } from "./delivery.js";
 import { makePart, type Part } from "./outbound.js";

@@ -10,8 +10,9 @@ import {
   type ServerToAgent,
   ServerToAgentSchema,
 } from "../gen/opamp/v1/opamp_pb.js";
+import { sameBytes } from "../wire/bytes.js";
 import { AgentCapability, hasBit, OpampError } from "../wire/index.js";
-import { type AgentRecord, type DesiredKind, sameBytes } from "./agent-record.js";
+import type { AgentRecord, DesiredKind } from "./agent-record.js";
 import type { CoreConnection } from "./core.js";
 import type { ResolvedServerOptions } from "./options.js";
 import { baseReply, encodeWithParts, makePart, type Part } from "./outbound.js";

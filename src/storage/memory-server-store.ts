@@ -12,31 +12,13 @@ import type {
   StoredDelivery,
   StoredDesired,
 } from "../server/store.js";
+import { concatBytes, sameBytes } from "../wire/bytes.js";
 
 interface MutableDelivery {
   readonly instanceUid: string;
   readonly kind: DeliveryKind;
   readonly hash: Uint8Array;
   readonly history: DeliveryEvent[];
-}
-
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
-
-/** The arrays one after the other, in one new plain Uint8Array. */
-function concat(arrays: readonly Uint8Array[]): Uint8Array {
-  let size = 0;
-  for (const a of arrays) size += a.length;
-  const out = new Uint8Array(size);
-  let offset = 0;
-  for (const a of arrays) {
-    out.set(a, offset);
-    offset += a.length;
-  }
-  return out;
 }
 
 /** Fields at least this long are held once for every agent whose state contains them. */
@@ -73,7 +55,7 @@ export class InMemoryServerStore implements ServerStore {
     const held = this.#agents.get(instanceUid);
     if (held === undefined) return undefined;
     const fields = held.fields;
-    const state = fields.length === 1 ? fields[0]! : concat(fields);
+    const state = fields.length === 1 ? fields[0]! : concatBytes(fields);
     return { instanceUid: held.instanceUid, lastSeen: held.lastSeen, state };
   }
 
@@ -94,7 +76,7 @@ export class InMemoryServerStore implements ServerStore {
       fields = [];
       let run: Uint8Array[] = [];
       const endRun = () => {
-        if (run.length > 0) fields.push(concat(run));
+        if (run.length > 0) fields.push(concatBytes(run));
         run = [];
       };
       for (const { bytes } of split) {

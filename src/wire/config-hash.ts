@@ -6,6 +6,7 @@
 // Hashing a serialized message would not do: protobuf map order is not defined.
 import { create } from "@bufbuild/protobuf";
 import { type AgentConfigFile, type AgentConfigMap, AgentConfigMapSchema } from "../gen/opamp/v1/opamp_pb.js";
+import { concatBytes } from "./bytes.js";
 import { OpampError } from "./errors.js";
 
 /** Versions the canonical encoding, so a future change cannot collide with today's hashes. */
@@ -36,7 +37,7 @@ export async function configMapHash(map: AgentConfigMap | undefined): Promise<Ui
   entries.sort((a, b) => compareBytes(a.key, b.key));
   const parts: Uint8Array[] = [field(utf8.encode(DOMAIN)), u64(entries.length)];
   for (const entry of entries) parts.push(field(entry.key), field(entry.contentType), field(entry.body));
-  const digest = await subtle.digest("SHA-256", concat(parts));
+  const digest = await subtle.digest("SHA-256", concatBytes(parts));
   return new Uint8Array(digest);
 }
 
@@ -89,17 +90,5 @@ function u64(n: number): Uint8Array {
 }
 
 function field(bytes: Uint8Array): Uint8Array {
-  return concat([u64(bytes.length), bytes]);
-}
-
-function concat(parts: readonly Uint8Array[]): Uint8Array<ArrayBuffer> {
-  let total = 0;
-  for (const part of parts) total += part.length;
-  const out = new Uint8Array(total);
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
+  return concatBytes([u64(bytes.length), bytes]);
 }
