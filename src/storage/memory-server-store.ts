@@ -24,6 +24,13 @@ interface MutableDelivery {
 /** Fields at least this long are held once for every agent whose state contains them. */
 const SHARED_FIELD_BYTES = 1024;
 
+/**
+ * AgentToServer.agent_description: never shared. Its identifying attributes make it unique
+ * to the agent, so hashing and interning it (a SHA-256, a WeakRef and a finalizer whenever
+ * it is written new) only costs time and memory.
+ */
+const AGENT_DESCRIPTION_FIELD = 3;
+
 /** An agent's state as its top-level protobuf fields, large ones shared between agents. */
 interface HeldAgent {
   readonly instanceUid: string;
@@ -79,8 +86,8 @@ export class InMemoryServerStore implements ServerStore {
         if (run.length > 0) fields.push(concatBytes(run));
         run = [];
       };
-      for (const { bytes } of split) {
-        if (bytes.length < SHARED_FIELD_BYTES) {
+      for (const { field, bytes } of split) {
+        if (bytes.length < SHARED_FIELD_BYTES || field === AGENT_DESCRIPTION_FIELD) {
           run.push(bytes);
           continue;
         }
