@@ -81,7 +81,7 @@ function effectiveConfigKey(config: EffectiveConfig): string {
 export function shareEffectiveConfig(config: EffectiveConfig, raw?: Uint8Array): SharedEffectiveConfig {
   // After a fan-out every agent reports the same new config: one memcmp instead of a hash.
   const last = lastShared;
-  if (raw !== undefined && last?.encoded !== undefined && sameBytes(last.encoded, raw)) return last;
+  if (raw !== undefined && last?.encoded !== undefined && memEqual(last.encoded, raw)) return last;
   const key = effectiveConfigKey(config);
   let shared = effectiveConfigs.get(key);
   if (shared === undefined || has(config)) {
@@ -100,8 +100,11 @@ export function shareEffectiveConfig(config: EffectiveConfig, raw?: Uint8Array):
 /** The effective config shared last (see {@link shareEffectiveConfig}); one config held. */
 let lastShared: SharedEffectiveConfig | undefined;
 
-/** True when both hold the same bytes (memcmp). */
-export function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+/**
+ * True when both hold the same bytes. Native memcmp rather than the byte loop of
+ * `sameBytes` (src/wire/bytes.ts): it runs on every effective-config report, over ~8 KiB.
+ */
+function memEqual(a: Uint8Array, b: Uint8Array): boolean {
   return a.length === b.length && Buffer.compare(a, b) === 0;
 }
 
