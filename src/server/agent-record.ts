@@ -2,7 +2,7 @@
  * The server's record of one agent: its reconstructed full state (spec: Status Compression)
  * plus what the server wants it to have and what is waiting for its next HTTP poll.
  */
-import { clone, create, type DescMessage, equals, type MessageShape, toBinary } from "@bufbuild/protobuf";
+import { clone, create, type DescMessage, equals, fromBinary, type MessageShape, toBinary } from "@bufbuild/protobuf";
 import {
   type AgentDescription,
   AgentDescriptionSchema,
@@ -21,16 +21,15 @@ import {
   type RemoteConfigStatus,
   RemoteConfigStatusSchema,
 } from "../gen/opamp/v1/opamp_pb.js";
+import { concatBytes } from "../wire/bytes.js";
 import type { Part, PartKind } from "./outbound.js";
 import {
   detachConnectionSettingsStatus,
-  detachDescription,
   detachPackageStatuses,
   detachRemoteConfigStatus,
-  type EncodableState,
   encodedEffectiveConfig,
   encodeField,
-  encodeState,
+  encodeStateHead,
   rawStateFields,
   type SharedEffectiveConfig,
   STATE_FIELD,
@@ -63,12 +62,10 @@ export interface PushChannel {
 }
 
 /** Mutable record behind the read-only {@link Agent} view. Internal to the server. */
-export class AgentRecord implements Agent, EncodableState {
+export class AgentRecord implements Agent {
   id: string;
   instanceUid: Uint8Array;
   capabilities = 0n;
-  agentDescription: AgentDescription | undefined;
-  health: ComponentHealth | undefined;
   remoteConfigStatus: RemoteConfigStatus | undefined;
   packageStatuses: PackageStatuses | undefined;
   customCapabilities: CustomCapabilities | undefined;
@@ -84,14 +81,25 @@ export class AgentRecord implements Agent, EncodableState {
   channel: PushChannel | undefined;
   /** The WebSocket that carried the agent before its UID moved to `channel` (duplicate detection). */
   previousChannel: PushChannel | undefined;
+  // The per-kind tables below keep every key (undefined when unset) and are never `delete`d
+  // from: an object that loses a property drops to dictionary mode, several hundred bytes
+  // more for each agent of the fleet.
   /** What the server wants the agent to have. */
-  readonly desired: { [K in DesiredKind]?: DesiredItem } = {};
+  readonly desired: Record<DesiredKind, DesiredItem | undefined> = {
+    remoteConfig: undefined,
+    packagesAvailable: undefined,
+    connectionSettings: undefined,
+  };
   /** Hash of each desired item already offered since the agent (re)connected, to avoid resending. */
-  readonly offered: { [K in DesiredKind]?: Uint8Array } = {};
-  /** One-shot parts waiting for the next HTTP poll (latest of each kind wins). */
-  readonly pending = new Map<PartKind, Part>();
+  readonly offered: Record<DesiredKind, Uint8Array | undefined> = {
+    remoteConfig: undefined,
+    packagesAvailable: undefined,
+    connectionSettings: undefined,
+  };
+  /** One-shot parts waiting for the next HTTP poll (latest of each kind wins); made when first needed. */
+  #pending: Map<PartKind, Part> | undefined;
   /** Custom messages waiting for the next HTTP polls, oldest first (events, so queued, not coalesced). */
-  readonly pendingCustom: Part[] = [];
+  #pendingCustom: Part[] | undefined;
   /** ServerToAgent flags waiting for the next HTTP poll. */
   pendingFlags = 0n;
   /** Whether server capabilities went out since the agent (re)connected. */
@@ -112,8 +120,17 @@ export class AgentRecord implements Agent, EncodableState {
    * Encoded AgentToServer field of parts that changed and are not packed yet (views into
    * the received message until {@link AgentRecord.packEncoded} runs).
    */
-  readonly encoded: { [K in StatePart]?: Uint8Array } = {};
-  /** Every part's cached encoding, packed into one array (see {@link encodeState}). */
+  readonly encoded: Record<StatePart, Uint8Array | undefined> = {
+    agentDescription: undefined,
+    health: undefined,
+    effectiveConfig: undefined,
+    remoteConfigStatus: undefined,
+    packageStatuses: undefined,
+    customCapabilities: undefined,
+    availableComponents: undefined,
+    connectionSettingsStatus: undefined,
+  };
+  /** Every part's cached encoding, packed into one array (see {@link AgentRecord.stateFields}). */
   #block: Uint8Array | undefined;
   /** Start and end in `#block` of each part, by index in SMALL_PARTS; -1 when not cached. */
   readonly #ranges: number[] = new Array<number>(SMALL_PARTS.length * 2).fill(-1);
@@ -131,6 +148,25 @@ export class AgentRecord implements Agent, EncodableState {
     return this.sharedEffectiveConfig?.message;
   }
 
+  /**
+   * Decoded from the held encoding on every read (the server itself never needs it
+   * decoded): a description or health tree decoded into objects costs several times its
+   * encoded size, for every agent of the fleet.
+   */
+  get agentDescription(): AgentDescription | undefined {
+    return this.#decode("agentDescription");
+  }
+
+  /** Decoded on every read, like {@link AgentRecord.agentDescription}. */
+  get health(): ComponentHealth | undefined {
+    return this.#decode("health");
+  }
+
+  #decode<P extends EncodedOnlyPart>(part: P): MessageShape<(typeof PART_SCHEMA)[P]> | undefined {
+    const bytes = this.encodedPart(part);
+    return bytes === undefined ? undefined : fromBinary(PART_SCHEMA[part], fieldPayload(bytes));
+  }
+
   get desiredConfigHash(): Uint8Array | undefined {
     return this.desired.remoteConfig?.hash;
   }
@@ -138,7 +174,40 @@ export class AgentRecord implements Agent, EncodableState {
   /** Forgets per-session facts so the next reply restates capabilities and desired items. */
   resetSession(): void {
     this.capabilitiesSent = false;
-    for (const key of Object.keys(this.offered) as DesiredKind[]) delete this.offered[key];
+    this.offered.remoteConfig = undefined;
+    this.offered.packagesAvailable = undefined;
+    this.offered.connectionSettings = undefined;
+  }
+
+  /** Holds a one-shot part for the next poll or reply (replacing one of its kind). */
+  holdPart(part: Part): void {
+    this.#pending ??= new Map();
+    this.#pending.set(part.kind, part);
+  }
+
+  /** The held one-shot parts, taken (none held afterwards). */
+  takeHeldParts(): Part[] {
+    const parts = this.#pending === undefined ? [] : [...this.#pending.values()];
+    this.#pending = undefined;
+    return parts;
+  }
+
+  /** Custom messages queued for HTTP polls. */
+  get queuedCustomCount(): number {
+    return this.#pendingCustom?.length ?? 0;
+  }
+
+  /** Queues a custom message for the next HTTP poll without one. */
+  queueCustom(part: Part): void {
+    this.#pendingCustom ??= [];
+    this.#pendingCustom.push(part);
+  }
+
+  /** The oldest queued custom message, taken. */
+  takeCustom(): Part | undefined {
+    const part = this.#pendingCustom?.shift();
+    if (this.#pendingCustom?.length === 0) this.#pendingCustom = undefined;
+    return part;
   }
 
   /** The encoded field of `part`, encoded now if it changed since last time. */
@@ -146,13 +215,14 @@ export class AgentRecord implements Agent, EncodableState {
     if (part === "effectiveConfig") {
       return this.sharedEffectiveConfig && encodedEffectiveConfig(this.sharedEffectiveConfig);
     }
-    const value = this[part];
-    if (value === undefined) return undefined;
     const pending = this.encoded[part];
     if (pending !== undefined) return pending;
     const i = SMALL_PARTS.indexOf(part) * 2;
     const start = this.#ranges[i]!;
     if (start >= 0 && this.#block !== undefined) return this.#block.subarray(start, this.#ranges[i + 1]);
+    if (isEncodedOnly(part)) return undefined;
+    const value = this[part];
+    if (value === undefined) return undefined;
     const bytes = encodeField(STATE_FIELD[part], toBinary(PART_SCHEMA[part], value as never));
     this.encoded[part] = bytes;
     this.packEncoded();
@@ -161,7 +231,7 @@ export class AgentRecord implements Agent, EncodableState {
 
   /** Forgets the cached encoding of `part` (it changed). */
   forgetEncoded(part: StatePart): void {
-    delete this.encoded[part];
+    this.encoded[part] = undefined;
     if (part !== "effectiveConfig") this.#ranges[SMALL_PARTS.indexOf(part) * 2] = -1;
   }
 
@@ -191,12 +261,29 @@ export class AgentRecord implements Agent, EncodableState {
       this.#ranges[i + 1] = offset;
     }
     this.#block = block;
-    for (const part of SMALL_PARTS) delete this.encoded[part];
+    for (const part of SMALL_PARTS) this.encoded[part] = undefined;
   }
 
-  /** The reconstructed full state as binary AgentToServer (what stores keep). */
+  /**
+   * The reconstructed full state as binary AgentToServer fields, in pieces whose
+   * concatenation is the state: the scalar fields, the packed small parts and the shared
+   * effective config. Nothing is copied: the pieces are the record's own immutable arrays
+   * (a change packs a new block), so a store may keep them as they are.
+   */
+  stateFields(): Uint8Array[] {
+    // Parts not encoded yet (changed without their received bytes) are encoded and packed.
+    for (const part of SMALL_PARTS) this.encodedPart(part);
+    if (SMALL_PARTS.some((part) => this.encoded[part] !== undefined)) this.packEncoded();
+    const fields = [encodeStateHead(this.instanceUid, this.sequenceNum, this.capabilities)];
+    if (this.#block !== undefined && this.#block.length > 0) fields.push(this.#block);
+    const config = this.encodedPart("effectiveConfig");
+    if (config !== undefined) fields.push(config);
+    return fields;
+  }
+
+  /** The reconstructed full state as one binary AgentToServer. */
   fullStateBytes(): Uint8Array {
-    return encodeState(this);
+    return concatBytes(this.stateFields());
   }
 }
 
@@ -210,6 +297,27 @@ const SMALL_PARTS: readonly Exclude<StatePart, "effectiveConfig">[] = [
   "availableComponents",
   "connectionSettingsStatus",
 ];
+
+/** Parts held only as their encoding (see {@link AgentRecord.agentDescription}). */
+type EncodedOnlyPart = "agentDescription" | "health";
+
+function isEncodedOnly(part: StatePart): part is EncodedOnlyPart {
+  return part === "agentDescription" || part === "health";
+}
+
+/** The payload of one encoded length-delimited field (its tag and length skipped). */
+function fieldPayload(field: Uint8Array): Uint8Array {
+  let offset = 0;
+  while (field[offset]! >= 0x80) offset++; // tag
+  offset++;
+  while (field[offset]! >= 0x80) offset++; // length
+  return field.subarray(offset + 1);
+}
+
+/** True when both hold the same bytes (native memcmp). */
+function sameEncoding(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && Buffer.compare(a, b) === 0;
+}
 
 const PART_SCHEMA = {
   agentDescription: AgentDescriptionSchema,
@@ -269,15 +377,24 @@ export function mergeReport(
     if (bytes !== undefined && part !== "effectiveConfig") record.encoded[part] = bytes;
     changes.push(part);
   };
-  if (replaceIfChanged(AgentDescriptionSchema, record.agentDescription, message.agentDescription)) {
-    record.agentDescription = detachDescription(message.agentDescription!);
-    changed("agentDescription");
-  }
-  if (replaceIfChanged(ComponentHealthSchema, record.health, message.health)) {
-    // ComponentHealth has no bytes fields: nothing in it points into the received buffer.
-    record.health = has(message.health!) ? clone(ComponentHealthSchema, message.health!) : message.health;
-    changed("health");
-  }
+  // The description and health are held only encoded: compared by their received bytes,
+  // and decoded for a deep comparison only when the bytes differ (map entries may come in
+  // another order).
+  const encodedOnly = <P extends EncodedOnlyPart>(part: P, next: MessageShape<(typeof PART_SCHEMA)[P]> | undefined) => {
+    if (next === undefined) return; // spec: left out = unchanged
+    const schema = PART_SCHEMA[part] as DescMessage;
+    const current = record.encodedPart(part);
+    const received = fields?.get(STATE_FIELD[part]);
+    if (current !== undefined) {
+      if (received !== undefined ? sameEncoding(current, received) : false) return;
+      if (equals(schema, fromBinary(schema, fieldPayload(current)), next)) return;
+    }
+    changed(part);
+    // Not received as one field (absent raw bytes, or the field repeated): encoded here.
+    if (received === undefined) record.encoded[part] = encodeField(STATE_FIELD[part], toBinary(schema, next));
+  };
+  encodedOnly("agentDescription", message.agentDescription);
+  encodedOnly("health", message.health);
   if (message.effectiveConfig !== undefined) {
     const shared = shareEffectiveConfig(message.effectiveConfig, fields?.get(STATE_FIELD.effectiveConfig));
     if (shared.key !== record.sharedEffectiveConfig?.key) {

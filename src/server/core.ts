@@ -1,6 +1,7 @@
 import type { EventEmitter } from "eventemitter3";
 import { type AgentToServer, type AvailableComponents, ServerErrorResponseType } from "../gen/opamp/v1/opamp_pb.js";
 import type { TimerHandle } from "../internal/clock.js";
+import { concatBytes } from "../wire/bytes.js";
 import {
   AgentToServerFlag,
   hasBit,
@@ -16,7 +17,7 @@ import { type LoadedRecord, loadRecord, recordDeliveryStatus, storedDesired } fr
 import type { ResolvedServerOptions } from "./options.js";
 import { baseReply, encodeWithParts, type Part } from "./outbound.js";
 import { DESIRED_KINDS, errorReply, identificationPart, ReplyBuilder, reofferOnNewStatus } from "./reply.js";
-import type { ServerStore } from "./store.js";
+import type { ServerStore, StoredAgent } from "./store.js";
 import type { AgentPart, AgentTransport, DisconnectReason, ServerEvents } from "./types.js";
 
 /** What an adapter tells the core about the connection a message came on. */
@@ -187,7 +188,7 @@ export class ServerCore {
 
     let flags = needsFullState(known, record.sequenceNum, message) ? ServerToAgentFlag.ReportFullState : 0n;
     // A full report (a restarted agent, or one answering ReportFullState) restarts the offers.
-    if (message.agentDescription !== undefined) for (const k of DESIRED_KINDS) delete record.offered[k];
+    if (message.agentDescription !== undefined) for (const k of DESIRED_KINDS) record.offered[k] = undefined;
 
     const merged = mergeReport(record, message, this.#components, raw);
     changes.push(...merged.changes);
@@ -307,12 +308,11 @@ export class ServerCore {
     this.agents.set(newId, record);
     this.#aliases.set(oldId, record);
     const desired = storedDesired(record);
-    const state = record.fullStateBytes();
-    const lastSeen = record.lastSeen;
+    const entry = storedAgent(newId, record.stateFields(), record.lastSeen);
     // After any write of the old UID still in flight, or it would bring the old UID back.
     this.#writeInOrder(record, async () => {
       await this.store.deleteAgent(oldId);
-      await this.store.putAgent({ instanceUid: newId, state, lastSeen });
+      await this.store.putAgent(entry);
       await this.store.putDesired(newId, desired);
     });
     return identification;
@@ -341,8 +341,8 @@ export class ServerCore {
   /** Writes the agent's full state now, after any write of it still in flight (keeps order). */
   #saveAgent(record: AgentRecord): void {
     this.#dirty.delete(record);
-    const state = record.fullStateBytes();
-    const entry = { instanceUid: record.id, state, lastSeen: record.lastSeen };
+    // A snapshot: the pieces are immutable, a later change packs new ones.
+    const entry = storedAgent(record.id, record.stateFields(), record.lastSeen);
     record.savedSequenceNum = record.sequenceNum;
     this.#writeInOrder(record, () => this.store.putAgent(entry));
   }
@@ -402,4 +402,21 @@ export class ServerCore {
     await Promise.allSettled([...this.#writes]);
     this.#running = false;
   }
+}
+
+/**
+ * What the server writes for an agent: the state in pieces (no copy), the whole `state`
+ * concatenated only if the store reads it (an own getter, so spreading the object keeps it).
+ */
+function storedAgent(instanceUid: string, stateFields: readonly Uint8Array[], lastSeen: number): StoredAgent {
+  let state: Uint8Array | undefined;
+  return {
+    instanceUid,
+    lastSeen,
+    stateFields,
+    get state() {
+      state ??= concatBytes(stateFields);
+      return state;
+    },
+  };
 }

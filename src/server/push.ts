@@ -116,7 +116,7 @@ function pushDesired(
   const writes: Promise<void>[] = [];
   const result = each(core, target, check, (record) => {
     record.desired[kind] = item;
-    delete record.offered[kind];
+    record.offered[kind] = undefined;
     if (record.channel !== undefined && !sameBytes(reportedHash(record, kind), item.hash)) {
       deliver(core.options, record, [item.part]);
       record.offered[kind] = item.hash;

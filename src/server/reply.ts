@@ -52,7 +52,7 @@ export function reofferOnNewStatus(record: AgentRecord, changed: readonly AgentP
   for (const kind of DESIRED_KINDS) {
     const item = record.desired[kind];
     if (item === undefined || record.offered[kind] === undefined || !changed.includes(STATUS_PART[kind])) continue;
-    if (!sameBytes(reportedHash(record, kind), item.hash)) delete record.offered[kind];
+    if (!sameBytes(reportedHash(record, kind), item.hash)) record.offered[kind] = undefined;
   }
 }
 
@@ -83,10 +83,9 @@ export class ReplyBuilder {
     // Held for HTTP polls, or folded in by listeners while this reply was being built.
     flags |= record.pendingFlags;
     record.pendingFlags = 0n;
-    for (const part of record.pending.values()) if (!parts.some((p) => p.kind === part.kind)) parts.push(part);
-    record.pending.clear();
+    for (const part of record.takeHeldParts()) if (!parts.some((p) => p.kind === part.kind)) parts.push(part);
     if (http) {
-      const custom = record.pendingCustom.shift();
+      const custom = record.takeCustom();
       if (custom !== undefined) parts.push(custom);
     }
     for (const kind of DESIRED_KINDS) {
@@ -179,7 +178,7 @@ export function deliver(options: ResolvedServerOptions, record: AgentRecord, par
   if (channel !== undefined) {
     if (record.replying) {
       record.pendingFlags |= flags;
-      for (const part of parts) if (part.kind !== "customMessage") record.pending.set(part.kind, part);
+      for (const part of parts) if (part.kind !== "customMessage") record.holdPart(part);
       parts = parts.filter((part) => part.kind === "customMessage");
       if (parts.length === 0) return;
       flags = 0n;
@@ -202,18 +201,18 @@ export function deliver(options: ResolvedServerOptions, record: AgentRecord, par
   record.pendingFlags |= flags;
   for (const part of parts) {
     if (part.kind === "customMessage") {
-      if (record.pendingCustom.length >= options.maxPendingCustomMessages) {
+      if (record.queuedCustomCount >= options.maxPendingCustomMessages) {
         throw new OpampError(
           "limit_exceeded",
-          `${record.id} already has ${record.pendingCustom.length} custom messages queued`,
+          `${record.id} already has ${record.queuedCustomCount} custom messages queued`,
           {
             details: { limit: options.maxPendingCustomMessages },
           },
         );
       }
-      record.pendingCustom.push(part);
+      record.queueCustom(part);
     } else {
-      record.pending.set(part.kind, part);
+      record.holdPart(part);
     }
   }
 }

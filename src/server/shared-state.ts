@@ -6,10 +6,7 @@
  */
 import { createHash } from "node:crypto";
 import { clone, toBinary } from "@bufbuild/protobuf";
-import type { AnyValue } from "../gen/opamp/v1/anyvalue_pb.js";
 import {
-  type AgentDescription,
-  AgentDescriptionSchema,
   type ConnectionSettingsStatus,
   type EffectiveConfig,
   EffectiveConfigSchema,
@@ -113,48 +110,24 @@ export function sharedEffectiveConfigCount(): number {
   return effectiveConfigs.size;
 }
 
-function anyValueHasBytes(value: AnyValue | undefined): boolean {
-  const v = value?.value;
-  if (v === undefined) return false;
-  switch (v.case) {
-    case "bytesValue":
-      return true;
-    case "arrayValue":
-      return v.value.values.some(anyValueHasBytes);
-    case "kvlistValue":
-      return v.value.values.some((kv) => anyValueHasBytes(kv.value));
-    default:
-      return false;
-  }
-}
-
 /**
  * Decoded bytes fields are views into the whole received message; a part kept for the
  * agent's lifetime must not pin that buffer (it may hold an 8 KiB config). These copy the
  * few bytes fields each part has instead of cloning the whole part reflectively. Copies
  * are `new Uint8Array(view)`: on a Buffer (what `ws` hands over) `.slice()` is a view.
  */
-export function detachDescription(d: AgentDescription): AgentDescription {
-  const pinned =
-    has(d) ||
-    d.identifyingAttributes.some((kv) => anyValueHasBytes(kv.value)) ||
-    d.nonIdentifyingAttributes.some((kv) => anyValueHasBytes(kv.value));
-  return pinned ? clone(AgentDescriptionSchema, d) : d;
-}
-
-/** See {@link detachDescription}. */
 export function detachRemoteConfigStatus(s: RemoteConfigStatus): RemoteConfigStatus {
   s.lastRemoteConfigHash = new Uint8Array(s.lastRemoteConfigHash);
   return s;
 }
 
-/** See {@link detachDescription}. */
+/** See {@link detachRemoteConfigStatus}. */
 export function detachConnectionSettingsStatus(s: ConnectionSettingsStatus): ConnectionSettingsStatus {
   s.lastConnectionSettingsHash = new Uint8Array(s.lastConnectionSettingsHash);
   return s;
 }
 
-/** See {@link detachDescription}. */
+/** See {@link detachRemoteConfigStatus}. */
 export function detachPackageStatuses(s: PackageStatuses): PackageStatuses {
   if (has(s)) return clone(PackageStatusesSchema, s);
   s.serverProvidedAllPackagesHash = new Uint8Array(s.serverProvidedAllPackagesHash);
@@ -179,8 +152,6 @@ export const STATE_FIELD = {
 
 /** A part of the state with its own cached encoding. */
 export type StatePart = keyof typeof STATE_FIELD;
-
-const STATE_PARTS = Object.keys(STATE_FIELD) as StatePart[];
 
 /** Bytes a varint of `value` takes. */
 export function varintSize(value: bigint | number): number {
@@ -218,48 +189,26 @@ export function encodeField(fieldNumber: number, bytes: Uint8Array): Uint8Array 
   return out;
 }
 
-/** What {@link encodeState} needs of a record. */
-export interface EncodableState {
-  readonly instanceUid: Uint8Array;
-  readonly sequenceNum: bigint;
-  readonly capabilities: bigint;
-  /** The encoded field of each part present (encoded on demand, kept until the part changes). */
-  encodedPart(part: StatePart): Uint8Array | undefined;
-}
-
 /**
- * The binary AgentToServer of an agent's full state: the small scalar fields encoded here,
- * each part's cached field bytes appended (a protobuf message is the concatenation of its
- * fields). Equal to toBinary of the same state, up to field order.
+ * The scalar fields of an agent's stored state (instance_uid, sequence_num, capabilities)
+ * as binary AgentToServer fields; the parts' cached encodings follow them in the state.
  */
-export function encodeState(state: EncodableState): Uint8Array {
-  const parts: Uint8Array[] = [];
-  let size = 2 + state.instanceUid.length;
-  if (state.sequenceNum !== 0n) size += 1 + varintSize(state.sequenceNum);
-  if (state.capabilities !== 0n) size += 1 + varintSize(state.capabilities);
-  for (const part of STATE_PARTS) {
-    const bytes = state.encodedPart(part);
-    if (bytes !== undefined) {
-      parts.push(bytes);
-      size += bytes.length;
-    }
-  }
+export function encodeStateHead(instanceUid: Uint8Array, sequenceNum: bigint, capabilities: bigint): Uint8Array {
+  let size = 2 + instanceUid.length;
+  if (sequenceNum !== 0n) size += 1 + varintSize(sequenceNum);
+  if (capabilities !== 0n) size += 1 + varintSize(capabilities);
   const out = new Uint8Array(size);
   out[0] = (1 << 3) | 2;
-  out[1] = state.instanceUid.length;
-  out.set(state.instanceUid, 2);
-  let offset = 2 + state.instanceUid.length;
-  if (state.sequenceNum !== 0n) {
+  out[1] = instanceUid.length;
+  out.set(instanceUid, 2);
+  let offset = 2 + instanceUid.length;
+  if (sequenceNum !== 0n) {
     out[offset++] = 2 << 3;
-    offset = putVarint(out, offset, state.sequenceNum);
+    offset = putVarint(out, offset, sequenceNum);
   }
-  if (state.capabilities !== 0n) {
+  if (capabilities !== 0n) {
     out[offset++] = 4 << 3;
-    offset = putVarint(out, offset, state.capabilities);
-  }
-  for (const bytes of parts) {
-    out.set(bytes, offset);
-    offset += bytes.length;
+    putVarint(out, offset, capabilities);
   }
   return out;
 }

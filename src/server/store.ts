@@ -13,6 +13,15 @@ export interface StoredAgent {
    * last reported, plus `capabilities` and `sequence_num`.
    */
   readonly state: Uint8Array;
+  /**
+   * The same state in pieces, when the writer has them: binary `AgentToServer` fields
+   * whose concatenation is `state`. {@link OpAMPServer} always gives them, and then
+   * builds `state` only when a store reads it. The pieces are shared with the server
+   * (and, for a common effective config, with other agents' states) and never modified: a
+   * store in the same process can keep them as they are instead of copying the state. A
+   * store that ignores this field loses nothing. Never present in what `getAgent` returns.
+   */
+  readonly stateFields?: readonly Uint8Array[];
   /** Clock time (ms) of the agent's latest message. */
   readonly lastSeen: number;
 }

@@ -149,8 +149,14 @@ export class WsAdapter {
         rejectSocket(socket, 503, retry);
         return true;
       }
+      // No closure made here may refer to `req` or `url`: the connection's closures share
+      // this scope, and holding the request for each connection's lifetime costs every
+      // agent a few KB.
+      const remoteAddress = req.socket.remoteAddress;
+      const endpoint = url.origin + url.pathname;
+      const principal = decision.principal;
       this.#wss.handleUpgrade(req, socket, head, (ws) => {
-        this.#accept(ws, req, url, decision.principal, release);
+        this.#accept(ws, remoteAddress, endpoint, principal, release);
       });
     } catch (e) {
       release();
@@ -163,7 +169,13 @@ export class WsAdapter {
     return true;
   }
 
-  #accept(ws: WebSocket, req: IncomingMessage, url: URL, principal: unknown, release: () => void): void {
+  #accept(
+    ws: WebSocket,
+    remoteAddress: string | undefined,
+    endpoint: string,
+    principal: unknown,
+    release: () => void,
+  ): void {
     const core = this.core;
     const options = core.options;
     this.#sockets.add(ws);
@@ -179,7 +191,7 @@ export class WsAdapter {
         if (ws.readyState !== ws.OPEN) return false;
         if (ws.bufferedAmount > options.maxBufferedBytes) {
           core.reportError(
-            new OpampError("limit_exceeded", `WebSocket from ${req.socket.remoteAddress} is not reading; dropped`, {
+            new OpampError("limit_exceeded", `WebSocket from ${remoteAddress} is not reading; dropped`, {
               details: { limit: options.maxBufferedBytes },
             }),
           );
@@ -193,9 +205,9 @@ export class WsAdapter {
     const conn = {
       transport: "websocket" as const,
       principal,
-      remoteAddress: req.socket.remoteAddress,
+      remoteAddress,
       channel,
-      endpoint: url.origin + url.pathname,
+      endpoint,
     };
     let handshake: ReturnType<typeof options.clock.setTimeout> | undefined = options.clock.setTimeout(() => {
       handshake = undefined;

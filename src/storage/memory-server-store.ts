@@ -39,8 +39,9 @@ interface HeldAgent {
 }
 
 /**
- * In-memory {@link ServerStore}. Agent states are copied in (large fields shared between
- * agents holding equal ones); desired state and hashes are kept by reference, so a caller
+ * In-memory {@link ServerStore}. Agent states given as `stateFields` are kept as those
+ * pieces (the writer does not change them); states given only as bytes are copied in, large
+ * fields shared between agents holding equal ones. Desired state and hashes are kept by reference, so a caller
  * must not change those bytes after writing them (the server never does). Deliveries per agent are capped
  * at `maxDeliveriesPerAgent` (oldest dropped first, default 100).
  */
@@ -67,11 +68,19 @@ export class InMemoryServerStore implements ServerStore {
   }
 
   /**
-   * Keeps the state as its top-level fields: a large field equal to one another agent
-   * holds (the same effective config) is kept once. Work is one pass over the bytes and,
-   * for a large field that changed, one SHA-256.
+   * Keeps the state as its top-level fields. Given `stateFields` (what OpAMPServer writes),
+   * it keeps those pieces as they are: no copy, and no work beyond the write itself; the
+   * server already shares the effective config between agents. Given only `state`, a large
+   * field equal to one another agent holds (the same effective config) is kept once; work
+   * is then one pass over the bytes and, for a large field that changed, one SHA-256.
    */
   async putAgent(agent: StoredAgent): Promise<void> {
+    const pieces = agent.stateFields;
+    const fields = pieces !== undefined ? [...pieces] : this.#fieldsOf(agent);
+    this.#agents.set(agent.instanceUid, { instanceUid: agent.instanceUid, lastSeen: agent.lastSeen, fields });
+  }
+
+  #fieldsOf(agent: StoredAgent): Uint8Array[] {
     const previous = this.#agents.get(agent.instanceUid)?.fields;
     const split = splitFields(agent.state);
     let fields: Uint8Array[];
@@ -114,7 +123,7 @@ export class InMemoryServerStore implements ServerStore {
       }
       endRun();
     }
-    this.#agents.set(agent.instanceUid, { instanceUid: agent.instanceUid, lastSeen: agent.lastSeen, fields });
+    return fields;
   }
 
   async deleteAgent(instanceUid: string): Promise<void> {
