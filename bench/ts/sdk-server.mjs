@@ -156,7 +156,9 @@ const admin = createServer((req, res) => {
   // scripts that aggregate it by constructor); written to the directory given.
   if (req.method === "POST" && req.url.startsWith("/heap-snapshot?dir=")) {
     const dir = decodeURIComponent(req.url.slice("/heap-snapshot?dir=".length));
-    return import("node:v8").then((v8) => reply({ file: v8.writeHeapSnapshot(`${dir}/sdk-server-${process.pid}.heapsnapshot`) }));
+    return import("node:v8").then((v8) =>
+      reply({ file: v8.writeHeapSnapshot(`${dir}/sdk-server-${process.pid}.heapsnapshot`) }),
+    );
   }
   if (req.method === "POST" && req.url === "/push") {
     return push().then(reply, (error) => {
