@@ -53,8 +53,11 @@ export type DesiredKind = "remoteConfig" | "packagesAvailable" | "connectionSett
 
 /** A live link the server can push to (a WebSocket); HTTP agents have none. */
 export interface PushChannel {
-  /** Sends one encoded ServerToAgent (without the WS header); false when the channel dropped it. */
-  send(payload: Uint8Array): boolean;
+  /**
+   * Sends one WebSocket message: the header byte and an encoded ServerToAgent, whole or in
+   * pieces to be sent as they are (see `encodePieces`); false when the channel dropped it.
+   */
+  send(message: Uint8Array | readonly Uint8Array[]): boolean;
   /** Agents currently associated with this channel. */
   readonly agents: Set<AgentRecord>;
   /** True once the link has closed; nothing may be associated with it any more. */

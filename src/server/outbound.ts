@@ -99,6 +99,26 @@ export function encodeWithParts(base: ServerToAgent, parts: Iterable<Part>, head
   return out;
 }
 
+/** Parts at least this long travel by reference in {@link encodePieces}, not copied. */
+export const SHARED_PIECE_BYTES = 4096;
+
+/**
+ * Like {@link encodeWithParts} with the WebSocket header byte, but as pieces whose
+ * concatenation is a valid message: the header, `base` and the small parts copied into the
+ * first piece, each large part (a config pushed to the whole fleet) appended as its own
+ * piece, by reference. A push then costs each agent a few dozen bytes, not a copy of the
+ * config. Fields may come in any order in protobuf; repeated ones are not involved.
+ */
+export function encodePieces(base: ServerToAgent, parts: readonly Part[]): Uint8Array[] {
+  const small: Part[] = [];
+  const large: Uint8Array[] = [];
+  for (const part of parts) {
+    if (part.bytes.length >= SHARED_PIECE_BYTES) large.push(part.bytes);
+    else small.push(part);
+  }
+  return [encodeWithParts(base, small, true), ...large];
+}
+
 /** An empty ServerToAgent addressed to `instanceUid`. */
 export function baseReply(instanceUid: Uint8Array): ServerToAgent {
   return create(ServerToAgentSchema, { instanceUid });

@@ -15,7 +15,7 @@ import { AgentCapability, hasBit, OpampError } from "../wire/index.js";
 import type { AgentRecord, DesiredKind } from "./agent-record.js";
 import type { CoreConnection } from "./core.js";
 import type { ResolvedServerOptions } from "./options.js";
-import { baseReply, encodeWithParts, makePart, type Part } from "./outbound.js";
+import { baseReply, encodePieces, encodeWithParts, makePart, type Part } from "./outbound.js";
 import type { AgentPart } from "./types.js";
 
 /** The desired kinds, in the order they are added to a reply. */
@@ -189,13 +189,15 @@ export function deliver(options: ResolvedServerOptions, record: AgentRecord, par
       reply.capabilities = options.capabilities;
       record.capabilitiesSent = true;
     }
-    const frame = encodeWithParts(reply, parts, true);
-    if (frame.length > options.maxMessageBytes) {
-      throw new OpampError("message_too_large", `message to ${record.id} is ${frame.length} bytes`, {
+    const pieces = encodePieces(reply, parts);
+    let length = 0;
+    for (const piece of pieces) length += piece.length;
+    if (length > options.maxMessageBytes) {
+      throw new OpampError("message_too_large", `message to ${record.id} is ${length} bytes`, {
         details: { limit: options.maxMessageBytes },
       });
     }
-    channel.send(frame);
+    channel.send(pieces);
     return;
   }
   record.pendingFlags |= flags;

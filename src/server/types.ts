@@ -48,8 +48,14 @@ export interface Agent<P = unknown> {
   readonly instanceUid: Uint8Array;
   /** Last AgentCapabilities bitmask reported. */
   readonly capabilities: bigint;
+  /**
+   * Last description reported. Held encoded and decoded on each read (a fresh object each
+   * time): keep the value when you need it more than once.
+   */
   readonly agentDescription: AgentDescription | undefined;
+  /** Last health tree reported; like `agentDescription`, decoded on each read. */
   readonly health: ComponentHealth | undefined;
+  /** Last effective config reported; one shared read-only object for all agents reporting the same. */
   readonly effectiveConfig: EffectiveConfig | undefined;
   readonly remoteConfigStatus: RemoteConfigStatus | undefined;
   readonly packageStatuses: PackageStatuses | undefined;

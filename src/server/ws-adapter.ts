@@ -6,6 +6,7 @@ import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
 import { type RawData, type WebSocket, WebSocketServer } from "ws";
 import { type AgentToServer, AgentToServerSchema } from "../gen/opamp/v1/opamp_pb.js";
+import { concatBytes } from "../wire/bytes.js";
 import { parse } from "../wire/frame.js";
 import { decodeWsFrame, OpampError } from "../wire/index.js";
 import type { AgentRecord, PushChannel } from "./agent-record.js";
@@ -198,7 +199,18 @@ export class WsAdapter {
           ws.terminate();
           return false;
         }
-        ws.send(frame, { binary: true });
+        if (frame instanceof Uint8Array) {
+          ws.send(frame, { binary: true });
+        } else if (ws.extensions !== "") {
+          // permessage-deflate decides per message from its first fragment (a few bytes
+          // here, below the threshold): one whole frame keeps the config compressed.
+          ws.send(concatBytes(frame), { binary: true });
+        } else {
+          // One message in fragments (RFC 6455 §5.4): a large shared piece goes out without
+          // being copied into a per-agent frame.
+          const last = frame.length - 1;
+          for (let i = 0; i <= last; i++) ws.send(frame[i]!, { binary: true, fin: i === last });
+        }
         return true;
       },
     };
