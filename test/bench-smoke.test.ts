@@ -72,6 +72,34 @@ describe.skipIf(!hasGo && !inCI)("bench harness smoke", () => {
     90_000,
   );
 
+  // The SDK server sends a pushed 8 KiB config as a second WebSocket fragment; the Go load
+  // generator (gorilla/websocket, opamp-go's protobufs) must reassemble and apply it.
+  it.each(["ws", "http"])(
+    "connects every agent over %s and counts every APPLIED after a fan-out (opamp-sdk server)",
+    async (transport) => {
+      const results = await bench(`fanout-sdk-${transport}`, [
+        "--scenario",
+        "fanout",
+        "--agents",
+        String(AGENTS),
+        "--transport",
+        transport,
+        "--servers",
+        "sdk",
+        "--heartbeat",
+        "1",
+      ]);
+      const sdk = results.runs[0]?.servers["opamp-sdk"];
+      expect(sdk?.["error"]).toBeUndefined();
+      expect(sdk?.["unavailable"]).toBeUndefined();
+      expect(sdk?.["server_full_state"]).toBe(AGENTS);
+      expect(sdk?.["server_applied"]).toBe(AGENTS);
+      expect((sdk?.["apply_ack"] as { count: number } | undefined)?.count).toBe(AGENTS);
+      expect(sdk?.["load_errors"]).toBe(0);
+    },
+    90_000,
+  );
+
   it("times the codec cases on the Go side (and on opamp-sdk's when dist is built)", async () => {
     const results = await bench("codec", ["--scenario", "codec", "--iterations", "50"]);
     const codec = results.runs[0]?.codec;
@@ -87,4 +115,51 @@ describe.skipIf(!hasGo && !inCI)("bench harness smoke", () => {
       if (codec?.sdk_unavailable === undefined) expect(c.sdk_ops_per_s).toBeGreaterThan(0);
     }
   }, 90_000);
+});
+
+describe("bench results merge", () => {
+  it("keeps every run with its source and reports repeated figures as median, min and max", async () => {
+    const { merge, median } = (await import(join(import.meta.dirname, "..", "bench", "ts", "merge.mjs"))) as {
+      merge: (inputs: { file: string; results: unknown }[]) => {
+        runs: { source: string; pinned: boolean }[];
+        repeated: {
+          group: string;
+          figure: string;
+          servers: Record<string, { n: number; median: number; min: number; max: number }>;
+        }[];
+      };
+      median: (values: number[]) => number;
+    };
+    expect(median([3, 1, 2])).toBe(2);
+    expect(median([4, 1, 3, 2])).toBe(2.5);
+    const fanout = (sdk: number, go: number) => ({
+      scenario: "fanout",
+      agents: 10,
+      transport: "ws",
+      servers: { "opamp-sdk": { fanout_ms: sdk }, "opamp-go": { fanout_ms: go } },
+    });
+    const results = (runs: unknown[], pinned: boolean) => ({ meta: { pinned, args: [] }, runs });
+    const summary = merge([
+      { file: "a.json", results: results([fanout(100, 50), fanout(300, 70)], true) },
+      { file: "b.json", results: results([fanout(200, 60)], true) },
+      { file: "c.json", results: results([fanout(999, 999)], false) },
+    ]);
+    expect(summary.runs.map((r) => [r.source, r.pinned])).toEqual([
+      ["a.json", true],
+      ["a.json", true],
+      ["b.json", true],
+      ["c.json", false],
+    ]);
+    // The unpinned run stands alone: it is neither merged into the pinned group nor repeated.
+    expect(summary.repeated).toEqual([
+      {
+        group: "fanout ws 10 pinned",
+        figure: "fanout_ms",
+        servers: {
+          "opamp-sdk": { n: 3, median: 200, min: 100, max: 300, values: [100, 300, 200] },
+          "opamp-go": { n: 3, median: 60, min: 50, max: 70, values: [50, 70, 60] },
+        },
+      },
+    ]);
+  });
 });

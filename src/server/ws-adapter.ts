@@ -208,8 +208,13 @@ export class WsAdapter {
         } else {
           // One message in fragments (RFC 6455 §5.4): a large shared piece goes out without
           // being copied into a per-agent frame.
+          // Corked, so the fragments leave in one write (a syscall each would cost more than
+          // the copy saved); `ws` keeps its socket as `_socket`.
+          const socket = (ws as unknown as { _socket?: Duplex })._socket;
+          socket?.cork();
           const last = frame.length - 1;
           for (let i = 0; i <= last; i++) ws.send(frame[i]!, { binary: true, fin: i === last });
+          socket?.uncork();
         }
         return true;
       },
