@@ -42,7 +42,9 @@ export function merge(inputs) {
     for (const [server, result] of Object.entries(run.servers)) {
       const value = result?.[figure];
       if (typeof value !== "number") continue;
-      (group.servers[server] ??= []).push(value);
+      const values = group.servers[server] ?? [];
+      values.push(value);
+      group.servers[server] = values;
     }
     groups.set(key, group);
   }

@@ -6,7 +6,7 @@
 
 import { AgentCapability, hasBit } from "../wire/capabilities.js";
 import type { OpampError } from "../wire/errors.js";
-import { ConnectionSettingsManager, initialConnectionSettings } from "./connection-settings.js";
+import { ConnectionSettingsManager, initialConnectionSettings, type SettingsSupport } from "./connection-settings.js";
 import type { ClientCore } from "./core.js";
 import type { OpAMPClientEvents } from "./events.js";
 import type { ResolvedClientOptions } from "./options.js";
@@ -39,6 +39,16 @@ export interface ClientParts {
   readonly packages: PackageSyncer | undefined;
 }
 
+/** What connection settings this client can apply, from its options. */
+export function settingsSupport(options: ResolvedClientOptions): SettingsSupport {
+  return {
+    httpTls: options.tlsFetch !== undefined,
+    tlsOptions: Object.values(options.tls).some((value) => value !== undefined),
+    proxyConnector: options.proxyConnector !== undefined,
+    proxy: options.proxy,
+  };
+}
+
 /** Creates the handlers and restores their persisted state. */
 export async function createClientParts(deps: PartsDeps): Promise<ClientParts> {
   const { options, core, signal, stored } = deps;
@@ -59,7 +69,7 @@ export async function createClientParts(deps: PartsDeps): Promise<ClientParts> {
       heartbeatChanged: () => deps.heartbeatChanged(),
       error,
       committed: (committed) => deps.emit("connectionSettings", committed),
-      httpTls: options.tlsFetch !== undefined,
+      support: settingsSupport(options),
     },
     initialConnectionSettings(options, stored.connectionSettings),
     stored.candidateConnectionSettings,

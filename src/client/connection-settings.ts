@@ -12,17 +12,107 @@ import {
   ConnectionSettingsStatusSchema,
   type OpAMPConnectionSettings,
 } from "../gen/opamp/v1/opamp_pb.js";
+import { type ProxySettings, parseProxyUrl } from "../transport/proxy.js";
 import { parseOfferedTls } from "../transport/tls.js";
 import type { ConnectTarget } from "../transport/types.js";
 import { WS_TLS_SUPPORTED } from "../transport/ws-transport.js";
 import { sameBytes } from "../wire/bytes.js";
 import { OpampError } from "../wire/errors.js";
 import type { ClientHooks } from "./hooks.js";
-import type { HeaderPair, StoredConnectionSettings, StoredTlsSettings } from "./state-store.js";
+import type { HeaderPair, StoredConnectionSettings, StoredProxySettings, StoredTlsSettings } from "./state-store.js";
 
 /** Offered TLS settings are compared by value (they are plain data). */
 function sameTls(a: StoredTlsSettings | undefined, b: StoredTlsSettings | undefined): boolean {
   return JSON.stringify(a ?? null) === JSON.stringify(b ?? null);
+}
+
+/** Proxies are compared by what the connection would use. */
+function sameProxy(a: ProxySettings | undefined, b: ProxySettings | undefined): boolean {
+  return JSON.stringify(a ?? null) === JSON.stringify(b ?? null);
+}
+
+/** What the client can apply, from its options and platform. */
+export interface SettingsSupport {
+  /** The HTTP transport can apply TLS settings (`transport.tlsFetch` is set). */
+  readonly httpTls: boolean;
+  /** The `tls` options are set (they apply to every `https:` endpoint). */
+  readonly tlsOptions: boolean;
+  /** Proxies can be applied (`transport.proxyConnector` is set). */
+  readonly proxyConnector: boolean;
+  /** The options' proxy: what applies while no offer set one. */
+  readonly proxy: ProxySettings | undefined;
+}
+
+/**
+ * The proxy `settings` connect through: an offered one (none for an offered empty URL),
+ * else the options' `base`.
+ */
+export function proxyOf(
+  settings: StoredConnectionSettings,
+  base: ProxySettings | undefined,
+): ProxySettings | undefined {
+  const offered = settings.proxy;
+  if (offered === undefined) return base;
+  if (offered.url === "") return undefined;
+  const connectHeaders: Record<string, string> = {};
+  for (const header of offered.connectHeaders) connectHeaders[header.name] = header.value;
+  return { url: offered.url, connectHeaders };
+}
+
+/**
+ * Why `settings` cannot be used by this client (a missing injected Node helper, or a
+ * browser), or undefined when they can. The same check guards offers (reported FAILED)
+ * and the committed settings loaded at start (`start()` rejects).
+ */
+export function settingsProblem(settings: StoredConnectionSettings, support: SettingsSupport): string | undefined {
+  const kind = kindOf(settings.endpoint);
+  const proxied = proxyOf(settings, support.proxy) !== undefined;
+  if (proxied && kind === "ws" && !WS_TLS_SUPPORTED) return "a browser's WebSocket cannot be sent through a proxy";
+  if (proxied && !support.proxyConnector) {
+    return "a proxy needs transport.proxyConnector (Node: nodeProxyConnector from opamp-sdk/client/node)";
+  }
+  // Global fetch takes no TLS options; accepting would "verify" without using them. Through
+  // a proxy the connector's fetch applies them.
+  const tls =
+    settings.certificate !== undefined ||
+    settings.tls !== undefined ||
+    (support.tlsOptions && settings.endpoint.startsWith("https:"));
+  if (tls && kind === "http" && !proxied && !support.httpTls) {
+    return "client certificates and TLS settings over HTTP need transport.tlsFetch (Node: nodeTlsFetch from opamp-sdk/client/node)";
+  }
+  if (settings.tls !== undefined && kind === "ws" && !WS_TLS_SUPPORTED) {
+    return "TLS settings cannot be applied by a browser's WebSocket";
+  }
+  return undefined;
+}
+
+/**
+ * Checks that the settings a client starts with (committed ones from the store, else the
+ * options') can be used: committed TLS or proxy settings that this client cannot apply
+ * would otherwise fail every attempt, for ever.
+ * @throws OpampError `invalid_argument` naming what is missing.
+ */
+export function assertUsable(settings: StoredConnectionSettings, support: SettingsSupport): void {
+  const problem = settingsProblem(settings, support);
+  if (problem === undefined) return;
+  throw new OpampError(
+    "invalid_argument",
+    settings.offerHash === undefined
+      ? `cannot connect to ${settings.endpoint}: ${problem}`
+      : `the committed connection settings in the state store (endpoint ${settings.endpoint}) cannot be used: ${problem}`,
+  );
+}
+
+/** Validates an offered ProxyConnectionSettings. @throws OpampError `invalid_argument`. */
+function parseOfferedProxy(proxy: NonNullable<OpAMPConnectionSettings["proxy"]>): StoredProxySettings {
+  const connectHeaders = (proxy.connectHeaders?.headers ?? []).map((header) => ({
+    name: header.key,
+    value: header.value,
+  }));
+  // The spec asks for a non-empty URL; an empty one is read as "connect directly", the
+  // only way an offer can turn a proxy off.
+  if (proxy.url.trim() === "") return { url: "", connectHeaders: [] };
+  return { url: parseProxyUrl(proxy.url, "proxy.url").href, connectHeaders };
 }
 
 /** What the manager needs from the client. */
@@ -38,8 +128,8 @@ export interface ConnectionSettingsContext {
   error(error: OpampError): void;
   /** Settings were committed (event). */
   committed(settings: StoredConnectionSettings): void;
-  /** The HTTP transport can apply TLS settings (`transport.tlsFetch` is set). */
-  readonly httpTls?: boolean;
+  /** What the client can apply. */
+  readonly support: SettingsSupport;
 }
 
 function status(hash: Uint8Array, value: ConnectionSettingsStatuses, errorMessage = ""): ConnectionSettingsStatus {
@@ -126,16 +216,21 @@ export class ConnectionSettingsManager {
     for (const header of active.headers) headers[header.name] = header.value;
     const cert = active.certificate;
     const offered = active.tls;
-    if (cert === undefined && offered === undefined) return { url: active.endpoint, headers };
+    const proxy = proxyOf(active, this.ctx.support.proxy);
     return {
       url: active.endpoint,
       headers,
-      tls: {
-        ...(cert !== undefined && cert.cert.length > 0 ? { cert: cert.cert } : {}),
-        ...(cert !== undefined && cert.privateKey.length > 0 ? { key: cert.privateKey } : {}),
-        ...(cert !== undefined && cert.caCert.length > 0 ? { ca: cert.caCert } : {}),
-        ...(offered === undefined ? {} : { offered }),
-      },
+      ...(cert === undefined && offered === undefined
+        ? {}
+        : {
+            tls: {
+              ...(cert !== undefined && cert.cert.length > 0 ? { cert: cert.cert } : {}),
+              ...(cert !== undefined && cert.privateKey.length > 0 ? { key: cert.privateKey } : {}),
+              ...(cert !== undefined && cert.caCert.length > 0 ? { ca: cert.caCert } : {}),
+              ...(offered === undefined ? {} : { offered }),
+            },
+          }),
+      ...(proxy === undefined ? {} : { proxy }),
     };
   }
 
@@ -288,16 +383,18 @@ export class ConnectionSettingsManager {
       // No TLS in the offer keeps the current TLS settings for the same endpoint.
       tls = endpoint === current.endpoint ? current.tls : undefined;
     }
-    if ((certificate !== undefined || tls !== undefined) && kind === "http" && this.ctx.httpTls !== true) {
-      // Global fetch takes no TLS options; accepting would "verify" without using them.
-      failures.push(
-        "client certificates and TLS settings over HTTP need transport.tlsFetch (Node: nodeTlsFetch from opamp-sdk/client/node)",
-      );
-      return false;
-    }
-    if (opamp.tls !== undefined && kind === "ws" && !WS_TLS_SUPPORTED) {
-      failures.push("TLS settings cannot be applied by a browser's WebSocket");
-      return false;
+    let proxy: StoredProxySettings | undefined;
+    if (opamp.proxy !== undefined) {
+      try {
+        proxy = parseOfferedProxy(opamp.proxy);
+      } catch (cause) {
+        failures.push(`invalid proxy settings: ${cause instanceof Error ? cause.message : String(cause)}`);
+        return false;
+      }
+    } else {
+      // spec: an unset part keeps what the agent has. The proxy belongs to the agent's
+      // network rather than to one server, so it is kept across endpoints.
+      proxy = current.proxy;
     }
     const headers = headersOf(opamp, current.headers);
     const seconds = acceptsHeartbeat ? Number(opamp.heartbeatIntervalSeconds) : current.heartbeatIntervalSeconds;
@@ -307,6 +404,7 @@ export class ConnectionSettingsManager {
       offerHash: hash,
       ...(seconds === undefined ? {} : { heartbeatIntervalSeconds: seconds }),
       ...(tls === undefined ? {} : { tls }),
+      ...(proxy === undefined ? {} : { proxy }),
       ...(certificate === undefined
         ? {}
         : {
@@ -318,6 +416,11 @@ export class ConnectionSettingsManager {
             },
           }),
     };
+    const problem = settingsProblem(candidate, this.ctx.support);
+    if (problem !== undefined) {
+      failures.push(problem);
+      return false;
+    }
     const sameHeaders =
       headers.length === current.headers.length &&
       headers.every((h, i) => h.name === current.headers[i]?.name && h.value === current.headers[i]?.value);
@@ -326,7 +429,8 @@ export class ConnectionSettingsManager {
       sameHeaders &&
       certificate === undefined &&
       current.certificate === undefined &&
-      sameTls(tls, current.tls)
+      sameTls(tls, current.tls) &&
+      sameProxy(proxyOf(candidate, this.ctx.support.proxy), proxyOf(current, this.ctx.support.proxy))
     ) {
       // Nothing about the connection changes; only the heartbeat may have.
       this.#committed = { ...candidate, offerHash: hash };

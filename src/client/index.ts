@@ -4,6 +4,7 @@
 
 export type { BackoffPolicy } from "../internal/backoff.js";
 export type { ConnectionState } from "../transport/connection-state.js";
+export type { ProxyConnector, ProxySettings, WsCreateConnection } from "../transport/proxy.js";
 export type { TlsFetchFactory, TlsSettings, TlsVersion } from "../transport/tls.js";
 export type { OpAMPClientEvents } from "./events.js";
 export type {
@@ -39,6 +40,7 @@ export {
   type HeaderPair,
   MemoryClientStateStore,
   type StoredConnectionSettings,
+  type StoredProxySettings,
   type StoredRemoteConfigStatus,
   type StoredTlsSettings,
 } from "./state-store.js";

@@ -3,7 +3,9 @@
  * kept out of the browser-safe client entry).
  */
 
+export { nodeProxyConnector } from "../transport/node-proxy-connector.js";
 export { nodeTlsFetch } from "../transport/node-tls-fetch.js";
+export type { ProxyConnector, ProxySettings, WsCreateConnection } from "../transport/proxy.js";
 export type { TlsFetchFactory, TlsSettings, TlsVersion } from "../transport/tls.js";
 export { FileClientStateStore } from "./file-state-store.js";
 export type { ClientState, ClientStateStore } from "./state-store.js";

@@ -22,9 +22,9 @@ import { OpampError } from "../wire/errors.js";
 import { newInstanceUid } from "../wire/uid.js";
 import { agentCapabilityBits } from "./capability-bits.js";
 import { ClientEmitter } from "./client-emitter.js";
-import { createClientParts } from "./client-parts.js";
+import { createClientParts, settingsSupport } from "./client-parts.js";
 import { ClientConnection } from "./connection.js";
-import type { ConnectionSettingsManager } from "./connection-settings.js";
+import { assertUsable, type ConnectionSettingsManager, initialConnectionSettings } from "./connection-settings.js";
 import { ClientCore } from "./core.js";
 import type { OpAMPClientEvents } from "./events.js";
 import { type OpAMPClientOptions, type ResolvedClientOptions, resolveClientOptions } from "./options.js";
@@ -121,7 +121,10 @@ export class OpAMPClient {
    * Loads persisted state, reads the effective config and starts connecting. Resolves
    * once the transport is started, not once connected (listen for `connect`).
    * @throws OpampError `not_running` if already started; `storage_failed` if the store fails;
-   *   `hook_failed` if getEffectiveConfig rejects; `aborted` if stop() was called meanwhile.
+   *   `invalid_argument` if the committed connection settings in the store cannot be
+   *   applied by this client (TLS settings for HTTP without `transport.tlsFetch`, a proxy
+   *   without `transport.proxyConnector`); `hook_failed` if getEffectiveConfig rejects;
+   *   `aborted` if stop() was called meanwhile.
    */
   start(): Promise<void> {
     if (this.#lifecycle !== "new") {
@@ -142,6 +145,14 @@ export class OpAMPClient {
     }
     // stop() called while starting wins: nothing more is read, written or connected.
     this.#throwIfStopped();
+    try {
+      // Committed settings this client cannot apply (TLS over HTTP without tlsFetch, a proxy
+      // without proxyConnector) would fail every connection attempt, for ever.
+      assertUsable(initialConnectionSettings(opts, this.#store.state.connectionSettings), settingsSupport(opts));
+    } catch (cause) {
+      this.#lifecycle = "stopped";
+      throw cause;
+    }
     const uid = opts.agent.instanceUid ?? this.#store.state.instanceUid ?? newInstanceUid();
     const core = new ClientCore(uid, () => this.#connection?.notifyPending(), opts.maxPendingCustomMessages);
     this.#core = core;

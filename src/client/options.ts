@@ -6,6 +6,7 @@ import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { AgentDescriptionSchema, ComponentHealthSchema } from "../gen/opamp/v1/opamp_pb.js";
 import type { BackoffPolicy } from "../internal/backoff.js";
 import { type Clock, systemClock } from "../internal/clock.js";
+import { type ProxyConnector, type ProxySettings, parseProxyUrl } from "../transport/proxy.js";
 import type { TlsFetchFactory } from "../transport/tls.js";
 import type { AgentCapabilityFlags } from "../wire/capabilities.js";
 import { OpampError } from "../wire/errors.js";
@@ -55,6 +56,26 @@ export interface ClientTransportOptions {
    * and such offers for `https:` are reported FAILED. Default none.
    */
   readonly tlsFetch?: TlsFetchFactory;
+  /**
+   * An HTTP proxy for the OpAMP connection (Node only): `{ url: "http://proxy:3128",
+   * connectHeaders: { … } }`. WebSocket and `https:` polling go through an HTTP CONNECT
+   * tunnel carrying `connectHeaders` (and `Proxy-Authorization` from credentials in the
+   * URL); `http:` polling sends absolute-form requests to the proxy. An `https://` proxy
+   * URL means TLS to the proxy. Only `http://` and `https://` proxies are supported.
+   * Needs {@link ClientTransportOptions.proxyConnector}. A proxy from an accepted
+   * connection-settings offer replaces it. Package downloads do not use it (they use
+   * `fetch`). Default none: direct connections.
+   */
+  readonly proxy?: ProxySettings;
+  /**
+   * Connects through a proxy (the `proxy` option or an offered one): in Node pass
+   * `nodeProxyConnector` from `opamp-sdk/client/node`. It is injected rather than
+   * imported so `opamp-sdk/client` stays free of `node:` modules for browsers. Without
+   * it, `proxy` is an invalid_argument and offers with a proxy are reported FAILED.
+   * Through a proxy it also applies the TLS settings of HTTP polling, so `tlsFetch` is
+   * not needed there. Default none.
+   */
+  readonly proxyConnector?: ProxyConnector;
 }
 
 /**
@@ -138,6 +159,9 @@ export interface ResolvedClientOptions {
   readonly closeTimeoutMs: number;
   readonly fetch: typeof globalThis.fetch | undefined;
   readonly tlsFetch: TlsFetchFactory | undefined;
+  /** The proxy with its URL normalised (`http://host:port/`), or undefined for direct connections. */
+  readonly proxy: ProxySettings | undefined;
+  readonly proxyConnector: ProxyConnector | undefined;
   readonly tls: ClientTlsOptions;
   readonly retry: BackoffPolicy;
   readonly maxMessageBytes: number;
@@ -177,6 +201,26 @@ export function transportKindOf(url: string): "ws" | "http" {
 }
 
 /**
+ * Checks `transport.proxy` and normalises its URL.
+ * @throws OpampError `invalid_argument` for a malformed proxy, an unsupported scheme or a
+ *   connect header that is not a string.
+ */
+function resolveProxy(proxy: ProxySettings | undefined): ProxySettings | undefined {
+  if (proxy === undefined) return undefined;
+  if (typeof proxy !== "object" || proxy === null || typeof proxy.url !== "string") {
+    throw invalid("transport.proxy.url is required (a string)");
+  }
+  const url = parseProxyUrl(proxy.url, "transport.proxy.url");
+  const connectHeaders = { ...(proxy.connectHeaders ?? {}) };
+  for (const [name, value] of Object.entries(connectHeaders)) {
+    if (typeof value !== "string") {
+      throw invalid(`transport.proxy.connectHeaders[${JSON.stringify(name)}] must be a string`);
+    }
+  }
+  return Object.freeze({ url: url.href, connectHeaders: Object.freeze(connectHeaders) });
+}
+
+/**
  * Applies defaults and checks every option once.
  * @throws OpampError `invalid_argument` naming the offending option.
  */
@@ -209,10 +253,28 @@ export function resolveClientOptions(options: OpAMPClientOptions): ResolvedClien
   if (transport.tlsFetch !== undefined && typeof transport.tlsFetch !== "function") {
     throw invalid("transport.tlsFetch must be a function");
   }
+  const proxy = resolveProxy(transport.proxy);
+  const proxyConnector = transport.proxyConnector;
+  if (
+    proxyConnector !== undefined &&
+    (typeof proxyConnector !== "object" ||
+      proxyConnector === null ||
+      typeof proxyConnector.fetch !== "function" ||
+      typeof proxyConnector.webSocketConnection !== "function")
+  ) {
+    throw invalid("transport.proxyConnector must be a ProxyConnector (Node: nodeProxyConnector)");
+  }
+  if (proxy !== undefined && proxyConnector === undefined) {
+    throw invalid(
+      "transport.proxy needs transport.proxyConnector (Node: nodeProxyConnector from opamp-sdk/client/node)",
+    );
+  }
   const tls = Object.freeze({ ...(options.tls ?? {}) });
   if (
     new URL(transport.url).protocol === "https:" &&
     transport.tlsFetch === undefined &&
+    // Through a proxy the connector's fetch applies the TLS settings.
+    proxy === undefined &&
     Object.values(tls).some((value) => value !== undefined)
   ) {
     throw invalid(
@@ -246,6 +308,8 @@ export function resolveClientOptions(options: OpAMPClientOptions): ResolvedClien
     closeTimeoutMs: nonNegative(transport.closeTimeoutMs, "transport.closeTimeoutMs", DEFAULT_CLOSE_TIMEOUT_MS),
     fetch: fetchImpl,
     tlsFetch: transport.tlsFetch,
+    proxy,
+    proxyConnector,
     tls,
     retry,
     maxMessageBytes: resolveMaxBytes(limits.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES, "limits.maxMessageBytes"),

@@ -24,6 +24,22 @@ export interface StoredConnectionSettings {
   readonly certificate?: { readonly cert: Uint8Array; readonly privateKey: Uint8Array; readonly caCert: Uint8Array };
   /** TLS settings from an offer (spec: TLSConnectionSettings; Node only). Absent in older states: defaults. */
   readonly tls?: StoredTlsSettings;
+  /**
+   * Proxy from an offer (spec: ProxyConnectionSettings; Node only). Absent: the
+   * `transport.proxy` option applies (also for states saved before it existed).
+   */
+  readonly proxy?: StoredProxySettings;
+}
+
+/** An offered ProxyConnectionSettings, validated. */
+export interface StoredProxySettings {
+  /**
+   * Normalised `http://` or `https://` proxy URL (credentials included, as offered), or
+   * `""` for "connect directly" (an offer with an empty URL turns a proxy off).
+   */
+  readonly url: string;
+  /** Headers for the CONNECT request, in the order offered. */
+  readonly connectHeaders: readonly HeaderPair[];
 }
 
 /** Offered TLSConnectionSettings, validated; versions in Node's spelling ("TLSv1.2"). */

@@ -23,6 +23,10 @@ function sample(): ClientState {
       heartbeatIntervalSeconds: 15,
       offerHash: new Uint8Array([9]),
       certificate: { cert: new Uint8Array([1]), privateKey: new Uint8Array([2]), caCert: new Uint8Array(0) },
+      proxy: {
+        url: "http://proxy.example.com:3128/",
+        connectHeaders: [{ name: "Proxy-Authorization", value: "Basic YWdlbnQ6a2V5" }],
+      },
     },
     candidateConnectionSettings: { endpoint: "wss://other.example.com/v1/opamp", headers: [] },
     allPackagesHash: new Uint8Array([0xff, 0x00, 0x7f]),

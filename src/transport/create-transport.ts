@@ -1,5 +1,6 @@
 /** Picks the transport for a URL scheme. */
 import { HttpTransport } from "./http-transport.js";
+import type { ProxyConnector } from "./proxy.js";
 import type { BaseTlsOptions, TlsFetchFactory } from "./tls.js";
 import type { Transport, TransportHost, TransportSettings } from "./types.js";
 import { WsTransport } from "./ws-transport.js";
@@ -10,6 +11,8 @@ export interface TransportExtras {
   readonly tls: BaseTlsOptions;
   /** HTTP: makes the fetch used for `https:` with TLS settings (Node only). */
   readonly tlsFetch: TlsFetchFactory | undefined;
+  /** Both kinds: connects through a target's proxy (Node only). */
+  readonly proxyConnector: ProxyConnector | undefined;
   /** HTTP: gzip request bodies. */
   readonly compression: boolean;
   /** HTTP: the fetch to use (required for "http"). */
@@ -26,12 +29,13 @@ export function createTransport(
   settings: TransportSettings,
   extras: TransportExtras,
 ): Transport {
-  if (kind === "ws") return new WsTransport(host, settings, extras.tls);
+  if (kind === "ws") return new WsTransport(host, settings, extras.tls, extras.proxyConnector);
   if (extras.fetch === undefined) throw new Error("HTTP transport needs fetch");
   return new HttpTransport(host, settings, {
     compression: extras.compression,
     fetch: extras.fetch,
     tls: extras.tls,
     tlsFetch: extras.tlsFetch,
+    proxyConnector: extras.proxyConnector,
   });
 }

@@ -15,6 +15,7 @@ import {
   INITIAL_CONNECTION_STATE,
   transition,
 } from "./connection-state.js";
+import type { ProxyConnector } from "./proxy.js";
 import { type BaseTlsOptions, effectiveTls, hasTls, type TlsFetchFactory } from "./tls.js";
 import type { ConnectTarget, Transport, TransportHost, TransportSettings } from "./types.js";
 
@@ -28,6 +29,8 @@ export interface HttpTransportOptions {
   readonly tls?: BaseTlsOptions;
   /** Makes a fetch for `https:` with TLS settings; without it such a target fails. */
   readonly tlsFetch?: TlsFetchFactory | undefined;
+  /** Makes the fetch for a target with a proxy; without it such a target fails. */
+  readonly proxyConnector?: ProxyConnector | undefined;
 }
 
 type PostResult =
@@ -258,14 +261,27 @@ export class HttpTransport implements Transport {
   }
 
   /**
-   * The fetch for `target`: the configured one, or for `https:` with TLS settings (options,
-   * offered certificate or TLS) one made by `tlsFetch`.
-   * @throws OpampError when TLS settings apply but cannot be (no tlsFetch, bad settings).
+   * The fetch for `target`: through a proxy one made by `proxyConnector` (it applies the
+   * TLS settings too); else the configured one, or for `https:` with TLS settings
+   * (options, offered certificate or TLS) one made by `tlsFetch`.
+   * @throws OpampError when a proxy or TLS settings apply but cannot be (no connector or
+   *   tlsFetch, bad settings).
    */
   #fetchOf(target: ConnectTarget): typeof globalThis.fetch {
     if (this.#fetchFor?.target === target) return this.#fetchFor.fetch;
     let fetchImpl = this.options.fetch;
-    if (new URL(target.url).protocol === "https:") {
+    const secure = new URL(target.url).protocol === "https:";
+    if (target.proxy !== undefined) {
+      const connector = this.options.proxyConnector;
+      if (connector === undefined) {
+        throw new OpampError(
+          "invalid_argument",
+          "a proxy needs transport.proxyConnector (Node: nodeProxyConnector from opamp-sdk/client/node)",
+        );
+      }
+      // The TLS settings serve an https: target and an https:// proxy alike (as in opamp-go).
+      fetchImpl = connector.fetch(target.proxy, effectiveTls(this.options.tls ?? {}, target.tls));
+    } else if (secure) {
       const tls = effectiveTls(this.options.tls ?? {}, target.tls);
       if (hasTls(tls)) {
         const factory = this.options.tlsFetch;
@@ -286,7 +302,8 @@ export class HttpTransport implements Transport {
     const status = response.status;
     // Overloaded, refusing or failing servers get no goodbye; one that answered does.
     this.#reachable =
-      status === 200 || (status >= 400 && status < 500 && status !== 401 && status !== 403 && status !== 429);
+      status === 200 ||
+      (status >= 400 && status < 500 && status !== 401 && status !== 403 && status !== 407 && status !== 429);
     if (status === 200) {
       let answer: ReturnType<typeof decodeHttpBody<typeof ServerToAgentSchema>> extends Promise<infer M> ? M : never;
       try {
@@ -323,6 +340,17 @@ export class HttpTransport implements Transport {
       return {
         t: "failed",
         error: new OpampError("unauthenticated", `the server refused the request (HTTP ${status})`, { details }),
+      };
+    }
+    if (status === 407) {
+      // Only a proxy answers 407 (an absolute-form request it wants other credentials for):
+      // the server never saw the message, so it is kept and the attempt fails.
+      this.host.returnMessage(message);
+      return {
+        t: "failed",
+        error: new OpampError("http_status", "the proxy refused the request (HTTP 407 Proxy Authentication Required)", {
+          details,
+        }),
       };
     }
     if (status >= 500) {

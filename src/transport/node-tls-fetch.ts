@@ -1,16 +1,26 @@
 /**
- * A fetch-compatible function over `node:https`/`node:http` that takes TLS options
- * (Node only; imported by `opamp-sdk/client/node`, never by the browser-safe client).
- * Global fetch (undici) takes no CA, client certificate or TLS versions without a
- * dispatcher from the undici package, which is not a dependency; this covers what the
- * HTTP transport needs: one request with a byte body, headers, an abort signal, and a
- * streamed, decompressed answer.
+ * A fetch-compatible function over `node:https`/`node:http` that takes TLS options and,
+ * optionally, an HTTP proxy (Node only; imported by `opamp-sdk/client/node`, never by the
+ * browser-safe client). Global fetch (undici) takes no CA, client certificate, TLS
+ * versions or proxy without a dispatcher from the undici package, which is not a
+ * dependency; this covers what the HTTP transport needs: one request with a byte body,
+ * headers, an abort signal, and a streamed, decompressed answer.
  */
-import { request as httpRequest, type IncomingMessage } from "node:http";
+import { type ClientRequest, request as httpRequest, type IncomingMessage, type RequestOptions } from "node:http";
 import { request as httpsRequest } from "node:https";
-import { Readable } from "node:stream";
+import { type Duplex, Readable } from "node:stream";
 import { rootCertificates } from "node:tls";
 import { createBrotliDecompress, createGunzip, createInflate } from "node:zlib";
+import { OpampError } from "../wire/errors.js";
+import {
+  bareHost,
+  openTunnel,
+  type ProxyEndpoint,
+  proxyEndpoint,
+  proxyTlsOptions,
+  tlsOverTunnel,
+} from "./node-proxy-tunnel.js";
+import type { ProxySettings } from "./proxy.js";
 import { nodeTlsOptions, type TlsFetchFactory, type TlsSettings } from "./tls.js";
 
 function requestHeaders(init: RequestInit | undefined): Record<string, string> {
@@ -52,12 +62,55 @@ function responseHeaders(response: IncomingMessage, dropEncoding: boolean): Head
 }
 
 /**
- * A fetch that connects with `tls` (CA, client certificate, verification, versions,
- * ciphers). `http:` URLs are fetched without TLS. Each request opens its own connection
- * (no pooled sockets outlive a stopped client). Pass it as `transport.tlsFetch`.
+ * Sends one request through `proxy`: an `https:` target through a CONNECT tunnel, then
+ * TLS with `tlsOptions` inside it; an `http:` target in absolute form to the proxy (as
+ * browsers and Go do), with `Proxy-Authorization` and without the other connect headers,
+ * which belong to CONNECT.
  */
-export const nodeTlsFetch: TlsFetchFactory = (tls: TlsSettings): typeof globalThis.fetch => {
+function proxiedRequest(
+  proxy: ProxyEndpoint,
+  url: URL,
+  options: RequestOptions,
+  tlsOptions: Readonly<Record<string, unknown>>,
+  signal: AbortSignal | undefined,
+  onResponse: (response: IncomingMessage) => void,
+): ClientRequest {
+  if (url.protocol === "https:") {
+    const host = bareHost(url.hostname);
+    const port = url.port === "" ? 443 : Number(url.port);
+    const createConnection = (_options: unknown, callback: (error: Error | null, socket: Duplex) => void) => {
+      openTunnel(proxy, host, port, tlsOptions, signal).then(
+        (socket) => callback(null, tlsOverTunnel(socket, tlsOptions, host)),
+        (error: Error) => callback(error, undefined as never),
+      );
+      return undefined;
+    };
+    // No agent: node:http then asks createConnection (and may wait for its callback).
+    const { agent: _agent, ...rest } = options;
+    return httpsRequest(url, { ...rest, ...tlsOptions, createConnection }, onResponse);
+  }
+  const headers: Record<string, string> = { ...(options.headers as Record<string, string>), host: url.host };
+  if (proxy.authorization !== undefined) headers["proxy-authorization"] = proxy.authorization;
+  const absolute: RequestOptions = {
+    ...options,
+    host: proxy.host,
+    port: proxy.port,
+    path: url.href,
+    headers,
+    ...(proxy.secure ? proxyTlsOptions(proxy, tlsOptions) : {}),
+  };
+  return (proxy.secure ? httpsRequest : httpRequest)(absolute, onResponse);
+}
+
+/**
+ * A fetch over node:http(s) with `tls` for `https:` targets and, when `proxy` is given,
+ * every request sent through it. Each request opens its own connection (no pooled
+ * sockets outlive a stopped client).
+ * @throws OpampError `invalid_argument` when `proxy` names an unsupported proxy.
+ */
+export function nodeFetch(tls: TlsSettings, proxy: ProxySettings | undefined): typeof globalThis.fetch {
   const tlsOptions = nodeTlsOptions(tls, rootCertificates);
+  const endpoint = proxy === undefined ? undefined : proxyEndpoint(proxy);
   const fetchImpl = (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
     const url = new URL(typeof input === "string" || input instanceof URL ? input : input.url);
     const signal = init?.signal ?? undefined;
@@ -77,7 +130,7 @@ export const nodeTlsFetch: TlsFetchFactory = (tls: TlsSettings): typeof globalTh
         agent: false as const,
         ...(secure ? tlsOptions : {}),
       };
-      const req = (secure ? httpsRequest : httpRequest)(url, options, (response) => {
+      const onResponse = (response: IncomingMessage) => {
         const status = response.statusCode ?? 0;
         const nullBody = status === 204 || status === 205 || status === 304 || options.method === "HEAD";
         const body = nullBody ? null : decoded(response);
@@ -90,17 +143,31 @@ export const nodeTlsFetch: TlsFetchFactory = (tls: TlsSettings): typeof globalTh
             headers: responseHeaders(response, body !== response),
           }),
         );
-      });
+      };
+      const req =
+        endpoint === undefined
+          ? (secure ? httpsRequest : httpRequest)(url, options, onResponse)
+          : proxiedRequest(endpoint, url, options, tlsOptions, signal, onResponse);
       const onAbort = () => {
         req.destroy(signal?.reason instanceof Error ? signal.reason : new Error("aborted"));
         reject(signal?.reason);
       };
       signal?.addEventListener("abort", onAbort, { once: true });
       req.on("close", () => signal?.removeEventListener("abort", onAbort));
-      req.on("error", (error) => reject(new TypeError(`fetch failed: ${error.message}`, { cause: error })));
+      req.on("error", (error) =>
+        // A proxy's refusal keeps its code (http_status 407, …); the rest fails like fetch.
+        reject(error instanceof OpampError ? error : new TypeError(`fetch failed: ${error.message}`, { cause: error })),
+      );
       const body = requestBody(init?.body);
       req.end(body);
     });
   };
   return fetchImpl as typeof globalThis.fetch;
-};
+}
+
+/**
+ * A fetch that connects with `tls` (CA, client certificate, verification, versions,
+ * ciphers). `http:` URLs are fetched without TLS. Each request opens its own connection
+ * (no pooled sockets outlive a stopped client). Pass it as `transport.tlsFetch`.
+ */
+export const nodeTlsFetch: TlsFetchFactory = (tls: TlsSettings): typeof globalThis.fetch => nodeFetch(tls, undefined);

@@ -8,6 +8,7 @@ import type { BackoffPolicy } from "../internal/backoff.js";
 import type { Clock } from "../internal/clock.js";
 import type { OpampError } from "../wire/errors.js";
 import type { ConnectionState } from "./connection-state.js";
+import type { ProxySettings } from "./proxy.js";
 import type { TargetTls } from "./tls.js";
 
 /** Where and how to connect, asked for before every connection attempt or request. */
@@ -18,6 +19,8 @@ export interface ConnectTarget {
   readonly headers: Readonly<Record<string, string>>;
   /** Client certificate and TLS settings from accepted connection settings (Node only). */
   readonly tls?: TargetTls;
+  /** HTTP proxy to connect through (options or accepted connection settings; Node only). */
+  readonly proxy?: ProxySettings;
 }
 
 /** What the core tells a transport after reading a ServerToAgent. */

@@ -16,6 +16,7 @@ import {
   INITIAL_CONNECTION_STATE,
   transition,
 } from "./connection-state.js";
+import type { ProxyConnector } from "./proxy.js";
 import { type BaseTlsOptions, effectiveTls, nodeRootCertificates, nodeTlsOptions } from "./tls.js";
 import type { Transport, TransportHost, TransportSettings } from "./types.js";
 
@@ -31,7 +32,10 @@ interface UpgradeResponse {
 /** Node's `ws` exposes EventEmitter methods; browsers do not. */
 const IS_NODE_WS = typeof (WebSocket.prototype as { on?: unknown }).on === "function";
 
-/** The WebSocket transport can apply TLS settings (Node's `ws`; a browser's WebSocket cannot). */
+/**
+ * The WebSocket transport can apply TLS settings and connect through a proxy (Node's
+ * `ws`; a browser's WebSocket can do neither).
+ */
 export const WS_TLS_SUPPORTED = IS_NODE_WS;
 
 function toBytes(data: unknown): Uint8Array | undefined {
@@ -64,11 +68,14 @@ export class WsTransport implements Transport {
   #answered = false;
   /** The close handshake reconnect() is waiting for, if any. */
   #closing: Promise<void> | undefined;
+  /** Abandons the proxy tunnel of the current socket while it is being opened. */
+  #tunnelAbort: AbortController | undefined;
 
   constructor(
     private readonly host: TransportHost,
     private readonly settings: TransportSettings,
     private readonly tls: WsTlsOptions = {},
+    private readonly proxyConnector?: ProxyConnector,
   ) {
     this.#backoff = new Backoff(settings.backoff, settings.random);
   }
@@ -139,10 +146,27 @@ export class WsTransport implements Transport {
     this.#retryTimer = undefined;
     this.#dispatch({ type: "connect" });
     const target = this.host.target();
+    this.#tunnelAbort?.abort();
+    this.#tunnelAbort = undefined;
     let socket: WebSocket;
+    let tunnelAbort: AbortController | undefined;
     try {
       // A certificate / TLS settings from accepted connection settings replace the configured ones.
       const tls = IS_NODE_WS ? nodeTlsOptions(effectiveTls(this.tls, target.tls), nodeRootCertificates()) : {};
+      let proxied: object = {};
+      if (target.proxy !== undefined) {
+        if (!IS_NODE_WS || this.proxyConnector === undefined) {
+          throw new OpampError(
+            "invalid_argument",
+            IS_NODE_WS
+              ? "a proxy needs transport.proxyConnector (Node: nodeProxyConnector from opamp-sdk/client/node)"
+              : "a browser's WebSocket cannot be sent through a proxy",
+          );
+        }
+        tunnelAbort = new AbortController();
+        // The tunnel is opened by ws through this, with the TLS options above for wss:.
+        proxied = { createConnection: this.proxyConnector.webSocketConnection(target.proxy, tunnelAbort.signal) };
+      }
       socket = IS_NODE_WS
         ? new WebSocket(target.url, {
             headers: { ...target.headers },
@@ -151,12 +175,14 @@ export class WsTransport implements Transport {
             followRedirects: true,
             maxRedirects: 5,
             ...tls,
+            ...proxied,
           })
         : new WebSocket(target.url);
     } catch (cause) {
       this.#fail(OpampError.from(cause, "transport_failed"));
       return;
     }
+    this.#tunnelAbort = tunnelAbort;
     socket.binaryType = "arraybuffer";
     this.#socket = socket;
     this.#open = false;
@@ -186,10 +212,13 @@ export class WsTransport implements Transport {
     };
     socket.onerror = (event: { message?: string; error?: unknown }) => {
       if (this.#socket !== socket) return;
+      // A proxy's refusal arrives as the OpampError the tunnel failed with (http_status 407, …).
       this.#fail(
-        new OpampError("transport_failed", `WebSocket error: ${event.message ?? "connection failed"}`, {
-          cause: event.error,
-        }),
+        event.error instanceof OpampError
+          ? event.error
+          : new OpampError("transport_failed", `WebSocket error: ${event.message ?? "connection failed"}`, {
+              cause: event.error,
+            }),
       );
     };
     socket.onclose = (event: { code: number; reason: string }) => {
@@ -324,6 +353,7 @@ export class WsTransport implements Transport {
     if (this.#socket === socket) {
       this.#socket = undefined;
       this.#open = false;
+      this.#abandonTunnel();
     }
     try {
       if (IS_NODE_WS) socket.terminate();
@@ -352,10 +382,17 @@ export class WsTransport implements Transport {
     else this.#retryTimer = this.settings.clock.setTimeout(() => this.#connect(), delay);
   }
 
+  /** A tunnel still being opened for a socket that is given up is closed, not left to the proxy. */
+  #abandonTunnel(): void {
+    this.#tunnelAbort?.abort(new OpampError("aborted", "the WebSocket was closed before the proxy tunnel opened"));
+    this.#tunnelAbort = undefined;
+  }
+
   async #closeGracefully(socket: WebSocket): Promise<void> {
     if (this.#socket === socket) {
       this.#socket = undefined;
       this.#open = false;
+      this.#abandonTunnel();
     }
     if (socket.readyState === WebSocket.CLOSED) return;
     await new Promise<void>((resolve) => {

@@ -6,7 +6,7 @@
 import { once } from "node:events";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
-import type { AddressInfo } from "node:net";
+import type { AddressInfo, Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
 import { create } from "@bufbuild/protobuf";
 import { type WebSocket, WebSocketServer } from "ws";
@@ -91,6 +91,8 @@ export class FakeServer {
   pings = 0;
   /** Subject CN of the client certificate of each OpAMP POST / upgrade (undefined: none). */
   readonly clientNames: (string | undefined)[] = [];
+  /** Remote port of every TCP connection accepted (a proxy's outbound port when proxied). */
+  readonly peerPorts: number[] = [];
   readonly #secure: boolean;
 
   private constructor(autoPong: boolean, tls: FakeServerTls | undefined) {
@@ -112,6 +114,7 @@ export class FakeServer {
             },
             handler,
           );
+    this.#http.on("connection", (socket: Socket) => this.peerPorts.push(socket.remotePort ?? 0));
     this.#http.on("upgrade", (req, socket, head) => {
       this.upgrades.push(req.headers);
       this.clientNames.push(peerName(req));

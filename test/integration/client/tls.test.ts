@@ -7,8 +7,7 @@
  * Needs the `openssl` command. Without it the suite is skipped with a warning, except
  * when CI is set, where it fails.
  */
-import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { create } from "@bufbuild/protobuf";
@@ -25,95 +24,12 @@ import {
   TLSConnectionSettingsSchema,
 } from "../../../src/gen/opamp/v1/opamp_pb.js";
 import { nodeTlsFetch } from "../../../src/transport/node-tls-fetch.js";
+import { hasOpenssl, inCI, type Material, makeMaterial } from "./certs.js";
 import { FakeServer, type FakeServerTls } from "./fake-server.js";
 import { eventWhere, makeClient, nextEvent } from "./helpers.js";
 
-function inCI(): boolean {
-  const ci = process.env["CI"];
-  return ci !== undefined && ci !== "" && ci !== "0" && ci.toLowerCase() !== "false";
-}
-
-function hasOpenssl(): boolean {
-  try {
-    execFileSync("openssl", ["version"], { stdio: "ignore" });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 const OPENSSL = hasOpenssl();
 if (!OPENSSL && !inCI()) console.warn("tls.test.ts: skipped — the `openssl` command is missing (required under CI)");
-
-interface Pem {
-  readonly key: string;
-  readonly cert: string;
-}
-
-interface Material {
-  readonly ca: Pem;
-  readonly otherCa: Pem;
-  readonly server: Pem;
-  readonly client: Pem;
-  readonly offeredClient: Pem;
-}
-
-/** A CA, a server certificate for 127.0.0.1 and client certificates, all EC P-256, valid one day. */
-function makeMaterial(dir: string): Material {
-  const run = (...args: string[]) => execFileSync("openssl", args, { cwd: dir, stdio: "pipe" });
-  const read = (name: string) => readFileSync(join(dir, name), "utf8");
-  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
-  const ca = (name: string) => {
-    run(
-      "req",
-      "-x509",
-      ...ec,
-      "-keyout",
-      `${name}.key`,
-      "-out",
-      `${name}.crt`,
-      "-days",
-      "1",
-      "-subj",
-      `/CN=${name}`,
-      "-addext",
-      "basicConstraints=critical,CA:TRUE",
-      "-addext",
-      "keyUsage=critical,keyCertSign,cRLSign",
-    );
-    return { key: read(`${name}.key`), cert: read(`${name}.crt`) };
-  };
-  const leaf = (name: string, ext: string) => {
-    writeFileSync(join(dir, `${name}.ext`), ext);
-    run("req", ...ec, "-keyout", `${name}.key`, "-out", `${name}.csr`, "-subj", `/CN=${name}`);
-    run(
-      "x509",
-      "-req",
-      "-in",
-      `${name}.csr`,
-      "-CA",
-      "ca.crt",
-      "-CAkey",
-      "ca.key",
-      "-set_serial",
-      String(Math.floor(Math.random() * 1e9)),
-      "-days",
-      "1",
-      "-extfile",
-      `${name}.ext`,
-      "-out",
-      `${name}.crt`,
-    );
-    return { key: read(`${name}.key`), cert: read(`${name}.crt`) };
-  };
-  return {
-    ca: ca("ca"),
-    otherCa: ca("other-ca"),
-    server: leaf("server", "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n"),
-    client: leaf("agent-options", "extendedKeyUsage=clientAuth\n"),
-    offeredClient: leaf("agent-offered", "extendedKeyUsage=clientAuth\n"),
-  };
-}
 
 const text = (value: string) => new TextEncoder().encode(value);
 
