@@ -167,7 +167,9 @@ export class AgentRecord implements Agent {
 
   #decode<P extends EncodedOnlyPart>(part: P): MessageShape<(typeof PART_SCHEMA)[P]> | undefined {
     const bytes = this.encodedPart(part);
-    return bytes === undefined ? undefined : fromBinary(PART_SCHEMA[part], fieldPayload(bytes));
+    // From a copy: decoded bytes fields are views into their input, and a caller changing
+    // them must not change the record.
+    return bytes === undefined ? undefined : fromBinary(PART_SCHEMA[part], fieldPayload(bytes).slice());
   }
 
   get desiredConfigHash(): Uint8Array | undefined {

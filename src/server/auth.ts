@@ -41,11 +41,50 @@ function validHeaders(headers: Readonly<Record<string, string>> | undefined): bo
   return true;
 }
 
-/** How long the hook may take, and the clock that measures it. */
+/**
+ * The authentications still waiting on the hook, so that `stop()` can settle them at once
+ * rather than leave each one holding its timer and connection slot until the timeout.
+ * Each entry lives only while its hook runs.
+ */
+export class PendingAuthentications {
+  readonly #waiting = new Set<(error: OpampError) => void>();
+  #closed = false;
+
+  /** True once {@link PendingAuthentications.abortAll} ran: the hook is no longer asked. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Registers a waiting authentication; `abort` is called with `aborted` if the server stops first. */
+  add(abort: (error: OpampError) => void): void {
+    if (this.#closed) abort(stopping());
+    else this.#waiting.add(abort);
+  }
+
+  delete(abort: (error: OpampError) => void): void {
+    this.#waiting.delete(abort);
+  }
+
+  /** Settles every waiting authentication with `aborted`, and any added later at once. */
+  abortAll(): void {
+    this.#closed = true;
+    const waiting = [...this.#waiting];
+    this.#waiting.clear();
+    for (const abort of waiting) abort(stopping());
+  }
+}
+
+function stopping(): OpampError {
+  return new OpampError("aborted", "the server is stopping");
+}
+
+/** How long the hook may take, the clock that measures it, and who may cut it short. */
 export interface AuthLimits {
   readonly clock: Clock;
   /** The hook must answer within this (the server's `limits.handshakeTimeoutMs`). */
   readonly timeoutMs: number;
+  /** Where the wait is registered so that the server's `stop()` can end it. */
+  readonly pending?: PendingAuthentications | undefined;
 }
 
 /**
@@ -54,7 +93,9 @@ export interface AuthLimits {
  *
  * @throws OpampError `hook_failed` when the hook throws or returns something unusable (a
  *   status outside 4xx/5xx, a header name or value that is not valid HTTP); `timeout` when
- *   it does not answer within `limits.timeoutMs` (the adapters answer 503 + Retry-After).
+ *   it does not answer within `limits.timeoutMs`; `aborted` when `limits.pending` is
+ *   aborted (the server stops) first. The adapters answer both with 503 + Retry-After.
+ *   Once this settles, a late answer of the hook is ignored.
  */
 export async function authenticate(
   hook: AuthenticateHook | undefined,
@@ -62,14 +103,18 @@ export async function authenticate(
   limits: AuthLimits,
 ): Promise<AuthDecision> {
   if (hook === undefined) return ACCEPT;
+  if (limits.pending?.closed === true) throw stopping();
   let decision: AuthDecision;
   let timer: TimerHandle | undefined;
+  let abort: ((error: OpampError) => void) | undefined;
   const timeout = new Promise<never>((_, reject) => {
+    abort = reject;
     timer = limits.clock.setTimeout(
       () => reject(new OpampError("timeout", `authenticate did not answer within ${limits.timeoutMs} ms`)),
       limits.timeoutMs,
     );
   });
+  if (abort !== undefined) limits.pending?.add(abort);
   try {
     decision = await Promise.race([
       (async () => {
@@ -83,6 +128,7 @@ export async function authenticate(
     ]);
   } finally {
     if (timer !== undefined) limits.clock.clearTimeout(timer);
+    if (abort !== undefined) limits.pending?.delete(abort);
   }
   if (decision?.accept === true) return decision;
   if (

@@ -12,6 +12,7 @@ import {
   ServerToAgentFlag,
 } from "../wire/index.js";
 import { AgentRecord, mergeReport, needsFullState, type PushChannel } from "./agent-record.js";
+import { PendingAuthentications } from "./auth.js";
 import { answerCertificateRequest } from "./certificate-request.js";
 import { type LoadedRecord, loadRecord, recordDeliveryStatus, storedDesired } from "./delivery.js";
 import type { ResolvedServerOptions } from "./options.js";
@@ -44,6 +45,8 @@ export class ServerCore {
   readonly #components = new Map<string, AvailableComponents>();
   readonly #replies: ReplyBuilder;
   readonly #writes = new Set<Promise<void>>();
+  /** `authenticate` calls still waiting on the hook; stopping settles them at once. */
+  readonly authentications = new PendingAuthentications();
   #sweepTimer: TimerHandle | undefined;
   #running = false;
   #accepting = false;
@@ -73,9 +76,14 @@ export class ServerCore {
     return this.#accepting;
   }
 
-  /** First step of stopping: refuse new work; agents that leave now leave as `server_stopped`. */
+  /**
+   * First step of stopping: refuse new work, and end the handshakes still waiting on
+   * `authenticate` (they answer 503 + Retry-After now, not at their timeout); agents that
+   * leave now leave as `server_stopped`.
+   */
   beginStop(): void {
     this.#accepting = false;
+    this.authentications.abortAll();
   }
 
   /** Emits `error` unless stopped; an error nobody listens to is not thrown (eventemitter3 semantics). */
@@ -395,7 +403,7 @@ export class ServerCore {
   async stop(): Promise<void> {
     if (this.#sweepTimer !== undefined) this.options.clock.clearTimeout(this.#sweepTimer);
     this.#sweepTimer = undefined;
-    this.#accepting = false;
+    this.beginStop();
     for (const record of [...this.agents.values()]) this.disconnect(record, "server_stopped");
     this.flush();
     // Store failures of the last writes are still reported; nothing fires after this.

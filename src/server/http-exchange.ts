@@ -99,22 +99,26 @@ export async function httpExchange(core: ServerCore, request: HttpExchangeReques
     tlsPeerCertificate: request.tlsPeerCertificate,
     transport: "http",
   };
+  const retry = { "retry-after": retryAfterSeconds(options.retryAfterMs) };
   let decision: AuthDecision;
   try {
     decision = await authenticate(options.authenticate, authRequest, {
       clock: options.clock,
       timeoutMs: options.handshakeTimeoutMs,
+      pending: core.authentications,
     });
   } catch (e) {
     const error = OpampError.from(e, "hook_failed");
+    // Cut short by stop(): refused like any request that arrives while stopping.
+    if (error.code === "aborted") return plain(503, error.message, retry);
     core.reportError(error);
     // A hook that did not answer in time: the client may come back later.
-    if (error.code === "timeout") {
-      return plain(503, error.message, { "retry-after": retryAfterSeconds(options.retryAfterMs) });
-    }
+    if (error.code === "timeout") return plain(503, error.message, retry);
     return plain(500, "authentication failed");
   }
   if (!decision.accept) return plain(decision.status, decision.message ?? "refused", { ...decision.headers });
+  // The hook answered just as stop() began: take no new work.
+  if (!core.accepting) return plain(503, "the server is stopping", retry);
   try {
     const body = await request.readBody();
     const message = await decodeHttpBody(AgentToServerSchema, body, {
@@ -141,11 +145,10 @@ export async function httpExchange(core: ServerCore, request: HttpExchangeReques
   } catch (e) {
     const error = OpampError.from(e);
     if (error.code === "unauthenticated") return plain(403, error.message);
-    if (error.code === "unavailable") {
-      return plain(503, error.message, { "retry-after": retryAfterSeconds(options.retryAfterMs) });
-    }
+    if (error.code === "unavailable") return plain(503, error.message, retry);
     const status = statusFor(error);
-    if (status === 500) core.reportError(error);
+    // A body that did not arrive in time (408) is reported like a hook that did not answer.
+    if (status === 500 || error.code === "timeout") core.reportError(error);
     return plain(status, error.message);
   }
 }

@@ -212,14 +212,21 @@ export class OpAMPServer<P = unknown> extends EventEmitter<ServerEvents<P>> {
   readonly upgradeHandler = (req: IncomingMessage, socket: Duplex, head: Buffer): Promise<boolean> =>
     this.#ws.handleUpgrade(req, socket, head);
 
-  /** Web-standard handler for HTTP polling: `fetch(request) → Response`. WebSocket upgrades get 426. */
+  /**
+   * Web-standard handler for HTTP polling: `fetch(request) → Response`. WebSocket upgrades
+   * get 426. Limits apply as on node:http: a body that has not ended within
+   * `limits.handshakeTimeoutMs` gets 408 (its stream is cancelled and `error` reports
+   * `timeout`); one over `limits.maxMessageBytes` gets 413. Never rejects.
+   */
   readonly fetch = (request: Request, info?: FetchRequestInfo): Promise<Response> =>
     handleFetch(this.#core, this.#gate, request, info);
 
   /**
-   * Stops: refuses new work (503), closes every WebSocket with 1001, waits for in-flight
-   * HTTP requests (up to `stopTimeoutMs`), closes the `listen()` server, reports every
-   * agent gone and waits for store writes. Idempotent. After it resolves no event fires.
+   * Stops: refuses new work (503), answers requests and upgrades still waiting on
+   * `authenticate` with 503 + Retry-After at once (the hook's later answer is ignored),
+   * closes every WebSocket with 1001, waits for in-flight HTTP requests (up to
+   * `stopTimeoutMs`), closes the `listen()` server, reports every agent gone and waits for
+   * store writes. Idempotent. After it resolves no event fires.
    */
   stop(): Promise<void> {
     if (this.#stopping === undefined) this.#stopping = this.#stop();

@@ -138,7 +138,7 @@ export class WsAdapter {
           tlsPeerCertificate: peerCertificate(req),
           transport: "websocket",
         },
-        { clock: options.clock, timeoutMs: options.handshakeTimeoutMs },
+        { clock: options.clock, timeoutMs: options.handshakeTimeoutMs, pending: this.core.authentications },
       );
       if (!decision.accept) {
         release();
@@ -162,9 +162,10 @@ export class WsAdapter {
     } catch (e) {
       release();
       const error = OpampError.from(e, "hook_failed");
-      this.core.reportError(error);
+      // Cut short by stop(): refused like any upgrade that arrives while stopping.
+      if (error.code !== "aborted") this.core.reportError(error);
       // A hook that did not answer in time: the client may come back later.
-      if (error.code === "timeout") rejectSocket(socket, 503, retry);
+      if (error.code === "timeout" || error.code === "aborted") rejectSocket(socket, 503, retry);
       else rejectSocket(socket, 500);
     }
     return true;

@@ -86,6 +86,48 @@ export function serverStoreContract(test: ContractTestApi, name: string, factory
     );
 
     it(
+      "reads back a state written also in pieces (stateFields) as their concatenation",
+      withStore(async (store) => {
+        // What OpAMPServer writes: the pieces, and `state` equal to their concatenation
+        // (built by a getter when read). A store may keep either; the state read back is
+        // the same, and never carries the pieces.
+        const pieces = [bytes(0x0a, 2, 1, 2), bytes(0x10, 7), bytes(0x2a, 1, 9)];
+        const whole = bytes(0x0a, 2, 1, 2, 0x10, 7, 0x2a, 1, 9);
+        let built: Uint8Array | undefined;
+        await store.putAgent({
+          instanceUid: UID_A,
+          lastSeen: 10,
+          stateFields: pieces,
+          get state() {
+            built ??= Uint8Array.from(pieces.flatMap((p) => [...p]));
+            return built;
+          },
+        });
+        await store.putAgent({ instanceUid: UID_B, lastSeen: 20, stateFields: [whole], state: whole });
+        for (let i = 0; i < 2; i++) {
+          const a = await store.getAgent(UID_A);
+          expect(same(a?.state, whole)).toBe(true);
+          expect(a?.lastSeen).toBe(10);
+          expect(a?.stateFields).toBeUndefined();
+        }
+        expect(same((await store.getAgent(UID_B))?.state, whole)).toBe(true);
+        // Replaced by the next write, in pieces or whole.
+        await store.putAgent({
+          instanceUid: UID_A,
+          lastSeen: 11,
+          stateFields: [bytes(0x10, 8)],
+          state: bytes(0x10, 8),
+        });
+        expect(same((await store.getAgent(UID_A))?.state, bytes(0x10, 8))).toBe(true);
+        await store.putAgent({ instanceUid: UID_A, lastSeen: 12, state: bytes(0x10, 9) });
+        const last = await store.getAgent(UID_A);
+        expect(same(last?.state, bytes(0x10, 9))).toBe(true);
+        expect(last?.lastSeen).toBe(12);
+        expect(same((await store.getAgent(UID_B))?.state, whole)).toBe(true);
+      }),
+    );
+
+    it(
       "keeps desired state per agent, each field independent",
       withStore(async (store) => {
         await store.putDesired(UID_A, { remoteConfig: bytes(1), packagesAvailable: bytes(2) });

@@ -5,6 +5,7 @@
  * Skipped without Go (fails in CI), like every Go interop test.
  */
 import { type ChildProcess, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterEach, beforeAll, expect, it } from "vitest";
@@ -111,4 +112,39 @@ describeWithGo("opamp-go client against OpAMPServer", () => {
       expect(["agent_disconnect", "connection_closed", "heartbeat_timeout"]).toContain(reason);
     });
   }
+
+  it("ws: a 64 KiB config, sent as two WebSocket fragments, is applied whole", async () => {
+    const bin = await buildHarness();
+    const server = new OpAMPServer(options);
+    cleanups.push(() => server.stop());
+    const { port } = await server.listen({ port: 0, host: "127.0.0.1" });
+    const connected = waitFor(server, "agentConnected");
+    startAgent(bin, `ws://127.0.0.1:${port}/v1/opamp`);
+    const [agent] = await connected;
+    // Past SHARED_PIECE_BYTES: the config goes out as a continuation frame after the
+    // agent's own bytes, which opamp-go's WebSocket library must reassemble.
+    const body = new Uint8Array(randomBytes(64 * 1024));
+    const hasBig = (a: Agent) => a.effectiveConfig?.configMap?.configMap["big.yaml"] !== undefined;
+    const applied = waitFor(
+      server,
+      "agentUpdated",
+      (a) => a.id === agent.id && a.remoteConfigStatus?.status === RemoteConfigStatuses.RemoteConfigStatuses_APPLIED,
+    );
+    const reported = waitFor(server, "agentUpdated", (a) => a.id === agent.id && hasBig(a));
+    // Received on the same connection: a client that failed to read the push and
+    // reconnected would get the config again, whole, in the reply to its first message.
+    const reconnects: string[] = [];
+    server.on("agentDisconnected", (a, reason) => a.id === agent.id && reconnects.push(reason));
+    server.on(
+      "agentUpdated",
+      (a, changes) => a.id === agent.id && changes.includes("connection") && reconnects.push("connection"),
+    );
+    const { hash } = await server.setRemoteConfig(agent.id, { "big.yaml": body });
+    const [updated] = await applied;
+    expect([...(updated.remoteConfigStatus?.lastRemoteConfigHash ?? [])]).toEqual([...hash]);
+    // opamp-go's agent reports what it applied as its effective config: the bytes it got.
+    const [withConfig] = await reported;
+    expect(withConfig.effectiveConfig?.configMap?.configMap["big.yaml"]?.body).toEqual(body);
+    expect(reconnects).toEqual([]);
+  });
 });

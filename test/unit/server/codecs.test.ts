@@ -2,19 +2,28 @@
  * Small pure pieces: options resolution, Accept-Encoding parsing, part concatenation and
  * report merging.
  */
-import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { create, equals, fromBinary, toBinary } from "@bufbuild/protobuf";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
   AgentRemoteConfigSchema,
   AgentToServerSchema,
+  CustomMessageSchema,
+  PackagesAvailableSchema,
   ServerToAgentSchema,
 } from "../../../src/gen/opamp/v1/opamp_pb.js";
 import { AgentRecord, mergeReport, needsFullState } from "../../../src/server/agent-record.js";
 import { acceptsGzip } from "../../../src/server/http-exchange.js";
 import { DEFAULT_OPAMP_PATH, DEFAULT_SERVER_CAPABILITIES } from "../../../src/server/index.js";
 import { resolveServerOptions } from "../../../src/server/options.js";
-import { baseReply, encodeWithParts, makePart } from "../../../src/server/outbound.js";
+import {
+  baseReply,
+  encodePieces,
+  encodeWithParts,
+  makePart,
+  type Part,
+  SHARED_PIECE_BYTES,
+} from "../../../src/server/outbound.js";
 import { agentDescription, newInstanceUid, ServerCapability, serverCapabilities } from "../../../src/wire/index.js";
 
 describe("resolveServerOptions", () => {
@@ -82,6 +91,108 @@ describe("encodeWithParts", () => {
   it("encodes an empty sub-message (Restart command) as present", () => {
     const bytes = encodeWithParts(baseReply(newInstanceUid()), [makePart("command", new Uint8Array(0))], false);
     expect(fromBinary(ServerToAgentSchema, bytes).command).toBeDefined();
+  });
+});
+
+describe("encodePieces", () => {
+  const join = (pieces: readonly Uint8Array[]) => Uint8Array.from(pieces.flatMap((p) => [...p]));
+  const config = (size: number) =>
+    makePart(
+      "remoteConfig",
+      toBinary(
+        AgentRemoteConfigSchema,
+        create(AgentRemoteConfigSchema, {
+          config: { configMap: { "c.yaml": { body: new Uint8Array(size).fill(0x61) } } },
+          configHash: new Uint8Array([1, 2]),
+        }),
+      ),
+    );
+  const packages = (size: number) =>
+    makePart(
+      "packagesAvailable",
+      toBinary(
+        PackagesAvailableSchema,
+        create(PackagesAvailableSchema, {
+          packages: { p: { version: "v".repeat(size) } },
+          allPackagesHash: new Uint8Array([3]),
+        }),
+      ),
+    );
+  const custom = (size: number) =>
+    makePart(
+      "customMessage",
+      toBinary(CustomMessageSchema, create(CustomMessageSchema, { capability: "io.x", data: new Uint8Array(size) })),
+    );
+  const base = () => {
+    const reply = baseReply(newInstanceUid());
+    reply.flags = 5n;
+    reply.capabilities = 0x3fn;
+    return reply;
+  };
+  /** The WebSocket payload decoded: header byte 0, then a ServerToAgent. */
+  const decode = (message: Uint8Array) => {
+    expect(message[0]).toBe(0);
+    return fromBinary(ServerToAgentSchema, message.subarray(1));
+  };
+
+  it("concatenates to the same message as encodeWithParts, for any mix of part sizes", () => {
+    fc.assert(
+      fc.property(
+        fc.nat({ max: 3 * SHARED_PIECE_BYTES }),
+        fc.nat({ max: 3 * SHARED_PIECE_BYTES }),
+        fc.option(fc.nat({ max: 2 * SHARED_PIECE_BYTES }), { nil: undefined }),
+        (configSize, packagesSize, customSize) => {
+          const reply = base();
+          const parts = [config(configSize), packages(packagesSize)];
+          if (customSize !== undefined) parts.splice(1, 0, custom(customSize));
+          const pieces = encodePieces(reply, parts);
+          const whole = encodeWithParts(reply, parts, true);
+          // Field order may differ (large parts go last): compare decoded.
+          const got = decode(join(pieces));
+          expect(equals(ServerToAgentSchema, got, decode(whole))).toBe(true);
+          expect(got.remoteConfig?.config?.configMap["c.yaml"]?.body.length).toBe(configSize);
+          expect(got.flags).toBe(5n);
+          expect(pieces.length).toBe(1 + parts.filter((p) => p.bytes.length >= SHARED_PIECE_BYTES).length);
+        },
+      ),
+      { numRuns: 40 },
+    );
+  });
+
+  it("sends parts of SHARED_PIECE_BYTES or more by reference, and copies smaller ones into the first piece", () => {
+    const reply = base();
+    const large = config(64 * 1024);
+    const small = custom(100);
+    const bytesOf = (size: number): Part => {
+      // Exactly `size` bytes: field tag and 2-byte length (3), capability "io.x" (6), data's
+      // tag and 2-byte length (3), then the data.
+      const part = custom(size - 12);
+      expect(part.bytes.length).toBe(size);
+      return part;
+    };
+    const atLimit = bytesOf(SHARED_PIECE_BYTES);
+    const belowLimit = packages(10);
+    const justBelow = bytesOf(SHARED_PIECE_BYTES - 1);
+    const pieces = encodePieces(reply, [large, small, atLimit, justBelow, belowLimit]);
+    expect(pieces.length).toBe(3);
+    // The very arrays, in order: nothing copied.
+    expect(pieces[1]).toBe(large.bytes);
+    expect(pieces[2]).toBe(atLimit.bytes);
+    // The first piece: header byte, the reply's own fields and the small parts, copied.
+    const first = pieces[0]!;
+    for (const part of [small, justBelow, belowLimit]) expect(pieces).not.toContain(part.bytes);
+    const head = encodeWithParts(reply, [], true);
+    expect(first.length).toBe(head.length + small.bytes.length + justBelow.bytes.length + belowLimit.bytes.length);
+    const firstOnly = decode(first);
+    expect(firstOnly.remoteConfig).toBeUndefined();
+    expect(firstOnly.packagesAvailable?.packages["p"]?.version).toBe("v".repeat(10));
+    expect(firstOnly.customMessage).toBeDefined();
+    expect(firstOnly.instanceUid).toEqual(reply.instanceUid);
+    // Nothing large: one piece, the same bytes as encodeWithParts.
+    const alone = encodePieces(reply, [small]);
+    expect(alone.length).toBe(1);
+    expect(alone[0]).toEqual(encodeWithParts(reply, [small], true));
+    expect(encodePieces(reply, [])).toEqual([head]);
   });
 });
 

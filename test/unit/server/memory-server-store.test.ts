@@ -1,7 +1,11 @@
+import { create, equals, fromBinary, toBinary } from "@bufbuild/protobuf";
 import * as vitest from "vitest";
 import { describe, expect, it } from "vitest";
+import { AgentDescriptionSchema, AgentToServerSchema } from "../../../src/gen/opamp/v1/opamp_pb.js";
+import { AgentRecord, mergeReport } from "../../../src/server/agent-record.js";
 import { InMemoryServerStore } from "../../../src/server/index.js";
 import { serverStoreContract } from "../../../src/testing/server-store-contract.js";
+import { agentDescription, instanceUidToString, newInstanceUid } from "../../../src/wire/index.js";
 
 serverStoreContract(vitest, "InMemoryServerStore", () => new InMemoryServerStore());
 
@@ -40,5 +44,104 @@ describe("InMemoryServerStore", () => {
     await store.putAgent({ instanceUid: "a", state: states[0]!, lastSeen: 3 });
     expect((await store.getAgent("a"))?.state).toEqual(states[0]);
     expect((await store.getAgent("b"))?.state).toEqual(states[1]);
+  });
+});
+
+describe("InMemoryServerStore: states written in pieces (stateFields)", () => {
+  const concat = (parts: readonly Uint8Array[]) => Uint8Array.from(parts.flatMap((p) => [...p]));
+  /** A StoredAgent whose `state` must not be needed: the store has the pieces. */
+  const inPieces = (instanceUid: string, stateFields: Uint8Array[], lastSeen = 1) => ({
+    instanceUid,
+    lastSeen,
+    stateFields,
+    get state(): Uint8Array {
+      throw new Error("state read although stateFields were given");
+    },
+  });
+
+  it("keeps the pieces and gives back their concatenation, without reading state", async () => {
+    const store = new InMemoryServerStore();
+    const config = new Uint8Array(8000).fill(7);
+    config[0] = (6 << 3) | 2;
+    const a = [Uint8Array.from([0x0a, 1, 0xa]), Uint8Array.from([0x1a, 2, 1, 1]), config];
+    const b = [Uint8Array.from([0x0a, 1, 0xb]), Uint8Array.from([0x1a, 1, 2]), config];
+    await store.putAgent(inPieces("a", a, 1));
+    await store.putAgent(inPieces("b", b, 2));
+    const got = await store.getAgent("a");
+    expect(got?.state).toEqual(concat(a));
+    expect(got?.lastSeen).toBe(1);
+    expect(got).not.toHaveProperty("stateFields");
+    expect((await store.getAgent("b"))?.state).toEqual(concat(b));
+  });
+
+  it("keeps the very pieces it was given (no copy): a piece changed afterwards shows", async () => {
+    // The server never changes a piece it wrote; changing one here only makes the sharing visible.
+    const store = new InMemoryServerStore();
+    const shared = Uint8Array.from([0x2a, 2, 5, 5]);
+    await store.putAgent(inPieces("a", [Uint8Array.from([0x10, 1]), shared]));
+    await store.putAgent(inPieces("b", [Uint8Array.from([0x10, 2]), shared]));
+    shared[3] = 6;
+    expect((await store.getAgent("a"))?.state).toEqual(Uint8Array.from([0x10, 1, 0x2a, 2, 5, 6]));
+    expect((await store.getAgent("b"))?.state).toEqual(Uint8Array.from([0x10, 2, 0x2a, 2, 5, 6]));
+    // The list itself is the store's own: pieces added to it later do not show.
+    const list = [Uint8Array.from([0x10, 3])];
+    await store.putAgent(inPieces("c", list));
+    list.push(Uint8Array.from([0x18, 1]));
+    expect((await store.getAgent("c"))?.state).toEqual(Uint8Array.from([0x10, 3]));
+  });
+
+  it("copies a state given only as bytes, as before", async () => {
+    const store = new InMemoryServerStore();
+    const state = Uint8Array.from([0x10, 1, 0x2a, 2, 5, 5]);
+    await store.putAgent({ instanceUid: "a", lastSeen: 1, state });
+    state[5] = 6;
+    expect((await store.getAgent("a"))?.state).toEqual(Uint8Array.from([0x10, 1, 0x2a, 2, 5, 5]));
+    // In pieces, then whole again: each write replaces the last.
+    await store.putAgent(inPieces("a", [Uint8Array.from([0x10, 2])], 2));
+    expect((await store.getAgent("a"))?.state).toEqual(Uint8Array.from([0x10, 2]));
+    await store.putAgent({ instanceUid: "a", lastSeen: 3, state: Uint8Array.from([0x10, 3]) });
+    expect((await store.getAgent("a"))?.state).toEqual(Uint8Array.from([0x10, 3]));
+  });
+});
+
+describe("InMemoryServerStore with an AgentRecord's pieces", () => {
+  it("still gives back the state as written after the agent reported changes", async () => {
+    const uid = newInstanceUid();
+    const record = new AgentRecord(instanceUidToString(uid), uid, "websocket", 0);
+    const report = (seq: bigint, name: string) =>
+      create(AgentToServerSchema, {
+        instanceUid: uid,
+        sequenceNum: seq,
+        capabilities: 3n,
+        agentDescription: agentDescription({ identifying: { "service.name": name } }),
+        health: { healthy: true, status: name },
+        effectiveConfig: { configMap: { configMap: { "c.yaml": { body: new TextEncoder().encode(name) } } } },
+      });
+    const merge = (seq: bigint, name: string) => {
+      const raw = toBinary(AgentToServerSchema, report(seq, name));
+      mergeReport(record, fromBinary(AgentToServerSchema, raw), new Map(), raw);
+      record.sequenceNum = seq;
+    };
+    merge(0n, "first");
+    const store = new InMemoryServerStore();
+    const stateFields = record.stateFields();
+    const written = record.fullStateBytes();
+    await store.putAgent({ instanceUid: record.id, lastSeen: 1, stateFields, state: written });
+    // Same lengths ("first" → "again"), so a change written over the old pieces would show.
+    merge(1n, "again");
+    merge(2n, "other name");
+    const got = await store.getAgent(record.id);
+    expect(got?.state).toEqual(written);
+    const back = fromBinary(AgentToServerSchema, got!.state);
+    expect(back.sequenceNum).toBe(0n);
+    expect(
+      equals(
+        AgentDescriptionSchema,
+        back.agentDescription!,
+        agentDescription({ identifying: { "service.name": "first" } }),
+      ),
+    ).toBe(true);
+    expect(back.health?.status).toBe("first");
+    expect(fromBinary(AgentToServerSchema, record.fullStateBytes()).health?.status).toBe("other name");
   });
 });
