@@ -50,6 +50,7 @@ type loadConfig struct {
 type loadStats struct {
 	connected, synced, applied                 atomic.Int64
 	sent, received, hbSent, hbSkipped, errs    atomic.Int64
+	fullStateRequests                          atomic.Int64
 	dialFailures, reconnects, httpRequests     atomic.Int64
 	syncRound, appliedRound                    atomic.Int64
 	lastSyncUnixUs, lastAppliedUnixUs          atomic.Int64
@@ -244,7 +245,8 @@ func (r *loadRun) emitProgress(ev string) {
 		"pid": os.Getpid(), "t_ms": float64(time.Since(r.start).Microseconds()) / 1000, "agents": r.cfg.agents,
 		"connected": s.connected.Load(), "synced": s.synced.Load(), "applied": s.applied.Load(),
 		"sent": s.sent.Load(), "received": s.received.Load(), "hb_sent": s.hbSent.Load(), "hb_skipped": s.hbSkipped.Load(),
-		"errors": s.errs.Load(), "dial_failures": s.dialFailures.Load(), "reconnects": s.reconnects.Load(),
+		"full_state_requests": s.fullStateRequests.Load(),
+		"errors":              s.errs.Load(), "dial_failures": s.dialFailures.Load(), "reconnects": s.reconnects.Load(),
 		"http_requests": s.httpRequests.Load(), "sync_round": s.syncRound.Load(),
 	}
 	if ev == "summary" {
@@ -370,10 +372,17 @@ func (a *simAgent) handleAnswer(msg *protobufs.ServerToAgent, sessionStart time.
 		answered = a.queue[0]
 		a.queue = a.queue[1:]
 	}
-	if msg.GetFlags()&uint64(protobufs.ServerToAgentFlags_ServerToAgentFlags_ReportFullState) != 0 {
+	// The answer counts for the message it answers even when it also asks for the full
+	// state: an APPLIED report answered that way was still received by the server.
+	full := msg.GetFlags()&uint64(protobufs.ServerToAgentFlags_ServerToAgentFlags_ReportFullState) != 0
+	if full {
+		r.stats.fullStateRequests.Add(1)
 		if a.synced {
 			a.synced = false
 			r.stats.synced.Add(-1)
+		}
+		if answered.kind == "applied" {
+			r.markApplied(a.configAt)
 		}
 		return a.fullState(), "full"
 	}

@@ -39,6 +39,7 @@ const ROWS = {
     ["push → every agent's APPLIED answered (ms)", "fanout_ms"],
     ["push call returned after (ms)", "push_call_ms"],
     ["APPLIED counted by the server", "server_applied"],
+    ["answers asking for the full state during the run", "full_state_requests"],
     ["server CPU during fan-out (% of one core)", "cpu_pct"],
     ["server peak RSS (MiB)", "rss_peak_mb"],
     ["other CPU on the machine (%)", "other_cpu_pct"],
@@ -107,7 +108,7 @@ for (const file of files) {
       const g = get(go, key);
       const s = get(sdk, key);
       // Context rows (who else used the CPU, counts) get no ratio.
-      const informational = /other CPU|load generators|server count|before agents|heartbeats\/s|skipped|counted/.test(
+      const informational = /other CPU|load generators|server count|before agents|heartbeats\/s|skipped|counted|asking for the full state/.test(
         label,
       );
       const ratio =

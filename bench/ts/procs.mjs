@@ -108,7 +108,7 @@ export class JsonChild {
         this.waiters.splice(this.waiters.indexOf(w), 1);
         reject(
           new Error(
-            `${this.name}: timed out after ${timeoutMs} ms waiting for ${what}; stderr: ${this.stderr.slice(-500)}`,
+            `${this.name}: timed out after ${timeoutMs} ms waiting for ${what}; last progress: ${JSON.stringify(this.last("progress") ?? null)}; stderr: ${this.stderr.slice(-500)}`,
           ),
         );
       }, timeoutMs);

@@ -184,6 +184,8 @@ export async function scenarioFanout(kind, o) {
       apply_ack: latency(load.apply_latency),
       push,
       load_errors: load.errors,
+      // Answers that asked for the full state (a sequence gap or an unknown agent, as the server saw it).
+      full_state_requests: load.full_state_requests,
     };
   });
 }

@@ -104,6 +104,9 @@ async function sha256(bytes: Uint8Array): Promise<Uint8Array> {
   return new Uint8Array(await globalThis.crypto.subtle.digest("SHA-256", new Uint8Array(bytes)));
 }
 
+/** Room a message needs besides a pushed item: header byte, instance_uid, flags, capabilities. */
+const REPLY_OVERHEAD_BYTES = 64;
+
 /** Stores a desired item for each agent and sends it to WebSocket agents now. */
 function pushDesired(
   core: ServerCore,
@@ -112,6 +115,15 @@ function pushDesired(
   item: DesiredItem,
   check: (record: AgentRecord) => OpampError | undefined,
 ): Promise<PushResult> {
+  // An item no message can carry would be stored as desired, re-offered with every reply
+  // and refused every time: refuse it once, before any agent is given it.
+  if (item.part.bytes.length + REPLY_OVERHEAD_BYTES > core.options.maxMessageBytes) {
+    throw new OpampError(
+      "message_too_large",
+      `the ${kind} is ${item.part.bytes.length} bytes encoded; messages are limited to ${core.options.maxMessageBytes}`,
+      { details: { limit: core.options.maxMessageBytes } },
+    );
+  }
   const now = core.options.clock.now();
   const writes: Promise<void>[] = [];
   const result = each(core, target, check, (record) => {

@@ -280,7 +280,9 @@ describe("WebSocket pushes of large parts", () => {
     await expect(server.setRemoteConfig(agent.uid, { "big.yaml": bigBody(40 * 1024) })).rejects.toMatchObject({
       code: "message_too_large",
     });
-    // Nothing went out: the next message the agent gets is the answer to its own.
+    // Nothing was set as desired (it could never be delivered), and nothing went out: the
+    // next message the agent gets is the answer to its own.
+    expect([...server.agents.values()].map((a) => a.desiredConfigHash)).toEqual([undefined]);
     const reply = await agent.send(agent.message());
     expect(reply.remoteConfig).toBeUndefined();
     expect(agent.received.some((m) => m.remoteConfig !== undefined)).toBe(false);
