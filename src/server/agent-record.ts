@@ -133,9 +133,13 @@ export class AgentRecord implements Agent {
     availableComponents: undefined,
     connectionSettingsStatus: undefined,
   };
-  /** Every part's cached encoding, packed into one array (see {@link AgentRecord.stateFields}). */
-  #block: Uint8Array | undefined;
-  /** Start and end in `#block` of each part, by index in SMALL_PARTS; -1 when not cached. */
+  /**
+   * The parts' cached encodings, packed into one array per group of PART_GROUPS (see
+   * {@link AgentRecord.stateFields}): a status report repacks only the few status bytes,
+   * not the description and health tree beside them.
+   */
+  readonly #blocks: (Uint8Array | undefined)[] = [undefined, undefined];
+  /** Start and end of each part in its group's block, by index in SMALL_PARTS; -1 when not cached. */
   readonly #ranges: number[] = new Array<number>(SMALL_PARTS.length * 2).fill(-1);
 
   constructor(id: string, instanceUid: Uint8Array, transport: AgentTransport, now: number) {
@@ -222,9 +226,8 @@ export class AgentRecord implements Agent {
     }
     const pending = this.encoded[part];
     if (pending !== undefined) return pending;
-    const i = SMALL_PARTS.indexOf(part) * 2;
-    const start = this.#ranges[i]!;
-    if (start >= 0 && this.#block !== undefined) return this.#block.subarray(start, this.#ranges[i + 1]);
+    const cached = this.#cached(SMALL_PARTS.indexOf(part));
+    if (cached !== undefined) return cached;
     if (isEncodedOnly(part)) return undefined;
     const value = this[part];
     if (value === undefined) return undefined;
@@ -240,39 +243,60 @@ export class AgentRecord implements Agent {
     if (part !== "effectiveConfig") this.#ranges[SMALL_PARTS.indexOf(part) * 2] = -1;
   }
 
+  /** The packed encoding of the part at `index` in SMALL_PARTS, if cached. */
+  #cached(index: number): Uint8Array | undefined {
+    const start = this.#ranges[index * 2]!;
+    const block = this.#blocks[PART_GROUP[index]!];
+    return start >= 0 && block !== undefined ? block.subarray(start, this.#ranges[index * 2 + 1]) : undefined;
+  }
+
   /**
-   * Packs the cached encodings into one array with offsets: an agent then costs one
-   * allocation for them, not one object per part, and holds nothing of a received
-   * message. Run after parts changed.
+   * Packs the cached encodings into one array per group, with offsets: an agent then costs
+   * one allocation per group, not one object per part, and holds nothing of a received
+   * message. Only a group with a part changed is packed again. Run after parts changed.
    */
   packEncoded(): void {
-    const chunks: [number, Uint8Array][] = [];
-    let size = 0;
-    SMALL_PARTS.forEach((part, index) => {
-      const i = index * 2;
-      const bytes =
-        this.encoded[part] ??
-        (this.#ranges[i]! >= 0 ? this.#block?.subarray(this.#ranges[i], this.#ranges[i + 1]) : undefined);
-      if (bytes === undefined) return;
-      chunks.push([i, bytes]);
-      size += bytes.length;
-    });
-    const block = new Uint8Array(size);
-    let offset = 0;
-    for (const [i, bytes] of chunks) {
-      block.set(bytes, offset);
-      this.#ranges[i] = offset;
-      offset += bytes.length;
-      this.#ranges[i + 1] = offset;
+    for (let group = 0; group < this.#blocks.length; group++) {
+      let changed = false;
+      for (let index = 0; index < SMALL_PARTS.length; index++) {
+        if (PART_GROUP[index] !== group) continue;
+        const part = SMALL_PARTS[index]!;
+        // A pending encoding, or a cached one that was forgotten: the group changes.
+        if (this.encoded[part] !== undefined || (this.#ranges[index * 2]! < 0 && this.#ranges[index * 2 + 1]! >= 0)) {
+          changed = true;
+          break;
+        }
+      }
+      if (!changed) continue;
+      const chunks: [number, Uint8Array][] = [];
+      let size = 0;
+      for (let index = 0; index < SMALL_PARTS.length; index++) {
+        if (PART_GROUP[index] !== group) continue;
+        const bytes = this.encoded[SMALL_PARTS[index]!] ?? this.#cached(index);
+        if (bytes === undefined) continue;
+        chunks.push([index * 2, bytes]);
+        size += bytes.length;
+      }
+      const block = new Uint8Array(size);
+      let offset = 0;
+      for (let index = 0; index < SMALL_PARTS.length; index++) {
+        if (PART_GROUP[index] === group) this.#ranges[index * 2 + 1] = -1;
+      }
+      for (const [i, bytes] of chunks) {
+        block.set(bytes, offset);
+        this.#ranges[i] = offset;
+        offset += bytes.length;
+        this.#ranges[i + 1] = offset;
+      }
+      this.#blocks[group] = size > 0 ? block : undefined;
     }
-    this.#block = block;
     for (const part of SMALL_PARTS) this.encoded[part] = undefined;
   }
 
   /**
    * The reconstructed full state as binary AgentToServer fields, in pieces whose
-   * concatenation is the state: the scalar fields, the packed small parts and the shared
-   * effective config. Nothing is copied: the pieces are the record's own immutable arrays
+   * concatenation is the state: the scalar fields, the packed parts (description, health
+   * and the like; then the statuses) and the shared effective config. Nothing is copied: the pieces are the record's own immutable arrays
    * (a change packs a new block), so a store may keep them as they are.
    */
   stateFields(): Uint8Array[] {
@@ -280,7 +304,7 @@ export class AgentRecord implements Agent {
     for (const part of SMALL_PARTS) this.encodedPart(part);
     if (SMALL_PARTS.some((part) => this.encoded[part] !== undefined)) this.packEncoded();
     const fields = [encodeStateHead(this.instanceUid, this.sequenceNum, this.capabilities)];
-    if (this.#block !== undefined && this.#block.length > 0) fields.push(this.#block);
+    for (const block of this.#blocks) if (block !== undefined) fields.push(block);
     const config = this.encodedPart("effectiveConfig");
     if (config !== undefined) fields.push(config);
     return fields;
@@ -323,6 +347,15 @@ function fieldPayload(field: Uint8Array): Uint8Array {
 function sameEncoding(a: Uint8Array, b: Uint8Array): boolean {
   return a.length === b.length && Buffer.compare(a, b) === 0;
 }
+
+/**
+ * The block each of SMALL_PARTS is packed in: 0 for what an agent reports seldom and at
+ * length (description, health, components), 1 for the small statuses it reports after
+ * every push.
+ */
+const PART_GROUP: readonly number[] = SMALL_PARTS.map((part) =>
+  part === "remoteConfigStatus" || part === "packageStatuses" || part === "connectionSettingsStatus" ? 1 : 0,
+);
 
 const PART_SCHEMA = {
   agentDescription: AgentDescriptionSchema,

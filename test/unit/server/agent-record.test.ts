@@ -13,6 +13,7 @@ import {
   AgentToServerSchema,
   type ComponentHealth,
   ComponentHealthSchema,
+  RemoteConfigStatuses,
 } from "../../../src/gen/opamp/v1/opamp_pb.js";
 import { AgentRecord, mergeReport } from "../../../src/server/agent-record.js";
 import { agentDescription, instanceUidToString, newInstanceUid } from "../../../src/wire/index.js";
@@ -296,7 +297,7 @@ describe("AgentRecord: description and health held encoded", () => {
 });
 
 describe("AgentRecord.stateFields", () => {
-  it("gives the state as [scalars, packed parts, shared effective config], concatenating to fullStateBytes", () => {
+  it("gives the state as [scalars, packed parts, shared effective config] (no status block without statuses), concatenating to fullStateBytes", () => {
     const components = new Map();
     const [a, b] = [newRecord(), newRecord()];
     for (const r of [a, b]) {
@@ -319,6 +320,41 @@ describe("AgentRecord.stateFields", () => {
     expect(other[1]).not.toBe(fields[1]);
     // Nothing changed: the same packed block again.
     expect(a.stateFields()[1]).toBe(fields[1]);
+  });
+
+  it("repacks only the status block on a status report: the description and health block stays the same array", () => {
+    const r = newRecord();
+    const raw = toBinary(AgentToServerSchema, fullReport(r.instanceUid, 0n));
+    mergeReport(r, fromBinary(AgentToServerSchema, raw), new Map(), raw);
+    const before = r.stateFields();
+    const hash = new Uint8Array([7, 7, 7]);
+    for (const status of [
+      RemoteConfigStatuses.RemoteConfigStatuses_APPLYING,
+      RemoteConfigStatuses.RemoteConfigStatuses_APPLIED,
+    ]) {
+      const report = create(AgentToServerSchema, {
+        instanceUid: r.instanceUid,
+        sequenceNum: 1n,
+        capabilities: 0x7fn,
+        remoteConfigStatus: { lastRemoteConfigHash: hash, status },
+      });
+      const bytes = toBinary(AgentToServerSchema, report);
+      expect(mergeReport(r, fromBinary(AgentToServerSchema, bytes), new Map(), bytes).changes).toEqual([
+        "remoteConfigStatus",
+      ]);
+    }
+    const after = r.stateFields();
+    // [head, description + health, status, config]: the first block is the very same array.
+    expect(after.length).toBe(4);
+    expect(after[1]).toBe(before[1]);
+    expect(after[3]).toBe(before[2]);
+    const state = fromBinary(AgentToServerSchema, concat(...after));
+    expect(state.remoteConfigStatus?.status).toBe(RemoteConfigStatuses.RemoteConfigStatuses_APPLIED);
+    expect(state.remoteConfigStatus?.lastRemoteConfigHash).toEqual(hash);
+    expect(equals(AgentDescriptionSchema, state.agentDescription!, DESCRIPTION)).toBe(true);
+    expectEqualHealth(state.health, fromBinary(ComponentHealthSchema, healthBytes(NAMES)));
+    // The snapshot taken before still makes the state without a status.
+    expect(fromBinary(AgentToServerSchema, concat(...before)).remoteConfigStatus).toBeUndefined();
   });
 
   it("leaves out the config piece when there is no effective config", () => {
