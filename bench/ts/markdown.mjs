@@ -67,7 +67,14 @@ const ROWS = {
 const out = [];
 for (const file of files) {
   const results = JSON.parse(readFileSync(file, "utf8"));
+  // A scenario measured several times (a merged summary, bench/ts/merge.mjs): its first run
+  // gets the full table, the headline figure of all of them the "repeated runs" table.
+  const shown = new Set();
   for (const run of results.runs) {
+    const group = `${run.scenario} ${run.transport} ${run.agents}${run.effective_config === false ? " no-config" : ""}${run.pinned ? " pinned" : ""}`;
+    const repeated = (results.repeated ?? []).find((r) => r.group === group);
+    if (repeated !== undefined && shown.has(group)) continue;
+    shown.add(group);
     if (run.scenario === "codec") {
       out.push(`#### codec\n`);
       out.push(
@@ -89,6 +96,8 @@ for (const file of files) {
     const title = `${run.scenario}, ${run.transport}, ${fmt(run.agents)} agents${hb}${run.effective_config === false ? ", no effective config" : ""}${(run.pinned ?? results.meta.pinned) ? ", pinned (server CPU 0, load CPU 1)" : ""}`;
     const bare = run.servers["bare-ws"];
     out.push(`#### ${title}${bare ? " — bare ws reference" : ""}\n`);
+    if (repeated !== undefined)
+      out.push("The first of several runs; every run's headline figure is under *Repeated runs*.\n");
     if (bare) {
       out.push(
         "Reference: a bare `ws` server that answers every message with an empty ServerToAgent and holds nothing.\n",
@@ -108,9 +117,10 @@ for (const file of files) {
       const g = get(go, key);
       const s = get(sdk, key);
       // Context rows (who else used the CPU, counts) get no ratio.
-      const informational = /other CPU|load generators|server count|before agents|heartbeats\/s|skipped|counted|asking for the full state/.test(
-        label,
-      );
+      const informational =
+        /other CPU|load generators|server count|before agents|heartbeats\/s|skipped|counted|asking for the full state/.test(
+          label,
+        );
       const ratio =
         !informational && typeof g === "number" && typeof s === "number" && g !== 0
           ? Math.round((s / g) * 100) / 100
@@ -126,5 +136,20 @@ for (const file of files) {
     }
     out.push("");
   }
+}
+for (const file of files) {
+  const results = JSON.parse(readFileSync(file, "utf8"));
+  if (!results.repeated?.length) continue;
+  out.push("#### Repeated runs\n");
+  out.push("| scenario | figure | opamp-go median (n, min–max) | opamp-sdk median (n, min–max) | sdk ÷ go (medians) |");
+  out.push("| --- | --- | ---: | ---: | ---: |");
+  for (const r of results.repeated) {
+    const cell = (s) => (s ? `${fmt(s.median)} (${s.n}, ${fmt(s.min)}–${fmt(s.max)})` : "—");
+    const go = r.servers["opamp-go"];
+    const sdk = r.servers["opamp-sdk"];
+    const ratio = go && sdk && go.median !== 0 ? fmt(Math.round((sdk.median / go.median) * 100) / 100) : "—";
+    out.push(`| ${r.group} | ${r.figure} | ${cell(go)} | ${cell(sdk)} | ${ratio} |`);
+  }
+  out.push("");
 }
 console.log(out.join("\n"));

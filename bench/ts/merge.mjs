@@ -2,7 +2,7 @@
 // cites): every run kept, each with the file it came from, and for a scenario run more than
 // once (same scenario, agents, transport, effective-config switch) the median, minimum and
 // maximum of its headline figure per server, so a repeated measurement is reported whole.
-// Usage: node bench/ts/merge.mjs --out bench/results/<name>.json RESULTS.json [...]
+// Usage: node bench/ts/merge.mjs --out bench/results/<name>.json [--note TEXT] RESULTS.json [...]
 import { readFileSync, writeFileSync } from "node:fs";
 import { basename, dirname, relative } from "node:path";
 import { parseArgs } from "node:util";
@@ -25,7 +25,7 @@ export function median(values) {
 }
 
 /** The summary object for the given results (each `{ file, results }`). */
-export function merge(inputs) {
+export function merge(inputs, note) {
   const sources = [];
   const runs = [];
   for (const { file, results } of inputs) {
@@ -63,11 +63,14 @@ export function merge(inputs) {
     }
     if (Object.keys(servers).length > 0) repeated.push({ group: group.key, figure: group.figure, servers });
   }
-  return { meta: { merged: new Date().toISOString(), sources }, runs, repeated };
+  return { meta: { merged: new Date().toISOString(), ...(note ? { note } : {}), sources }, runs, repeated };
 }
 
 if (process.argv[1] && basename(process.argv[1]) === "merge.mjs") {
-  const { values, positionals } = parseArgs({ options: { out: { type: "string" } }, allowPositionals: true });
+  const { values, positionals } = parseArgs({
+    options: { out: { type: "string" }, note: { type: "string" } },
+    allowPositionals: true,
+  });
   if (!values.out || positionals.length === 0) {
     console.error("usage: node bench/ts/merge.mjs --out SUMMARY.json RESULTS.json [...]");
     process.exit(2);
@@ -76,7 +79,7 @@ if (process.argv[1] && basename(process.argv[1]) === "merge.mjs") {
     file: relative(dirname(values.out), path),
     results: JSON.parse(readFileSync(path, "utf8")),
   }));
-  const summary = merge(inputs);
+  const summary = merge(inputs, values.note);
   writeFileSync(values.out, `${JSON.stringify(summary, null, 2)}\n`);
   for (const r of summary.repeated) {
     const cells = Object.entries(r.servers).map(([s, v]) => `${s} median ${v.median} (n = ${v.n}, ${v.min}–${v.max})`);
