@@ -134,7 +134,7 @@ export class AgentRecord implements Agent {
     connectionSettingsStatus: undefined,
   };
   /**
-   * The parts' cached encodings, packed into one array per group of PART_GROUPS (see
+   * The parts' cached encodings, packed into one array per group of PART_GROUP (see
    * {@link AgentRecord.stateFields}): a status report repacks only the few status bytes,
    * not the description and health tree beside them.
    */

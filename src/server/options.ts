@@ -118,7 +118,10 @@ export interface OpAMPServerOptions<P = unknown> {
     readonly maxConnections?: number;
     /** Agents one WebSocket may carry. Default {@link DEFAULT_MAX_AGENTS_PER_CONNECTION}. */
     readonly maxAgentsPerConnection?: number;
-    /** Time to the first WS message / full HTTP body. Default {@link DEFAULT_HANDSHAKE_TIMEOUT_MS}. */
+    /**
+     * Time allowed for the `authenticate` hook to answer, and then for the first WS message /
+     * the full HTTP body (fetch handler included). Default {@link DEFAULT_HANDSHAKE_TIMEOUT_MS}.
+     */
     readonly handshakeTimeoutMs?: number;
     /** Unsent bytes a WebSocket may queue. Default {@link DEFAULT_MAX_BUFFERED_BYTES}. */
     readonly maxBufferedBytes?: number;
