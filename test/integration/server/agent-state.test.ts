@@ -3,7 +3,7 @@
  * held encoded read back as reported, a health tree re-sent in another map order is no
  * update, and the store gets the state in pieces whose concatenation is the full state.
  */
-import { create, equals, fromBinary, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
+import { create, equals, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { afterEach, describe, expect, it } from "vitest";
 import {
   AgentDescriptionSchema,
@@ -15,34 +15,13 @@ import type { AgentPart, StoredAgent } from "../../../src/server/index.js";
 import { InMemoryServerStore } from "../../../src/server/index.js";
 import { ManualClock } from "../../../src/testing/client-manual-clock.js";
 import { agentDescription, encodeWsFrame, instanceUidToString } from "../../../src/wire/index.js";
+import { concat, field, type HealthInit, healthBytes as handHealthBytes } from "../../unit/server/hand-encoded.js";
 import { startServer, stopAll } from "./helpers.js";
 import { TestAgent, type Transport, waitFor } from "./test-agent.js";
 
 afterEach(stopAll);
 
 const transports: Transport[] = ["websocket", "http"];
-
-function varint(value: number): number[] {
-  const out: number[] = [];
-  let v = value;
-  while (v >= 0x80) {
-    out.push((v & 0x7f) | 0x80);
-    v = Math.floor(v / 128);
-  }
-  out.push(v);
-  return out;
-}
-
-/** One length-delimited protobuf field, written by hand. */
-function field(no: number, bytes: Uint8Array): Uint8Array {
-  return Uint8Array.from([...varint((no << 3) | 2), ...varint(bytes.length), ...bytes]);
-}
-
-function concat(...parts: readonly Uint8Array[]): Uint8Array {
-  return Uint8Array.from(parts.flatMap((p) => [...p]));
-}
-
-type HealthInit = MessageInitShape<typeof ComponentHealthSchema>;
 
 const COMPONENTS: Record<string, HealthInit> = {
   "receiver/otlp": { healthy: true, status: "StatusOK" },
@@ -51,16 +30,8 @@ const COMPONENTS: Record<string, HealthInit> = {
 };
 const NAMES = Object.keys(COMPONENTS);
 
-/** ComponentHealth bytes with the map entries in `order` (one encoded entry per name). */
 function healthBytes(order: readonly string[], components: Record<string, HealthInit> = COMPONENTS): Uint8Array {
-  const head = toBinary(ComponentHealthSchema, create(ComponentHealthSchema, { healthy: true, status: "running" }));
-  const entries = order.map((name) =>
-    toBinary(
-      ComponentHealthSchema,
-      create(ComponentHealthSchema, { componentHealthMap: { [name]: components[name]! } }),
-    ),
-  );
-  return concat(head, ...entries);
+  return handHealthBytes(order, components);
 }
 
 const DESCRIPTION = agentDescription({

@@ -4,7 +4,7 @@
  * a change), unknown fields travel in the bytes, and the state comes out as immutable
  * pieces that a store may keep.
  */
-import { create, equals, fromBinary, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
+import { create, equals, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { describe, expect, it } from "vitest";
 import {
   type AgentDescription,
@@ -17,30 +17,7 @@ import {
 } from "../../../src/gen/opamp/v1/opamp_pb.js";
 import { AgentRecord, mergeReport } from "../../../src/server/agent-record.js";
 import { agentDescription, instanceUidToString, newInstanceUid } from "../../../src/wire/index.js";
-
-// --- protobuf written by hand, so the tests do not lean on the encoder under test ---
-
-function varint(value: number): number[] {
-  const out: number[] = [];
-  let v = value;
-  while (v >= 0x80) {
-    out.push((v & 0x7f) | 0x80);
-    v = Math.floor(v / 128);
-  }
-  out.push(v);
-  return out;
-}
-
-/** One length-delimited field: tag, length, bytes. */
-function field(no: number, bytes: Uint8Array): Uint8Array {
-  return Uint8Array.from([...varint((no << 3) | 2), ...varint(bytes.length), ...bytes]);
-}
-
-function concat(...parts: readonly Uint8Array[]): Uint8Array {
-  return Uint8Array.from(parts.flatMap((p) => [...p]));
-}
-
-type HealthInit = MessageInitShape<typeof ComponentHealthSchema>;
+import { concat, field, type HealthInit, healthBytes as handHealthBytes, varint } from "./hand-encoded.js";
 
 const COMPONENTS: Record<string, HealthInit> = {
   "receiver/otlp": { healthy: true, status: "StatusOK", startTimeUnixNano: 5n },
@@ -48,20 +25,8 @@ const COMPONENTS: Record<string, HealthInit> = {
   pipeline: { healthy: true, componentHealthMap: { inner: { healthy: true, status: "deep" } } },
 };
 
-/**
- * A ComponentHealth encoded with its component_health_map entries in `order`: the scalar
- * fields, then one encoded map entry per name (each the field-6 bytes of a map with that
- * single entry).
- */
 function healthBytes(order: readonly string[], components: Record<string, HealthInit> = COMPONENTS): Uint8Array {
-  const head = toBinary(ComponentHealthSchema, create(ComponentHealthSchema, { healthy: true, status: "running" }));
-  const entries = order.map((name) =>
-    toBinary(
-      ComponentHealthSchema,
-      create(ComponentHealthSchema, { componentHealthMap: { [name]: components[name]! } }),
-    ),
-  );
-  return concat(head, ...entries);
+  return handHealthBytes(order, components);
 }
 
 const NAMES = Object.keys(COMPONENTS);
