@@ -72,8 +72,9 @@ describe.skipIf(!hasGo && !inCI)("bench harness smoke", () => {
     90_000,
   );
 
-  // The SDK server sends a pushed 8 KiB config as a second WebSocket fragment; the Go load
-  // generator (gorilla/websocket, opamp-go's protobufs) must reassemble and apply it.
+  // The SDK server writes a pushed 8 KiB config's frame itself (the shared config by
+  // reference); the Go load generator (gorilla/websocket, opamp-go's protobufs) must read
+  // and apply it.
   it.each(["ws", "http"])(
     "connects every agent over %s and counts every APPLIED after a fan-out (opamp-sdk server)",
     async (transport) => {

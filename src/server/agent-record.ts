@@ -55,7 +55,8 @@ export type DesiredKind = "remoteConfig" | "packagesAvailable" | "connectionSett
 export interface PushChannel {
   /**
    * Sends one WebSocket message: the header byte and an encoded ServerToAgent, whole or in
-   * pieces to be sent as they are (see `encodePieces`); false when the channel dropped it.
+   * pieces whose concatenation is the message, each written as it is (see `encodePieces`);
+   * false when the channel dropped it.
    */
   send(message: Uint8Array | readonly Uint8Array[]): boolean;
   /** Agents currently associated with this channel. */

@@ -106,18 +106,19 @@ export async function loadRecord(
 /** What the core offers delivery helpers. */
 export interface DeliveryHost {
   readonly store: ServerStore;
-  readonly options: { readonly clock: { now(): number } };
   persist(write: () => Promise<void>): Promise<void>;
 }
 
 /**
  * Appends what the agent newly reported about a delivery (remote config, packages,
- * connection settings) to that delivery's history, keyed by the hash the agent names.
+ * connection settings) to that delivery's history, keyed by the hash the agent names, at
+ * the time of the agent's message (`record.lastSeen`).
  *
  * @param changed - the parts of the agent's state that this message changed.
  */
 export function recordDeliveryStatus(host: DeliveryHost, record: AgentRecord, changed: readonly AgentPart[]): void {
-  const now = host.options.clock.now();
+  if (changed.length === 0) return;
+  const now = record.lastSeen;
   const append = (kind: DeliveryKind, hash: Uint8Array, status: DeliveryStatus | undefined, errorMessage: string) => {
     if (hash.length === 0 || status === undefined) return;
     const event = errorMessage === "" ? { status, at: now } : { status, at: now, errorMessage };

@@ -99,7 +99,10 @@ export function encodeWithParts(base: ServerToAgent, parts: Iterable<Part>, head
   return out;
 }
 
-/** Parts at least this long travel by reference in {@link encodePieces}, not copied. */
+/**
+ * Parts at least this long travel by reference in {@link encodePieces}, not copied: over
+ * WebSocket they are written after the agent's own bytes, in the same frame.
+ */
 export const SHARED_PIECE_BYTES = 4096;
 
 /**

@@ -13,6 +13,7 @@ import type { AgentRecord, PushChannel } from "./agent-record.js";
 import { authenticate, flattenHeaders, retryAfterSeconds, STATUS_TEXT } from "./auth.js";
 import type { ServerCore } from "./core.js";
 import { type ConnectionGate, peerCertificate, requestUrl } from "./node-http-adapter.js";
+import { rawSocketOf, writeBinaryFrame } from "./ws-frame-writer.js";
 
 /** WebSocket close codes the server uses (RFC 6455 §7.4.1). */
 export const WS_CLOSE = {
@@ -200,22 +201,13 @@ export class WsAdapter {
           ws.terminate();
           return false;
         }
-        if (frame instanceof Uint8Array) {
-          ws.send(frame, { binary: true });
-        } else if (ws.extensions !== "") {
-          // permessage-deflate decides per message from its first fragment (a few bytes
-          // here, below the threshold): one whole frame keeps the config compressed.
-          ws.send(concatBytes(frame), { binary: true });
+        const socket = rawSocketOf(ws);
+        if (socket !== undefined) {
+          // One frame written by hand: a shared piece goes out by reference, not copied.
+          writeBinaryFrame(socket, frame);
         } else {
-          // One message in fragments (RFC 6455 §5.4): a large shared piece goes out without
-          // being copied into a per-agent frame.
-          // Corked, so the fragments leave in one write (a syscall each would cost more than
-          // the copy saved); `ws` keeps its socket as `_socket`.
-          const socket = (ws as unknown as { _socket?: Duplex })._socket;
-          socket?.cork();
-          const last = frame.length - 1;
-          for (let i = 0; i <= last; i++) ws.send(frame[i]!, { binary: true, fin: i === last });
-          socket?.uncork();
+          // permessage-deflate: `ws` compresses (asynchronously, queued) the whole message.
+          ws.send(frame instanceof Uint8Array ? frame : concatBytes(frame), { binary: true });
         }
         return true;
       },

@@ -50,7 +50,17 @@ export function assertInstanceUid(value: unknown): asserts value is Uint8Array {
   throw new OpampError("invalid_instance_uid", `instance UID must be ${INSTANCE_UID_BYTES} bytes, got ${found}`);
 }
 
-const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
+/** Char codes of each byte's two lower-case hex digits, at 2·byte and 2·byte + 1. */
+const HEX_CODES = new Uint16Array(512);
+for (let b = 0; b < 256; b++) {
+  const digits = b.toString(16).padStart(2, "0");
+  HEX_CODES[2 * b] = digits.charCodeAt(0);
+  HEX_CODES[2 * b + 1] = digits.charCodeAt(1);
+}
+/** Where byte i's first digit goes in the 36-character form. */
+const HEX_POSITION = [0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34];
+/** The 36 char codes of the string being formatted; the dashes never change. */
+const uidChars: number[] = new Array<number>(36).fill(0x2d);
 
 /**
  * Formats a UID as the canonical lower-case 8-4-4-4-12 string, as the
@@ -60,12 +70,15 @@ const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"
  */
 export function instanceUidToString(uid: Uint8Array): string {
   assertInstanceUid(uid);
-  let text = "";
+  // One flat string from the char codes: a string built by `+=` is a rope that every Map
+  // lookup (the server keys agents by this string, per message) must flatten first.
   for (let i = 0; i < INSTANCE_UID_BYTES; i++) {
-    if (i === 4 || i === 6 || i === 8 || i === 10) text += "-";
-    text += HEX[uid[i]!];
+    const code = 2 * uid[i]!;
+    const at = HEX_POSITION[i]!;
+    uidChars[at] = HEX_CODES[code]!;
+    uidChars[at + 1] = HEX_CODES[code + 1]!;
   }
-  return text;
+  return String.fromCharCode.apply(null, uidChars);
 }
 
 const CANONICAL = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;

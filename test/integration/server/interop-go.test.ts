@@ -113,7 +113,7 @@ describeWithGo("opamp-go client against OpAMPServer", () => {
     });
   }
 
-  it("ws: a 64 KiB config, sent as two WebSocket fragments, is applied whole", async () => {
+  it("ws: a 64 KiB config, written as one frame in pieces (64-bit length), is applied whole", async () => {
     const bin = await buildHarness();
     const server = new OpAMPServer(options);
     cleanups.push(() => server.stop());
@@ -121,8 +121,9 @@ describeWithGo("opamp-go client against OpAMPServer", () => {
     const connected = waitFor(server, "agentConnected");
     startAgent(bin, `ws://127.0.0.1:${port}/v1/opamp`);
     const [agent] = await connected;
-    // Past SHARED_PIECE_BYTES: the config goes out as a continuation frame after the
-    // agent's own bytes, which opamp-go's WebSocket library must reassemble.
+    // Past SHARED_PIECE_BYTES and 65,535 bytes: the server writes the frame itself (64-bit
+    // length header, the shared config by reference after the agent's own bytes), which
+    // opamp-go's WebSocket library must read as one message.
     const body = new Uint8Array(randomBytes(64 * 1024));
     const hasBig = (a: Agent) => a.effectiveConfig?.configMap?.configMap["big.yaml"] !== undefined;
     const applied = waitFor(

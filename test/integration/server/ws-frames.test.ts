@@ -1,8 +1,8 @@
 /**
- * Large pushed parts go out over WebSocket as a second fragment of one message (RFC 6455
- * §5.4), shared rather than copied per agent: agents still get one well-formed
- * ServerToAgent. Seen through `ws` (reassembled) and through a raw TCP client that reads
- * the frame headers.
+ * Server messages go out over WebSocket as one frame each (RFC 6455 §5.2), written by the
+ * server itself; a large pushed part shared by the fleet is written by reference after the
+ * agent's own bytes, not copied per agent. Seen through `ws` (a well-formed ServerToAgent)
+ * and through a raw TCP client that reads the frame headers.
  */
 import { createHash, randomBytes } from "node:crypto";
 import { connect, type Socket } from "node:net";
@@ -38,6 +38,8 @@ interface Frame {
   readonly fin: boolean;
   readonly rsv1: boolean;
   readonly opcode: number;
+  /** Which length form the header used: 7-bit, 16-bit (126) or 64-bit (127). */
+  readonly lengthForm: 7 | 16 | 64;
   readonly payload: Buffer;
 }
 
@@ -50,6 +52,8 @@ class RawWebSocket {
   readonly messages: Frame[][] = [];
   /** Value of Sec-WebSocket-Extensions in the server's 101 answer ("" when none). */
   extensions = "";
+  /** Pings received (each answered with a pong). */
+  pings = 0;
   #buffer = Buffer.alloc(0);
   #current: Frame[] = [];
   #waiters: (() => void)[] = [];
@@ -115,6 +119,7 @@ class RawWebSocket {
       if (b[1]! & 0x80) throw new Error("a server frame must not be masked");
       let length = b[1]! & 0x7f;
       let offset = 2;
+      const lengthForm = length === 126 ? 16 : length === 127 ? 64 : 7;
       if (length === 126) {
         if (b.length < 4) return;
         length = b.readUInt16BE(2);
@@ -129,9 +134,16 @@ class RawWebSocket {
         fin: (b[0]! & 0x80) !== 0,
         rsv1: (b[0]! & 0x40) !== 0,
         opcode: b[0]! & 0x0f,
+        lengthForm,
         payload: Buffer.from(b.subarray(offset, offset + length)),
-      };
+      } as const;
       this.#buffer = b.subarray(offset + length);
+      if (frame.opcode === 9) {
+        // A ping: answered like any client would, and counted.
+        this.pings++;
+        this.#write(0x8a, frame.payload);
+        for (const w of this.#waiters.splice(0)) w();
+      }
       if (frame.opcode >= 8) continue; // ping, pong, close
       this.#current.push(frame);
       if (frame.fin) {
@@ -148,18 +160,28 @@ class RawWebSocket {
     return this.messages[this.#cursor++]!;
   }
 
+  /** Resolves once the server has sent more than `count` pings. */
+  async pingsAfter(count: number): Promise<void> {
+    while (this.pings <= count) await new Promise<void>((resolve) => this.#waiters.push(resolve));
+  }
+
   /** Sends one binary message in one masked frame (clients must mask). */
   send(payload: Uint8Array): void {
+    this.#write(0x82, payload);
+  }
+
+  /** Writes one masked frame with the given first header byte (FIN + opcode). */
+  #write(first: number, payload: Uint8Array): void {
     const mask = randomBytes(4);
     const length = payload.length;
     const head =
       length < 126
-        ? Buffer.from([0x82, 0x80 | length])
+        ? Buffer.from([first, 0x80 | length])
         : length < 0x10000
-          ? Buffer.from([0x82, 0x80 | 126, length >> 8, length & 0xff])
+          ? Buffer.from([first, 0x80 | 126, length >> 8, length & 0xff])
           : (() => {
               const h = Buffer.alloc(10);
-              h[0] = 0x82;
+              h[0] = first;
               h[1] = 0x80 | 127;
               h.writeBigUInt64BE(BigInt(length), 2);
               return h;
@@ -205,45 +227,57 @@ describe("WebSocket pushes of large parts", () => {
     agent.close();
   });
 
-  it("sends the shared part as a continuation frame of the same message", async () => {
+  it("sends each message as one final frame, with 7-bit, 16-bit and 64-bit lengths", async () => {
     const { server, url } = await startServer();
     const ws = await RawWebSocket.open(url);
     expect(ws.extensions).toBe("");
     const uid = newInstanceUid();
     ws.send(hello(uid));
-    const [reply] = await ws.next();
-    expect(reply).toMatchObject({ fin: true, opcode: 2 });
+    // The reply: a few dozen bytes, so the 7-bit length form.
+    const [reply, ...moreFrames] = await ws.next();
+    expect(moreFrames).toEqual([]);
+    expect(reply).toMatchObject({ fin: true, opcode: 2, lengthForm: 7 });
     expect(decodePayload(reply!.payload).instanceUid).toEqual(uid);
 
+    // 64 KiB: past SHARED_PIECE_BYTES (written by reference) and past the 16-bit length.
     const body = bigBody();
     const { hash } = await server.setRemoteConfig(uid, { "big.yaml": body });
     const frames = await ws.next();
-    // A first fragment with the agent's own few bytes (opcode binary, FIN clear), then the
-    // shared config as a continuation (opcode 0) that ends the message.
-    expect(frames.map((f) => [f.opcode, f.fin])).toEqual([
-      [2, false],
-      [0, true],
-    ]);
-    expect(frames[0]!.payload.length).toBeLessThan(SHARED_PIECE_BYTES);
-    expect(frames[1]!.payload.length).toBeGreaterThan(body.length);
-    const message = decodePayload(Buffer.concat(frames.map((f) => f.payload)));
+    expect(frames.map((f) => [f.opcode, f.fin, f.lengthForm])).toEqual([[2, true, 64]]);
+    const message = decodePayload(frames[0]!.payload);
     expect(message.instanceUid).toEqual(uid);
     expect(message.remoteConfig?.configHash).toEqual(hash);
     expect(message.remoteConfig?.config?.configMap["big.yaml"]?.body).toEqual(body);
 
-    // The message ended: the next push is a message of its own, in one frame.
+    // A small push after it is a message of its own.
     await server.requestFullState(uid);
     const next = await ws.next();
-    expect(next.map((f) => [f.opcode, f.fin])).toEqual([[2, true]]);
+    expect(next.map((f) => [f.opcode, f.fin, f.lengthForm])).toEqual([[2, true, 7]]);
     expect(hasBit(decodePayload(next[0]!.payload).flags, ServerToAgentFlag.ReportFullState)).toBe(true);
-    // And a second large push is fragmented the same way.
+    // 20,000 bytes: shared, in the 16-bit length form.
     const other = bigBody(20_000);
     await server.setRemoteConfig(uid, { "big.yaml": other });
     const again = await ws.next();
-    expect(again.map((f) => f.opcode)).toEqual([2, 0]);
-    expect(
-      decodePayload(Buffer.concat(again.map((f) => f.payload))).remoteConfig?.config?.configMap["big.yaml"]?.body,
-    ).toEqual(other);
+    expect(again.map((f) => [f.opcode, f.fin, f.lengthForm])).toEqual([[2, true, 16]]);
+    expect(decodePayload(again[0]!.payload).remoteConfig?.config?.configMap["big.yaml"]?.body).toEqual(other);
+    expect(SHARED_PIECE_BYTES).toBeLessThan(20_000);
+  });
+
+  it("keeps control frames whole between the messages it writes", async () => {
+    const { server, url } = await startServer({ heartbeat: { wsPingIntervalMs: 20 } });
+    const ws = await RawWebSocket.open(url);
+    const uid = newInstanceUid();
+    ws.send(hello(uid));
+    await ws.next();
+    // Pushes and the server's pings share the socket: every frame must still parse.
+    for (let i = 0; i < 5; i++) {
+      const body = bigBody(10_000 + i);
+      await server.setRemoteConfig(uid, { "big.yaml": body });
+      const [frame] = await ws.next();
+      expect(decodePayload(frame!.payload).remoteConfig?.config?.configMap["big.yaml"]?.body).toEqual(body);
+      await ws.pingsAfter(ws.pings);
+    }
+    expect(server.agents.size).toBe(1);
   });
 
   it("under permessage-deflate sends the message whole, compressed", async () => {
