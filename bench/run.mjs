@@ -177,6 +177,10 @@ async function main() {
       opamp_go: "v0.23.0",
       bufbuild_protobuf: pkgVersion("@bufbuild/protobuf"),
       ws: pkgVersion("ws"),
+      // Native unmasking of agents' frames in `ws` (an optional dependency of opamp-sdk).
+      bufferutil: process.env.WS_NO_BUFFER_UTIL
+        ? "off (WS_NO_BUFFER_UTIL)"
+        : (pkgVersion("bufferutil") ?? "not installed"),
       args: process.argv.slice(2),
       pinned: values.pin,
     },

@@ -1,6 +1,7 @@
 // Renders one or more results files as the Markdown tables of docs/benchmarks.md.
 // Usage: node bench/ts/markdown.mjs bench/results/<file>.json [more.json …]
 import { readFileSync } from "node:fs";
+import { groupKey } from "./merge.mjs";
 
 const files = process.argv.slice(2);
 if (files.length === 0) {
@@ -71,7 +72,7 @@ for (const file of files) {
   // gets the full table, the headline figure of all of them the "repeated runs" table.
   const shown = new Set();
   for (const run of results.runs) {
-    const group = `${run.scenario} ${run.transport} ${run.agents}${run.effective_config === false ? " no-config" : ""}${run.pinned ? " pinned" : ""}`;
+    const group = groupKey({ ...run, pinned: run.pinned ?? results.meta.pinned });
     const repeated = (results.repeated ?? []).find((r) => r.group === group);
     if (repeated !== undefined && shown.has(group)) continue;
     shown.add(group);
@@ -93,7 +94,7 @@ for (const file of files) {
       continue;
     }
     const hb = run.scenario === "steady" ? `, heartbeat ${Object.values(run.servers)[0]?.heartbeat_s ?? "?"} s` : "";
-    const title = `${run.scenario}, ${run.transport}, ${fmt(run.agents)} agents${hb}${run.effective_config === false ? ", no effective config" : ""}${(run.pinned ?? results.meta.pinned) ? ", pinned (server CPU 0, load CPU 1)" : ""}`;
+    const title = `${run.scenario}, ${run.transport}, ${fmt(run.agents)} agents${hb}${run.effective_config === false ? ", no effective config" : ""}${(run.pinned ?? results.meta.pinned) ? ", pinned (server CPU 0, load CPU 1)" : ""}${run.bufferutil_off ? ", bufferutil off" : ""}`;
     const bare = run.servers["bare-ws"];
     out.push(`#### ${title}${bare ? " — bare ws reference" : ""}\n`);
     if (repeated !== undefined)

@@ -24,20 +24,42 @@ export function median(values) {
   return Math.round(m * 10) / 10;
 }
 
+/** Runs measured under the same conditions share a key; their headline figures are pooled. */
+export function groupKey(run) {
+  const config = run.effective_config === false ? " no-config" : "";
+  return `${run.scenario} ${run.transport} ${run.agents}${config}${run.pinned ? " pinned" : ""}${run.bufferutil_off ? " no-bufferutil" : ""}`;
+}
+
 /** The summary object for the given results (each `{ file, results }`). */
 export function merge(inputs, note) {
   const sources = [];
   const runs = [];
   for (const { file, results } of inputs) {
-    const { machine, node, go, opamp_go, bufbuild_protobuf, ws, pinned, started, finished, args } = results.meta;
-    sources.push({ file, args, started, finished, pinned, machine, node, go, opamp_go, bufbuild_protobuf, ws });
-    for (const run of results.runs) runs.push({ ...run, pinned: run.pinned ?? pinned, source: file });
+    const { machine, node, go, opamp_go, bufbuild_protobuf, ws, bufferutil, pinned, started, finished, args } =
+      results.meta;
+    sources.push({
+      file,
+      args,
+      started,
+      finished,
+      pinned,
+      machine,
+      node,
+      go,
+      opamp_go,
+      bufbuild_protobuf,
+      ws,
+      bufferutil,
+    });
+    // Runs with `ws`'s native unmasking turned off are figures of their own, never pooled.
+    const unmaskOff = typeof bufferutil === "string" && bufferutil.startsWith("off") ? { bufferutil_off: true } : {};
+    for (const run of results.runs) runs.push({ ...run, ...unmaskOff, pinned: run.pinned ?? pinned, source: file });
   }
   const groups = new Map();
   for (const run of runs) {
     const figure = HEADLINE[run.scenario];
     if (figure === undefined) continue;
-    const key = `${run.scenario} ${run.transport} ${run.agents}${run.effective_config === false ? " no-config" : ""}${run.pinned ? " pinned" : ""}`;
+    const key = groupKey(run);
     const group = groups.get(key) ?? { key, figure, servers: {} };
     for (const [server, result] of Object.entries(run.servers)) {
       const value = result?.[figure];
