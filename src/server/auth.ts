@@ -8,6 +8,10 @@ import type { AuthDecision, AuthenticateHook, AuthRequest } from "./types.js";
 
 /** Node's header object as lower-case name → value, repeated values joined with ", ". */
 export function flattenHeaders(headers: IncomingHttpHeaders): Record<string, string> {
+  // Node already lower-cases names and joins repeats of every header but set-cookie, the
+  // one it keeps as an array: without it (a request practically never has it) the object
+  // is already flat. Per request, so no copy when none is needed.
+  if (headers["set-cookie"] === undefined) return headers as Record<string, string>;
   const out: Record<string, string> = {};
   for (const [name, value] of Object.entries(headers)) {
     if (value === undefined) continue;

@@ -28,6 +28,7 @@ export interface HttpExchangeResponse {
 
 /** True when `Content-Type` names protobuf (parameters ignored). */
 export function isProtobufRequest(contentType: string | undefined): boolean {
+  if (contentType === PROTOBUF_CONTENT_TYPE) return true; // the usual case, without parsing
   return (contentType ?? "").split(";")[0]?.trim().toLowerCase() === PROTOBUF_CONTENT_TYPE;
 }
 

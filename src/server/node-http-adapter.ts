@@ -126,12 +126,20 @@ function readNodeBody(req: IncomingMessage, limit: number, core: ServerCore): Pr
   });
 }
 
+/** Bodies up to this size are copied into Node's buffer pool rather than wrapped. */
+const COPY_BODY_BYTES = 1024;
+
 function write(res: ServerResponse, response: HttpExchangeResponse): void {
   res.writeHead(response.status, STATUS_TEXT[response.status], response.headers);
+  const body = response.body;
+  // A usual reply is a few dozen bytes, an array V8 keeps inside its heap: reading its
+  // `.buffer` to wrap it would first move it out to memory of its own. Copying is cheaper.
   res.end(
-    response.body === undefined
+    body === undefined
       ? undefined
-      : Buffer.from(response.body.buffer, response.body.byteOffset, response.body.byteLength),
+      : body.length <= COPY_BODY_BYTES
+        ? Buffer.from(body)
+        : Buffer.from(body.buffer, body.byteOffset, body.byteLength),
   );
 }
 
