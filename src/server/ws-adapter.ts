@@ -47,12 +47,28 @@ function toBytes(data: RawData): Uint8Array {
   return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
+/** The ping round is split into slices about this far apart (see {@link pingSlices}). */
+const PING_SLICE_MS = 1000;
+/** At most this many slices per round. */
+const MAX_PING_SLICES = 60;
+
+/**
+ * Into how many slices a ping round of `intervalMs` is split: one per second of the
+ * interval (at most {@link MAX_PING_SLICES}), a single one below two seconds.
+ */
+export function pingSlices(intervalMs: number): number {
+  return Math.min(MAX_PING_SLICES, Math.max(1, Math.floor(intervalMs / PING_SLICE_MS)));
+}
+
 /** Owns every accepted WebSocket. */
 export class WsAdapter {
   readonly #wss: WebSocketServer;
   readonly #sockets = new Set<WebSocket>();
-  /** Sockets that showed life (pong or message) since the last ping round. */
+  /** Sockets that showed life (pong or message) since their slice's last ping. */
   readonly #alive = new WeakSet<WebSocket>();
+  /** Sockets by ping slice, dealt out in turn as they are accepted. */
+  readonly #slices: Set<WebSocket>[];
+  #nextSlice = 0;
   #pingTimer: ReturnType<ServerCore["options"]["clock"]["setTimeout"]> | undefined;
 
   constructor(
@@ -66,19 +82,26 @@ export class WsAdapter {
       perMessageDeflate: core.options.perMessageDeflate,
       clientTracking: false,
     });
+    this.#slices = Array.from({ length: pingSlices(core.options.wsPingIntervalMs) }, () => new Set<WebSocket>());
   }
 
   /**
    * Starts the ping round: every `wsPingIntervalMs` each socket that gave no sign of life
-   * since the previous round is terminated (a half-open TCP connection would otherwise
-   * keep its agents online forever), and the others are pinged. One timer for all sockets.
+   * since it was last visited is terminated (a half-open TCP connection would otherwise
+   * keep its agents online forever), and the others are pinged. One timer for all sockets;
+   * the round is spread over the interval in slices (see {@link pingSlices}), so a large
+   * fleet is pinged a slice at a time rather than in one long burst of writes that would
+   * hold up every agent's messages meanwhile.
    */
   startPing(): void {
     const interval = this.core.options.wsPingIntervalMs;
     if (interval === 0 || this.#pingTimer !== undefined) return;
     const clock = this.core.options.clock;
-    const round = () => {
-      for (const ws of this.#sockets) {
+    const slices = this.#slices;
+    const step = interval / slices.length;
+    let next = 0;
+    const visit = () => {
+      for (const ws of slices[next]!) {
         if (!this.#alive.has(ws)) {
           ws.terminate();
           continue;
@@ -86,9 +109,10 @@ export class WsAdapter {
         this.#alive.delete(ws);
         ws.ping();
       }
-      this.#pingTimer = clock.setTimeout(round, interval);
+      next = (next + 1) % slices.length;
+      this.#pingTimer = clock.setTimeout(visit, step);
     };
-    this.#pingTimer = clock.setTimeout(round, interval);
+    this.#pingTimer = clock.setTimeout(visit, step);
   }
 
   /** Open WebSockets. */
@@ -183,6 +207,9 @@ export class WsAdapter {
     const options = core.options;
     this.#sockets.add(ws);
     this.#alive.add(ws);
+    const slice = this.#slices[this.#nextSlice]!;
+    this.#nextSlice = (this.#nextSlice + 1) % this.#slices.length;
+    slice.add(ws);
     ws.on("pong", () => this.#alive.add(ws));
     let closed = false;
     const channel: PushChannel = {
@@ -268,6 +295,7 @@ export class WsAdapter {
       closed = true;
       if (handshake !== undefined) options.clock.clearTimeout(handshake);
       this.#sockets.delete(ws);
+      slice.delete(ws);
       core.channelClosed(channel);
       release();
     });

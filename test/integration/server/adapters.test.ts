@@ -19,6 +19,7 @@ import {
   PROTOBUF_CONTENT_TYPE,
   ServerCapability,
 } from "../../../src/wire/index.js";
+import { ManualClock } from "../../../src/testing/index.js";
 import { startServer, stopAll } from "./helpers.js";
 import { DEFAULT_CAPS, TestAgent, waitFor } from "./test-agent.js";
 
@@ -139,6 +140,47 @@ describe("limits and heartbeat", () => {
     expect(gone.instanceUid).toEqual(dead.uid);
     expect(server.agents.size).toBe(1); // the live one answers its pings and stays
     live.close();
+  });
+
+  it("spreads the ping round over its interval, one slice of the sockets at a time", async () => {
+    // 3 s: three slices, one a second; sockets are dealt to them in turn.
+    const clock = new ManualClock();
+    const { server, url } = await startServer({ clock, heartbeat: { wsPingIntervalMs: 3000 } });
+    const agents: TestAgent[] = [];
+    const pings: number[] = [];
+    for (let i = 0; i < 6; i++) {
+      const agent = await TestAgent.connect("websocket", url);
+      await agent.send(agent.fullState());
+      pings.push(0);
+      agent.ws!.on("ping", () => pings[i]!++);
+      agents.push(agent);
+    }
+    // A ping goes out before any later reply on its socket: after one round trip per agent,
+    // every ping of the slice just visited has arrived.
+    const settle = () => Promise.all(agents.map((a) => a.send(a.message())));
+    const pinged = () => pings.filter((n) => n > 0).length;
+    clock.advance(1000);
+    await settle();
+    expect(pinged()).toBe(2);
+    clock.advance(1000);
+    await settle();
+    expect(pinged()).toBe(4);
+    clock.advance(1000);
+    await settle();
+    expect(pings).toEqual([1, 1, 1, 1, 1, 1]);
+
+    // A socket that stops reading is dropped at the next visit of its slice that finds it
+    // silent since the previous one; the others stay.
+    const dead = agents[1]!;
+    (dead.ws as unknown as { _socket: Socket })._socket.pause();
+    const gone = waitFor(server, "agentDisconnected");
+    for (let i = 0; i < 6 && server.agents.size === 6; i++) {
+      clock.advance(1000);
+      await Promise.all(agents.filter((a) => a !== dead).map((a) => a.send(a.message())));
+    }
+    expect((await gone)[0].instanceUid).toEqual(dead.uid);
+    expect(server.agents.size).toBe(5);
+    for (const agent of agents) agent.close();
   });
 
   it("tells heartbeat-reporting agents the interval in the first reply", async () => {
