@@ -10,6 +10,7 @@ import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { afterEach, describe, expect, it } from "vitest";
 import { AgentToServerSchema, ServerToAgentSchema } from "../../../src/gen/opamp/v1/opamp_pb.js";
 import { OpAMPServer } from "../../../src/server/index.js";
+import { ManualClock } from "../../../src/testing/index.js";
 import {
   AgentCapability,
   agentDescription,
@@ -19,7 +20,6 @@ import {
   PROTOBUF_CONTENT_TYPE,
   ServerCapability,
 } from "../../../src/wire/index.js";
-import { ManualClock } from "../../../src/testing/index.js";
 import { startServer, stopAll } from "./helpers.js";
 import { DEFAULT_CAPS, TestAgent, waitFor } from "./test-agent.js";
 
