@@ -56,7 +56,7 @@ const MAX_PING_SLICES = 60;
  * Into how many slices a ping round of `intervalMs` is split: one per second of the
  * interval (at most {@link MAX_PING_SLICES}), a single one below two seconds.
  */
-export function pingSlices(intervalMs: number): number {
+function pingSlices(intervalMs: number): number {
   return Math.min(MAX_PING_SLICES, Math.max(1, Math.floor(intervalMs / PING_SLICE_MS)));
 }
 
