@@ -108,6 +108,28 @@ describe("mounting on an application's node:http server", () => {
     }
   });
 
+  it("answers polls with small and large bodies whole, with parameters on Content-Type", async () => {
+    const { server, url } = await startServer();
+    const agent = await TestAgent.connect("http", url);
+    // A reply of a few dozen bytes (copied into Node's pool when written)…
+    const first = await agent.send(agent.fullState());
+    expect(first.instanceUid).toEqual(agent.uid);
+    // …and one carrying a 20 KB config (written as a view over the encoded reply).
+    const body = new Uint8Array(20_000).map((_, i) => (i * 7) & 0xff);
+    const { hash } = await server.setRemoteConfig(agent.uid, { "big.bin": body });
+    const withConfig = await agent.send(agent.message());
+    expect(withConfig.remoteConfig?.configHash).toEqual(hash);
+    expect(withConfig.remoteConfig?.config?.configMap["big.bin"]?.body).toEqual(body);
+
+    const raw = await fetch(url, {
+      method: "POST",
+      headers: { "Content-Type": "Application/X-Protobuf; charset=binary" },
+      body: toBinary(AgentToServerSchema, agent.message()),
+    });
+    expect(raw.status).toBe(200);
+    expect(fromBinary(ServerToAgentSchema, new Uint8Array(await raw.arrayBuffer())).instanceUid).toEqual(agent.uid);
+  });
+
   it("refuses to construct without authenticate unless allowAnonymous is set", () => {
     expect(() => new OpAMPServer({})).toThrow(expect.objectContaining({ code: "invalid_argument" }));
   });

@@ -13,7 +13,8 @@ import {
   ServerToAgentSchema,
 } from "../../../src/gen/opamp/v1/opamp_pb.js";
 import { AgentRecord, mergeReport, needsFullState } from "../../../src/server/agent-record.js";
-import { acceptsGzip } from "../../../src/server/http-exchange.js";
+import { flattenHeaders } from "../../../src/server/auth.js";
+import { acceptsGzip, isProtobufRequest } from "../../../src/server/http-exchange.js";
 import { DEFAULT_OPAMP_PATH, DEFAULT_SERVER_CAPABILITIES } from "../../../src/server/index.js";
 import { resolveServerOptions } from "../../../src/server/options.js";
 import {
@@ -63,6 +64,31 @@ describe("acceptsGzip", () => {
     expect(acceptsGzip("*")).toBe(true);
     expect(acceptsGzip("gzip;q=0, *")).toBe(false);
     expect(acceptsGzip("identity")).toBe(false);
+  });
+});
+
+describe("isProtobufRequest", () => {
+  it("takes the protobuf type in any letter case and with parameters, nothing else", () => {
+    expect(isProtobufRequest("application/x-protobuf")).toBe(true);
+    expect(isProtobufRequest("Application/X-Protobuf")).toBe(true);
+    expect(isProtobufRequest("application/x-protobuf; charset=binary")).toBe(true);
+    expect(isProtobufRequest(" application/x-protobuf ;proto=opamp.proto.AgentToServer")).toBe(true);
+    expect(isProtobufRequest("application/json")).toBe(false);
+    expect(isProtobufRequest("application/x-protobufs")).toBe(false);
+    expect(isProtobufRequest("")).toBe(false);
+    expect(isProtobufRequest(undefined)).toBe(false);
+  });
+});
+
+describe("flattenHeaders", () => {
+  it("gives every header one string value, joining set-cookie's list", () => {
+    // Node lower-cases names and joins repeats itself, except set-cookie, kept as a list.
+    const plain = { host: "x", authorization: "Bearer t", "x-forwarded-for": "a, b" };
+    expect(flattenHeaders(plain)).toEqual(plain);
+    expect(flattenHeaders({ host: "x", "set-cookie": ["a=1", "b=2"], accept: undefined })).toEqual({
+      host: "x",
+      "set-cookie": "a=1, b=2",
+    });
   });
 });
 
