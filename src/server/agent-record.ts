@@ -80,6 +80,16 @@ export class AgentRecord implements Agent {
   remoteAddress: string | undefined;
   lastSeen: number;
   sequenceNum = 0n;
+  /**
+   * The OpAMP URL the agent's latest message came to (ws(s):// or http(s)://), for offers
+   * that leave the destination out. Interned by the core: agents share a handful.
+   */
+  endpoint = "";
+  /**
+   * Hash of the connection settings last sent to the agent, kept when the agent cannot
+   * report connection-settings status: it is then taken to hold them (see `reportedHash`).
+   */
+  sentSettingsHash: Uint8Array | undefined;
 
   /** WebSocket carrying the agent, if any. */
   channel: PushChannel | undefined;

@@ -10,10 +10,11 @@ import type { AgentRecord } from "./agent-record.js";
 import { desiredItem, storedDesired } from "./delivery.js";
 import type { ResolvedServerOptions } from "./options.js";
 import type { Part } from "./outbound.js";
+import type { OfferTracker } from "./reply.js";
 import type { ServerStore } from "./store.js";
 
 /** What the core lends the CSR handler. */
-export interface CsrHost {
+export interface CsrHost extends OfferTracker {
   readonly options: ResolvedServerOptions;
   readonly store: ServerStore;
   persist(write: () => Promise<void>): Promise<void>;
@@ -53,7 +54,7 @@ export async function answerCertificateRequest(
   const item = desiredItem("connectionSettings", toBinary(ConnectionSettingsOffersSchema, offers), offers.hash);
   // Kept as desired state so it is offered again until the agent reports its hash.
   record.desired.connectionSettings = item;
-  record.offered.connectionSettings = item.hash;
+  host.offered(record, "connectionSettings", item.hash);
   const id = record.id;
   const desired = storedDesired(record);
   host.persist(() => host.store.putDesired(id, desired));

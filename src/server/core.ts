@@ -1,8 +1,9 @@
 import type { EventEmitter } from "eventemitter3";
 import { type AgentToServer, type AvailableComponents, ServerErrorResponseType } from "../gen/opamp/v1/opamp_pb.js";
 import type { TimerHandle } from "../internal/clock.js";
-import { concatBytes } from "../wire/bytes.js";
+import { concatBytes, sameBytes } from "../wire/bytes.js";
 import {
+  AgentCapability,
   AgentToServerFlag,
   hasBit,
   instanceUidToString,
@@ -11,13 +12,21 @@ import {
   OpampError,
   ServerToAgentFlag,
 } from "../wire/index.js";
-import { AgentRecord, mergeReport, needsFullState, type PushChannel } from "./agent-record.js";
+import { AgentRecord, type DesiredKind, mergeReport, needsFullState, type PushChannel } from "./agent-record.js";
 import { PendingAuthentications } from "./auth.js";
 import { answerCertificateRequest } from "./certificate-request.js";
 import { type LoadedRecord, loadRecord, recordDeliveryStatus, storedDesired } from "./delivery.js";
 import type { ResolvedServerOptions } from "./options.js";
 import { baseReply, encodeWithParts, type Part } from "./outbound.js";
-import { DESIRED_KINDS, errorReply, identificationPart, ReplyBuilder, reofferOnNewStatus } from "./reply.js";
+import { ReconnectGuard } from "./reconnect-guard.js";
+import {
+  DESIRED_KINDS,
+  errorReply,
+  identificationPart,
+  type OfferTracker,
+  ReplyBuilder,
+  reofferOnNewStatus,
+} from "./reply.js";
 import type { ServerStore, StoredAgent } from "./store.js";
 import type { AgentPart, AgentTransport, DisconnectReason, ServerEvents } from "./types.js";
 
@@ -32,8 +41,11 @@ export interface CoreConnection {
   readonly endpoint: string;
 }
 
+/** Distinct endpoint strings kept for sharing between agents (see {@link ServerCore.endpoint}). */
+const MAX_INTERNED_ENDPOINTS = 64;
+
 /** The core. One per OpAMPServer. */
-export class ServerCore {
+export class ServerCore implements OfferTracker {
   /** Connected agents by canonical UID string. */
   readonly agents = new Map<string, AgentRecord>();
   readonly #aliases = new Map<string, AgentRecord>();
@@ -44,6 +56,8 @@ export class ServerCore {
   readonly #dirty = new Set<AgentRecord>();
   readonly #components = new Map<string, AvailableComponents>();
   readonly #replies: ReplyBuilder;
+  readonly #guard: ReconnectGuard;
+  readonly #endpoints = new Map<string, string>();
   readonly #writes = new Set<Promise<void>>();
   /** `authenticate` calls still waiting on the hook; stopping settles them at once. */
   readonly authentications = new PendingAuthentications();
@@ -56,7 +70,38 @@ export class ServerCore {
     readonly store: ServerStore,
     readonly events: EventEmitter<ServerEvents>,
   ) {
-    this.#replies = new ReplyBuilder(options);
+    this.#replies = new ReplyBuilder(options, this);
+    this.#guard = new ReconnectGuard(options.maxReconnectsPerWindow, options.reconnectWindowMs, options.clock);
+  }
+
+  /**
+   * A desired item went out to the agent. Connection settings sent to an agent that cannot
+   * report their status are recorded as held by it (and stored, so a restarted server does
+   * not send them again); the agent's sessions are watched for a reconnect loop.
+   */
+  offered(record: AgentRecord, kind: DesiredKind, hash: Uint8Array): void {
+    record.offered[kind] = hash;
+    if (kind !== "connectionSettings") return;
+    this.#guard.offered(record.id);
+    if (hasBit(record.capabilities, AgentCapability.ReportsConnectionSettingsStatus)) return;
+    if (sameBytes(record.sentSettingsHash, hash)) return;
+    record.sentSettingsHash = hash;
+    const id = record.id;
+    const desired = storedDesired(record);
+    this.persist(() => this.store.putDesired(id, desired));
+  }
+
+  /** True while connection settings must not go to the agent: it looks caught in a reconnect loop. */
+  paused(record: AgentRecord, kind: DesiredKind): boolean {
+    return kind === "connectionSettings" && this.#guard.paused(record.id);
+  }
+
+  /** The one shared string equal to `endpoint` (agents of a server use a handful). */
+  #intern(endpoint: string): string {
+    const known = this.#endpoints.get(endpoint);
+    if (known !== undefined) return known;
+    if (this.#endpoints.size < MAX_INTERNED_ENDPOINTS) this.#endpoints.set(endpoint, endpoint);
+    return endpoint;
   }
 
   /** Starts the liveness sweep. */
@@ -176,6 +221,22 @@ export class ServerCore {
       return encodeWithParts(baseReply(message.instanceUid), [identificationPart(newInstanceUid())], ws);
     }
 
+    // A new session: the agent (re)connected, or restarted its sequence numbers (an HTTP
+    // agent has no connection to tell by). The guard watches for a reconnect loop.
+    const newSession =
+      !online || record.channel !== channel || (message.sequenceNum === 0n && message.agentDescription !== undefined);
+    if (newSession && this.#guard.sessionStarted(record.id)) {
+      this.reportError(
+        new OpampError(
+          "limit_exceeded",
+          `agent ${record.id} started more than ${this.options.maxReconnectsPerWindow} sessions within ` +
+            `${this.options.reconnectWindowMs} ms after it was sent connection settings: it looks caught in a ` +
+            "reconnect loop, so connection settings are no longer offered to it until it is quiet for that long",
+          { details: { limit: this.options.maxReconnectsPerWindow, instanceUid: record.id } },
+        ),
+      );
+    }
+    record.endpoint = this.#intern(conn.endpoint);
     const changes: AgentPart[] = [];
     if (!online) {
       record.resetSession();

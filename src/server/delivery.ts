@@ -38,6 +38,7 @@ export function restoreDesired(record: AgentRecord, desired: StoredDesired): voi
     const msg = fromBinary(ConnectionSettingsOffersSchema, desired.connectionSettings);
     record.desired.connectionSettings = desiredItem("connectionSettings", desired.connectionSettings, msg.hash);
   }
+  record.sentSettingsHash = desired.sentConnectionSettingsHash;
 }
 
 /** The desired state of a record in store form. */
@@ -46,6 +47,7 @@ export function storedDesired(record: AgentRecord): StoredDesired {
   if (record.desired.remoteConfig) out.remoteConfig = record.desired.remoteConfig.messageBytes;
   if (record.desired.packagesAvailable) out.packagesAvailable = record.desired.packagesAvailable.messageBytes;
   if (record.desired.connectionSettings) out.connectionSettings = record.desired.connectionSettings.messageBytes;
+  if (record.sentSettingsHash) out.sentConnectionSettingsHash = record.sentSettingsHash;
   return out;
 }
 

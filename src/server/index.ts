@@ -11,8 +11,10 @@ export {
   DEFAULT_MAX_BUFFERED_BYTES,
   DEFAULT_MAX_CONNECTIONS,
   DEFAULT_MAX_PENDING_CUSTOM_MESSAGES_PER_AGENT,
+  DEFAULT_MAX_RECONNECTS_PER_WINDOW,
   DEFAULT_MISSED_HEARTBEATS,
   DEFAULT_OPAMP_PATH,
+  DEFAULT_RECONNECT_WINDOW_MS,
   DEFAULT_RETRY_AFTER_MS,
   DEFAULT_SERVER_CAPABILITIES,
   DEFAULT_STOP_TIMEOUT_MS,
@@ -22,12 +24,12 @@ export {
   type ResolvedServerOptions,
 } from "./options.js";
 export {
-  type ConnectionSettingsInput,
   type CustomMessageInput,
   type PackagesInput,
   PreparedRemoteConfig,
   type RemoteConfigInput,
 } from "./push.js";
+export type { ConnectionSettingsInput, HeadersInput } from "./settings-offer.js";
 export type {
   DeliveryEvent,
   DeliveryKind,

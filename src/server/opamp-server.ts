@@ -16,7 +16,6 @@ import { ConnectionGate, handleNodeRequest } from "./node-http-adapter.js";
 import { type OpAMPServerOptions, type ResolvedServerOptions, resolveServerOptions } from "./options.js";
 import {
   assignInstanceUid,
-  type ConnectionSettingsInput,
   type CustomMessageInput,
   offerConnectionSettings,
   offerPackages,
@@ -29,6 +28,7 @@ import {
   sendRestart,
   setRemoteConfig,
 } from "./push.js";
+import type { ConnectionSettingsInput } from "./settings-offer.js";
 import type { ServerStore, StoredDelivery } from "./store.js";
 import type { Agent, AgentTarget, PushResult, ServerEvents } from "./types.js";
 import { WS_CLOSE, WsAdapter } from "./ws-adapter.js";
@@ -296,7 +296,21 @@ export class OpAMPServer<P = unknown> extends EventEmitter<ServerEvents<P>> {
     return offerPackages(this.#core, target as AgentTarget, packages) as Promise<PushResult<P>>;
   }
 
-  /** Offers connection settings (each kind needs its capability). */
+  /**
+   * Offers connection settings (each kind needs its capability). Headers may be plain
+   * records; an OpAMP part without `destinationEndpoint` gets each agent's own endpoint;
+   * `hash` is computed when left out.
+   *
+   * An agent without ReportsConnectionSettingsStatus is taken to hold the last settings it
+   * was sent: settings with the same hash are not sent to it again, on this connection or a
+   * later one, also after a server restart when the store keeps
+   * `StoredDesired.sentConnectionSettingsHash`. Offer settings with another hash (a new key)
+   * to give such an agent new ones. An agent that keeps reconnecting after being sent
+   * settings is protected by the reconnect guard (`limits.maxReconnectsPerWindow`).
+   *
+   * @throws OpampError (as a rejection) `invalid_argument` for malformed headers,
+   *   `capability_missing`, `unknown_agent` for a single UID not connected.
+   */
   offerConnectionSettings(target: AgentTarget<P>, settings: ConnectionSettingsInput): Promise<PushResult<P>> {
     return offerConnectionSettings(this.#core, target as AgentTarget, settings) as Promise<PushResult<P>>;
   }

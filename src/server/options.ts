@@ -32,6 +32,13 @@ export const DEFAULT_MAX_BUFFERED_BYTES = 16 * 1024 * 1024;
 export const DEFAULT_MAX_PENDING_CUSTOM_MESSAGES_PER_AGENT = 16;
 /** Default delay suggested to clients when the server is over capacity: 30 s (spec minimum recommended). */
 export const DEFAULT_RETRY_AFTER_MS = 30_000;
+/**
+ * Default number of sessions an agent may start within {@link DEFAULT_RECONNECT_WINDOW_MS}
+ * after it was sent connection settings before it counts as looping: 10.
+ */
+export const DEFAULT_MAX_RECONNECTS_PER_WINDOW = 10;
+/** Default window of the reconnect-loop guard: 60 s. */
+export const DEFAULT_RECONNECT_WINDOW_MS = 60_000;
 /** Default time `stop()` waits for in-flight HTTP requests and WebSocket close handshakes: 5 s. */
 export const DEFAULT_STOP_TIMEOUT_MS = 5_000;
 /**
@@ -129,6 +136,16 @@ export interface OpAMPServerOptions<P = unknown> {
     readonly maxPendingCustomMessages?: number;
     /** Retry delay suggested when over capacity. Default {@link DEFAULT_RETRY_AFTER_MS}. */
     readonly retryAfterMs?: number;
+    /**
+     * Reconnect-loop guard: an agent that was sent connection settings and then starts more
+     * than this many sessions (connections, or restarts of its sequence numbers) within
+     * `reconnectWindowMs` is taken to be looping. Settings offers to it pause until it has
+     * been quiet for a whole window, and `error` reports it once (`limit_exceeded`).
+     * Default {@link DEFAULT_MAX_RECONNECTS_PER_WINDOW}.
+     */
+    readonly maxReconnectsPerWindow?: number;
+    /** Window of the reconnect-loop guard. Default {@link DEFAULT_RECONNECT_WINDOW_MS}. */
+    readonly reconnectWindowMs?: number;
   };
   /** Transport details. */
   readonly transport?: {
@@ -167,6 +184,8 @@ export interface ResolvedServerOptions {
   readonly maxBufferedBytes: number;
   readonly maxPendingCustomMessages: number;
   readonly retryAfterMs: number;
+  readonly maxReconnectsPerWindow: number;
+  readonly reconnectWindowMs: number;
   readonly perMessageDeflate: boolean;
   readonly gzipResponses: boolean;
   readonly clock: Clock;
@@ -263,6 +282,12 @@ export function resolveServerOptions(options: OpAMPServerOptions): ResolvedServe
       "limits.maxPendingCustomMessages",
     ),
     retryAfterMs: positiveInt(limits.retryAfterMs, DEFAULT_RETRY_AFTER_MS, "limits.retryAfterMs", true),
+    maxReconnectsPerWindow: positiveInt(
+      limits.maxReconnectsPerWindow,
+      DEFAULT_MAX_RECONNECTS_PER_WINDOW,
+      "limits.maxReconnectsPerWindow",
+    ),
+    reconnectWindowMs: positiveInt(limits.reconnectWindowMs, DEFAULT_RECONNECT_WINDOW_MS, "limits.reconnectWindowMs"),
     perMessageDeflate: options.transport?.perMessageDeflate ?? false,
     gzipResponses: options.transport?.gzipResponses ?? true,
     clock: options.clock ?? systemClock,

@@ -3,7 +3,7 @@
  * agent's capabilities first (spec: Capability negotiation — never send what the agent
  * cannot take) and builds the sub-message once for the whole selection.
  */
-import { create, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
+import { clone, create, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
 import {
   type AgentConfigMap,
   AgentRemoteConfigSchema,
@@ -30,6 +30,7 @@ import type { ServerCore } from "./core.js";
 import { desiredItem, storedDesired } from "./delivery.js";
 import { makePart, type Part } from "./outbound.js";
 import { deliver, reportedHash } from "./reply.js";
+import { type ConnectionSettingsInput, normalizeSettingsInput } from "./settings-offer.js";
 import type { AgentTarget, PushResult } from "./types.js";
 
 /** A remote config: an AgentConfigMap, or files by name as accepted by `configMap()`. */
@@ -39,8 +40,6 @@ export type RemoteConfigInput =
 
 /** Packages to offer; `allPackagesHash` is computed (SHA-256) when left out. */
 export type PackagesInput = MessageInitShape<typeof PackagesAvailableSchema>;
-/** Connection settings to offer; `hash` is computed (SHA-256) when left out. */
-export type ConnectionSettingsInput = MessageInitShape<typeof ConnectionSettingsOffersSchema>;
 /** A custom message; the agent must list `capability` in its custom capabilities. */
 export type CustomMessageInput = { readonly capability: string; readonly type: string; readonly data?: Uint8Array };
 
@@ -48,8 +47,14 @@ function missing(record: AgentRecord, what: string): OpampError {
   return new OpampError("capability_missing", `agent ${record.id} does not advertise ${what}`);
 }
 
+/** The agents a target names, and whether it named one UID (then failures throw). */
+interface Resolved {
+  readonly records: AgentRecord[];
+  readonly single: boolean;
+}
+
 /** The records a target names. A single UID that is not connected throws `unknown_agent`. */
-function resolve(core: ServerCore, target: AgentTarget): { records: AgentRecord[]; single: boolean } {
+function resolve(core: ServerCore, target: AgentTarget): Resolved {
   if (typeof target === "function") {
     const records: AgentRecord[] = [];
     for (const record of core.agents.values()) if (target(record)) records.push(record);
@@ -70,11 +75,11 @@ function resolve(core: ServerCore, target: AgentTarget): { records: AgentRecord[
  */
 function each(
   core: ServerCore,
-  target: AgentTarget,
+  target: AgentTarget | Resolved,
   check: (record: AgentRecord) => OpampError | undefined,
   act: (record: AgentRecord) => void,
 ): PushResult {
-  const { records, single } = resolve(core, target);
+  const { records, single } = isResolved(target) ? target : resolve(core, target);
   const sent: AgentRecord[] = [];
   const skipped: { agent: AgentRecord; error: OpampError }[] = [];
   for (const record of records) {
@@ -107,16 +112,14 @@ async function sha256(bytes: Uint8Array): Promise<Uint8Array> {
 /** Room a message needs besides a pushed item: header byte, instance_uid, flags, capabilities. */
 const REPLY_OVERHEAD_BYTES = 64;
 
-/** Stores a desired item for each agent and sends it to WebSocket agents now. */
-function pushDesired(
-  core: ServerCore,
-  target: AgentTarget,
-  kind: DesiredKind,
-  item: DesiredItem,
-  check: (record: AgentRecord) => OpampError | undefined,
-): Promise<PushResult> {
-  // An item no message can carry would be stored as desired, re-offered with every reply
-  // and refused every time: refuse it once, before any agent is given it.
+function isResolved(target: AgentTarget | Resolved): target is Resolved {
+  return typeof target === "object" && !isInstanceUid(target) && "records" in target;
+}
+
+/** Refuses an item no message can carry. */
+function checkCarriable(core: ServerCore, kind: DesiredKind, item: DesiredItem): void {
+  // It would be stored as desired, re-offered with every reply and refused every time:
+  // refuse it once, before any agent is given it.
   if (item.part.bytes.length + REPLY_OVERHEAD_BYTES > core.options.maxMessageBytes) {
     throw new OpampError(
       "message_too_large",
@@ -124,14 +127,36 @@ function pushDesired(
       { details: { limit: core.options.maxMessageBytes } },
     );
   }
+}
+
+/**
+ * Stores a desired item for each agent and sends it to WebSocket agents now. `item` may
+ * differ by agent (a settings offer whose endpoint is each agent's own); every one of them
+ * must have passed {@link checkCarriable}.
+ */
+function pushDesired(
+  core: ServerCore,
+  target: AgentTarget | Resolved,
+  kind: DesiredKind,
+  item: DesiredItem | ((record: AgentRecord) => DesiredItem),
+  check: (record: AgentRecord) => OpampError | undefined,
+): Promise<PushResult> {
+  if (typeof item !== "function") checkCarriable(core, kind, item);
   const now = core.options.clock.now();
   const writes: Promise<void>[] = [];
   const result = each(core, target, check, (record) => {
-    record.desired[kind] = item;
-    record.offered[kind] = undefined;
-    if (record.channel !== undefined && !sameBytes(reportedHash(record, kind), item.hash)) {
-      deliver(core.options, record, [item.part]);
-      record.offered[kind] = item.hash;
+    const mine = typeof item === "function" ? item(record) : item;
+    record.desired[kind] = mine;
+    // Pushed again with what this session already carried: not sent twice.
+    if (!sameBytes(record.offered[kind], mine.hash)) record.offered[kind] = undefined;
+    if (
+      record.offered[kind] === undefined &&
+      record.channel !== undefined &&
+      !sameBytes(reportedHash(record, kind), mine.hash) &&
+      !core.paused(record, kind)
+    ) {
+      deliver(core.options, record, [mine.part]);
+      core.offered(record, kind, mine.hash);
     }
     // HTTP agents get it with their next poll: the reply includes desired items not yet offered.
     const id = record.id;
@@ -140,7 +165,7 @@ function pushDesired(
     writes.push(
       core.persist(async () => {
         await core.store.putDesired(id, desired);
-        await core.store.appendDelivery(id, deliveryKind, item.hash, { status: "offered", at: now });
+        await core.store.appendDelivery(id, deliveryKind, mine.hash, { status: "offered", at: now });
       }),
     );
   });
@@ -216,17 +241,36 @@ export async function offerPackages(core: ServerCore, target: AgentTarget, input
   );
 }
 
-/** Offers connection settings; each part offered needs its own agent capability. */
+/**
+ * Offers connection settings; each part offered needs its own agent capability. An OpAMP
+ * part without `destinationEndpoint` gets, for each agent, the endpoint that agent connected
+ * to (spec: the destination is required; the agent would refuse an empty one).
+ *
+ * An agent without ReportsConnectionSettingsStatus is taken to hold the last settings it was
+ * sent: an offer with the same hash does not go to it again (see `reportedHash`).
+ *
+ * @throws OpampError `invalid_argument` for malformed headers (see `normalizeHeaders`).
+ */
 export async function offerConnectionSettings(
   core: ServerCore,
   target: AgentTarget,
   input: ConnectionSettingsInput,
 ): Promise<PushResult> {
   requireServerCapability(core, ServerCapability.OffersConnectionSettings, "OffersConnectionSettings");
-  const msg = create(ConnectionSettingsOffersSchema, input);
-  if (msg.hash.length === 0) {
-    const copy = create(ConnectionSettingsOffersSchema, { ...msg, hash: new Uint8Array(0) });
-    msg.hash = await sha256(toBinary(ConnectionSettingsOffersSchema, copy));
+  const msg = create(ConnectionSettingsOffersSchema, normalizeSettingsInput(input));
+  const resolved = resolve(core, target);
+  // One item per destination: the same settings to agents that came to different URLs.
+  const perEndpoint = msg.opamp !== undefined && msg.opamp.destinationEndpoint === "";
+  const items = new Map<string, DesiredItem>();
+  for (const endpoint of perEndpoint ? new Set(resolved.records.map((r) => r.endpoint)) : [""]) {
+    const offer = perEndpoint ? clone(ConnectionSettingsOffersSchema, msg) : msg;
+    if (perEndpoint) offer.opamp!.destinationEndpoint = endpoint;
+    if (offer.hash.length === 0) {
+      offer.hash = await sha256(toBinary(ConnectionSettingsOffersSchema, offer));
+    }
+    const item = desiredItem("connectionSettings", toBinary(ConnectionSettingsOffersSchema, offer), offer.hash);
+    checkCarriable(core, "connectionSettings", item);
+    items.set(endpoint, item);
   }
   const needs: [boolean, bigint, string][] = [
     [msg.opamp !== undefined, AgentCapability.AcceptsOpAMPConnectionSettings, "AcceptsOpAMPConnectionSettings"],
@@ -239,8 +283,8 @@ export async function offerConnectionSettings(
       "AcceptsOtherConnectionSettings",
     ],
   ];
-  const item = desiredItem("connectionSettings", toBinary(ConnectionSettingsOffersSchema, msg), msg.hash);
-  return pushDesired(core, target, "connectionSettings", item, (r) => {
+  const itemFor = (r: AgentRecord) => items.get(perEndpoint ? r.endpoint : "")!;
+  return pushDesired(core, resolved, "connectionSettings", itemFor, (r) => {
     for (const [offered, bit, name] of needs) if (offered && !hasBit(r.capabilities, bit)) return missing(r, name);
     return undefined;
   });

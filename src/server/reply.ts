@@ -56,11 +56,22 @@ export function reofferOnNewStatus(record: AgentRecord, changed: readonly AgentP
   }
 }
 
+/** What the reply builder tells and asks about the desired items it sends. */
+export interface OfferTracker {
+  /** A desired item of `kind` went out to the agent (in a reply or pushed). */
+  offered(record: AgentRecord, kind: DesiredKind, hash: Uint8Array): void;
+  /** True while items of `kind` must not be sent to the agent (see ReconnectGuard). */
+  paused(record: AgentRecord, kind: DesiredKind): boolean;
+}
+
 /** Fills replies for one server; caches the heartbeat offer per endpoint. */
 export class ReplyBuilder {
   readonly #heartbeatParts = new Map<string, Part>();
 
-  constructor(readonly options: ResolvedServerOptions) {}
+  constructor(
+    readonly options: ResolvedServerOptions,
+    readonly tracker: OfferTracker,
+  ) {}
 
   /** Adds capabilities, flags, pending one-shots and desired items that need (re)sending. */
   fill(record: AgentRecord, reply: ServerToAgent, parts: Part[], conn: CoreConnection, flags: bigint): void {
@@ -94,8 +105,9 @@ export class ReplyBuilder {
       if (item === undefined || (record.capabilities & CAPABILITY_FOR[kind]) === 0n) continue;
       // spec: include the item when the agent's reported hash differs from ours.
       if (sameBytes(reportedHash(record, kind), item.hash) || sameBytes(record.offered[kind], item.hash)) continue;
+      if (this.tracker.paused(record, kind)) continue;
       parts.push(item.part);
-      record.offered[kind] = item.hash;
+      this.tracker.offered(record, kind, item.hash);
     }
     reply.flags = flags;
   }
@@ -155,7 +167,14 @@ export function identificationPart(uid: Uint8Array): Part {
   return makePart("agentIdentification", bytes);
 }
 
-/** The hash the agent last reported for a desired kind. */
+/**
+ * The hash of a desired kind the agent holds, as far as the server can tell: what it last
+ * reported. An agent without ReportsConnectionSettingsStatus cannot report which connection
+ * settings it holds, so it is taken to hold the last ones it was sent. Applying OpAMP
+ * settings means reconnecting with them: were they sent again on every connection, such an
+ * agent would reconnect for ever (spec: the server resends only when the reported hash
+ * differs; it has no report to go on here).
+ */
 export function reportedHash(record: AgentRecord, kind: DesiredKind): Uint8Array | undefined {
   switch (kind) {
     case "remoteConfig":
@@ -163,7 +182,9 @@ export function reportedHash(record: AgentRecord, kind: DesiredKind): Uint8Array
     case "packagesAvailable":
       return record.packageStatuses?.serverProvidedAllPackagesHash;
     case "connectionSettings":
-      return record.connectionSettingsStatus?.lastConnectionSettingsHash;
+      return hasBit(record.capabilities, AgentCapability.ReportsConnectionSettingsStatus)
+        ? record.connectionSettingsStatus?.lastConnectionSettingsHash
+        : record.sentSettingsHash;
   }
 }
 

@@ -34,6 +34,14 @@ export interface StoredDesired {
   readonly packagesAvailable?: Uint8Array;
   /** Binary `ConnectionSettingsOffers`. */
   readonly connectionSettings?: Uint8Array;
+  /**
+   * Hash of the connection settings last sent to an agent that cannot report
+   * connection-settings status (no ReportsConnectionSettingsStatus). The server takes such
+   * an agent to hold the last offer it was sent and never sends that hash to it again, also
+   * after a restart of the server: a store that drops this field lets a restarted server
+   * offer the settings once more.
+   */
+  readonly sentConnectionSettingsHash?: Uint8Array;
 }
 
 /** What is being delivered. */

@@ -131,13 +131,15 @@ export function serverStoreContract(test: ContractTestApi, name: string, factory
       "keeps desired state per agent, each field independent",
       withStore(async (store) => {
         await store.putDesired(UID_A, { remoteConfig: bytes(1), packagesAvailable: bytes(2) });
-        await store.putDesired(UID_B, { connectionSettings: bytes(3) });
+        await store.putDesired(UID_B, { connectionSettings: bytes(3), sentConnectionSettingsHash: bytes(4) });
         const a = await store.getDesired(UID_A);
         expect(same(a?.remoteConfig, bytes(1))).toBe(true);
         expect(same(a?.packagesAvailable, bytes(2))).toBe(true);
         expect(a?.connectionSettings).toBeUndefined();
         const b = await store.getDesired(UID_B);
         expect(same(b?.connectionSettings, bytes(3))).toBe(true);
+        expect(same(b?.sentConnectionSettingsHash, bytes(4))).toBe(true);
+        expect(a?.sentConnectionSettingsHash).toBeUndefined();
         expect(b?.remoteConfig).toBeUndefined();
         await store.putDesired(UID_A, { remoteConfig: bytes(7) });
         const replaced = await store.getDesired(UID_A);

@@ -65,6 +65,8 @@ export interface OpampErrorDetails {
   readonly retryAfterMs?: number;
   /** The limit that was exceeded, for `message_too_large` and `limit_exceeded`. */
   readonly limit?: number;
+  /** The agent concerned (canonical UID string), when the error is about one agent. */
+  readonly instanceUid?: string;
 }
 
 /**
