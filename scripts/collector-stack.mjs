@@ -5,11 +5,17 @@
 //   - the Collector's own `opampsupervisor` (contrib cmd/opampsupervisor);
 //   - a minimal Collector made with the Collector builder, holding otlpreceiver,
 //     batchprocessor, debugexporter and contrib's opampextension, with the confmap file
-//     and env providers.
+//     and env providers. It also holds the nop receiver and exporter: the supervisor
+//     bootstraps the Collector with a nop pipeline unless a 5-second probe of the
+//     Collector's feature gates finds `service.AllowNoPipelines`, and on a loaded machine
+//     that probe can time out, after which a Collector without nop components cannot start.
+//     And it holds the confmap yaml provider, so that `--set` works: tests that run several
+//     Collectors at once turn off each one's own metrics endpoint (localhost:8888 by
+//     default) with `--set=service::telemetry::metrics::level=none` in `agent.args`.
 //
 // Both come from the Go module proxy at pinned versions. The binaries are cached in
-// .cache/collector-stack/v<version>/ (git-ignored; OPAMP_COLLECTOR_STACK_DIR overrides it)
-// with a stamp of the recipe, so a second run returns at once. Concurrent runs (several
+// .cache/collector-stack/v<version>-<recipe hash>/ (git-ignored; OPAMP_COLLECTOR_STACK_DIR
+// overrides it), so a second run returns at once and a changed recipe builds anew. Concurrent runs (several
 // test workers) wait on one lock and build once.
 //
 //   node scripts/collector-stack.mjs           build if needed, print {"supervisor", "collector", ...} as JSON
@@ -44,15 +50,18 @@ const BUILDER_MANIFEST = `dist:
   version: ${COLLECTOR_VERSION}
 receivers:
   - gomod: go.opentelemetry.io/collector/receiver/otlpreceiver v${COLLECTOR_VERSION}
+  - gomod: go.opentelemetry.io/collector/receiver/nopreceiver v${COLLECTOR_VERSION}
 processors:
   - gomod: go.opentelemetry.io/collector/processor/batchprocessor v${COLLECTOR_VERSION}
 exporters:
   - gomod: go.opentelemetry.io/collector/exporter/debugexporter v${COLLECTOR_VERSION}
+  - gomod: go.opentelemetry.io/collector/exporter/nopexporter v${COLLECTOR_VERSION}
 extensions:
   - gomod: github.com/open-telemetry/opentelemetry-collector-contrib/extension/opampextension v${COLLECTOR_VERSION}
 providers:
   - gomod: go.opentelemetry.io/collector/confmap/provider/fileprovider v${CONFMAP_VERSION}
   - gomod: go.opentelemetry.io/collector/confmap/provider/envprovider v${CONFMAP_VERSION}
+  - gomod: go.opentelemetry.io/collector/confmap/provider/yamlprovider v${CONFMAP_VERSION}
 `;
 
 /** Changes whenever what is built changes, so a stale cache is rebuilt. */
@@ -62,7 +71,7 @@ const RECIPE = createHash("sha256")
   .slice(0, 16);
 
 const cacheDir =
-  process.env.OPAMP_COLLECTOR_STACK_DIR ?? join(root, ".cache", "collector-stack", `v${COLLECTOR_VERSION}`);
+  process.env.OPAMP_COLLECTOR_STACK_DIR ?? join(root, ".cache", "collector-stack", `v${COLLECTOR_VERSION}-${RECIPE}`);
 const exe = process.platform === "win32" ? ".exe" : "";
 const paths = {
   version: COLLECTOR_VERSION,

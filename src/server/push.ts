@@ -244,7 +244,8 @@ export async function offerPackages(core: ServerCore, target: AgentTarget, input
 /**
  * Offers connection settings; each part offered needs its own agent capability. An OpAMP
  * part without `destinationEndpoint` gets, for each agent, the endpoint that agent connected
- * to (spec: the destination is required; the agent would refuse an empty one).
+ * to (spec: the destination is required; the agent would refuse an empty one), and without
+ * `heartbeatIntervalSeconds` the server's interval for agents that report heartbeats.
  *
  * An agent without ReportsConnectionSettingsStatus is taken to hold the last settings it was
  * sent: an offer with the same hash does not go to it again (see `reportedHash`).
@@ -259,18 +260,30 @@ export async function offerConnectionSettings(
   requireServerCapability(core, ServerCapability.OffersConnectionSettings, "OffersConnectionSettings");
   const msg = create(ConnectionSettingsOffersSchema, normalizeSettingsInput(input));
   const resolved = resolve(core, target);
-  // One item per destination: the same settings to agents that came to different URLs.
-  const perEndpoint = msg.opamp !== undefined && msg.opamp.destinationEndpoint === "";
+  // What an OpAMP part leaves out is filled in for each agent: the endpoint it came to, and
+  // for an agent that reports heartbeats the server's interval (0 would turn its heartbeats
+  // off, spec: Heartbeats; opamp-go's HTTP client refuses 0 and keeps its old settings).
+  const opamp = msg.opamp;
+  const fillEndpoint = opamp !== undefined && opamp.destinationEndpoint === "";
+  const fillHeartbeat = opamp !== undefined && opamp.heartbeatIntervalSeconds === 0n;
+  const serverHeartbeat = BigInt(core.options.heartbeatIntervalSeconds);
+  const variant = (r: AgentRecord): [string, bigint] => [
+    fillEndpoint ? r.endpoint : "",
+    fillHeartbeat && hasBit(r.capabilities, AgentCapability.ReportsHeartbeat) ? serverHeartbeat : 0n,
+  ];
+  // One item per variant: agents that came to one URL share the encoded offer.
   const items = new Map<string, DesiredItem>();
-  for (const endpoint of perEndpoint ? new Set(resolved.records.map((r) => r.endpoint)) : [""]) {
-    const offer = perEndpoint ? clone(ConnectionSettingsOffersSchema, msg) : msg;
-    if (perEndpoint) offer.opamp!.destinationEndpoint = endpoint;
-    if (offer.hash.length === 0) {
-      offer.hash = await sha256(toBinary(ConnectionSettingsOffersSchema, offer));
-    }
+  for (const record of resolved.records) {
+    const [endpoint, heartbeat] = variant(record);
+    const key = `${heartbeat} ${endpoint}`;
+    if (items.has(key)) continue;
+    const offer = fillEndpoint || heartbeat !== 0n ? clone(ConnectionSettingsOffersSchema, msg) : msg;
+    if (fillEndpoint) offer.opamp!.destinationEndpoint = endpoint;
+    if (heartbeat !== 0n) offer.opamp!.heartbeatIntervalSeconds = heartbeat;
+    if (offer.hash.length === 0) offer.hash = await sha256(toBinary(ConnectionSettingsOffersSchema, offer));
     const item = desiredItem("connectionSettings", toBinary(ConnectionSettingsOffersSchema, offer), offer.hash);
     checkCarriable(core, "connectionSettings", item);
-    items.set(endpoint, item);
+    items.set(key, item);
   }
   const needs: [boolean, bigint, string][] = [
     [msg.opamp !== undefined, AgentCapability.AcceptsOpAMPConnectionSettings, "AcceptsOpAMPConnectionSettings"],
@@ -283,7 +296,10 @@ export async function offerConnectionSettings(
       "AcceptsOtherConnectionSettings",
     ],
   ];
-  const itemFor = (r: AgentRecord) => items.get(perEndpoint ? r.endpoint : "")!;
+  const itemFor = (r: AgentRecord) => {
+    const [endpoint, heartbeat] = variant(r);
+    return items.get(`${heartbeat} ${endpoint}`)!;
+  };
   return pushDesired(core, resolved, "connectionSettings", itemFor, (r) => {
     for (const [offered, bit, name] of needs) if (offered && !hasBit(r.capabilities, bit)) return missing(r, name);
     return undefined;

@@ -19,6 +19,14 @@ export interface CollectorStack {
 
 const SCRIPT = fileURLToPath(new URL("../../scripts/collector-stack.mjs", import.meta.url));
 
+/**
+ * Collector arguments every test passes (the supervisor's `agent.args`, or the command line
+ * of a Collector run alone): the Collector's own metrics endpoint is off, so that several
+ * Collectors can run at once (by default each binds localhost:8888, and a second one fails
+ * to start). The stack's Collector holds the confmap yaml provider for `--set`.
+ */
+export const COLLECTOR_TEST_ARGS: readonly string[] = ["--set=service::telemetry::metrics::level=none"];
+
 /** A cold build downloads the Collector's modules and compiles two binaries: allow for it. */
 export const STACK_BUILD_TIMEOUT_MS = 20 * 60_000;
 

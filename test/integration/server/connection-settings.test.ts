@@ -137,6 +137,30 @@ describe.each(transports)("connection-settings offers over %s", (transport) => {
   });
 });
 
+describe.each(transports)("connection-settings offers left incomplete, over %s", (transport) => {
+  it("fill in the server's heartbeat interval for agents that report heartbeats", async () => {
+    const { server, url } = await startServer({ heartbeat: { intervalSeconds: 17 } });
+    const offers = async (caps: bigint, heartbeatIntervalSeconds?: bigint) => {
+      const agent = await TestAgent.connect(transport, url, { capabilities: caps });
+      await agent.send(agent.fullState());
+      const opamp = heartbeatIntervalSeconds === undefined ? {} : { heartbeatIntervalSeconds };
+      await server.offerConnectionSettings(agent.uid, { opamp: { ...opamp, headers: { A: "b" } } });
+      const reply =
+        transport === "websocket"
+          ? await agent.next((m) => m.connectionSettings !== undefined)
+          : await agent.send(agent.message());
+      agent.close();
+      return reply.connectionSettings?.opamp;
+    };
+    const heartbeats = NO_STATUS_CAPS | AgentCapability.ReportsHeartbeat;
+    const filled = await offers(heartbeats);
+    expect(filled?.heartbeatIntervalSeconds).toBe(17n);
+    expect(filled?.destinationEndpoint).toBe(transport === "websocket" ? url.replace(/^http/, "ws") : url);
+    expect((await offers(heartbeats, 5n))?.heartbeatIntervalSeconds).toBe(5n);
+    expect((await offers(NO_STATUS_CAPS))?.heartbeatIntervalSeconds).toBe(0n);
+  });
+});
+
 describe("connection-settings offer input", () => {
   it("accepts plain header records (arrays repeat the header) and refuses other shapes", async () => {
     const { server, url } = await startServer();
