@@ -77,6 +77,8 @@ export class AgentRecord implements Agent {
   connectionSettingsStatus: ConnectionSettingsStatus | undefined;
   transport: AgentTransport;
   principal: unknown;
+  /** Key of the principal the UID is bound to (see `hooks.principalKey`). */
+  boundPrincipal: string | undefined;
   remoteAddress: string | undefined;
   lastSeen: number;
   sequenceNum = 0n;

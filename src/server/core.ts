@@ -164,16 +164,6 @@ export class ServerCore implements OfferTracker {
         message: "instance_uid must be 16 bytes",
       });
     }
-    const authorize = this.options.authorizeMessage;
-    if (authorize !== undefined) {
-      let ok: boolean;
-      try {
-        ok = await authorize({ message, principal: conn.principal, transport: conn.transport });
-      } catch (e) {
-        throw new OpampError("hook_failed", "authorizeMessage threw", { cause: e });
-      }
-      if (!ok) throw new OpampError("unauthenticated", "message refused by authorizeMessage");
-    }
     const id = instanceUidToString(message.instanceUid);
     let record = this.agents.get(id) ?? this.#aliases.get(id);
     let known = record !== undefined;
@@ -181,6 +171,32 @@ export class ServerCore implements OfferTracker {
       const loaded = await this.#load(id, message.instanceUid, conn.transport);
       record = loaded.record;
       known = loaded.known;
+    }
+    // Each UID is bound to the principal that first spoke for it (an await only when
+    // another principal speaks for a bound UID).
+    const key = this.#principalKey(conn);
+    let rebound: string | undefined;
+    if (record.boundPrincipal === undefined) rebound = key;
+    else if (key !== record.boundPrincipal) rebound = await this.#rebind(record, key, conn, message);
+    const authorize = this.options.authorizeMessage;
+    if (authorize !== undefined) {
+      let ok: boolean;
+      try {
+        ok = await authorize({
+          message,
+          principal: conn.principal,
+          transport: conn.transport,
+          boundPrincipal: rebound ?? record.boundPrincipal,
+        });
+      } catch (e) {
+        throw new OpampError("hook_failed", "authorizeMessage threw", { cause: e });
+      }
+      if (!ok) throw new OpampError("unauthenticated", "message refused by authorizeMessage");
+    }
+    if (rebound !== undefined) {
+      // Stored at once, not with the next sweep: after a crash the UID must still be bound.
+      record.boundPrincipal = rebound;
+      this.#dirty.add(record);
     }
     // Decided after the load: a message of the same agent that raced this one (an HTTP
     // retry, a second connection) may have brought it online meanwhile.
@@ -325,8 +341,67 @@ export class ServerCore implements OfferTracker {
       );
       bytes = encodeWithParts(reply, [], ws);
     }
+    if (rebound !== undefined && this.#dirty.has(record)) this.#saveAgent(record);
     if (message.agentDisconnect !== undefined) this.disconnect(record, "agent_disconnect");
     return bytes;
+  }
+
+  /** The principal key of a connection, computed once per WebSocket. */
+  readonly #principalKeys = new WeakMap<CoreConnection, string | undefined>();
+
+  #principalKey(conn: CoreConnection): string | undefined {
+    if (conn.channel !== undefined && this.#principalKeys.has(conn)) return this.#principalKeys.get(conn);
+    let key: string | undefined;
+    try {
+      key = this.options.principalKey(conn.principal);
+    } catch (e) {
+      throw new OpampError("hook_failed", "principalKey threw", { cause: e });
+    }
+    if (key !== undefined && typeof key !== "string") {
+      throw new OpampError("hook_failed", "principalKey must return a string or undefined");
+    }
+    if (conn.channel !== undefined) this.#principalKeys.set(conn, key);
+    return key;
+  }
+
+  /**
+   * Another principal speaks for a bound UID: `allowRebind` decides. Returns the key to bind
+   * the UID to.
+   *
+   * @throws OpampError `unauthenticated` (reported on `error` too) when the hook is absent,
+   *   refuses, or the new principal has no key.
+   */
+  async #rebind(
+    record: AgentRecord,
+    key: string | undefined,
+    conn: CoreConnection,
+    message: AgentToServer,
+  ): Promise<string> {
+    const bound = record.boundPrincipal!;
+    const hook = this.options.allowRebind;
+    let allowed = false;
+    if (hook !== undefined) {
+      try {
+        allowed = await hook({
+          instanceUid: record.id,
+          boundPrincipal: bound,
+          principalKey: key,
+          principal: conn.principal,
+          message,
+          transport: conn.transport,
+        });
+      } catch (e) {
+        throw new OpampError("hook_failed", "allowRebind threw", { cause: e });
+      }
+    }
+    if (allowed && key !== undefined) return key;
+    const error = new OpampError(
+      "unauthenticated",
+      `instance UID ${record.id} belongs to another principal: message refused`,
+      { details: { instanceUid: record.id } },
+    );
+    this.reportError(error);
+    throw error;
   }
 
   #load(id: string, uid: Uint8Array, transport: AgentTransport): Promise<LoadedRecord> {
@@ -377,7 +452,7 @@ export class ServerCore implements OfferTracker {
     this.agents.set(newId, record);
     this.#aliases.set(oldId, record);
     const desired = storedDesired(record);
-    const entry = storedAgent(newId, record.stateFields(), record.lastSeen);
+    const entry = storedAgent(newId, record);
     // After any write of the old UID still in flight, or it would bring the old UID back.
     this.#writeInOrder(record, async () => {
       await this.store.deleteAgent(oldId);
@@ -411,7 +486,7 @@ export class ServerCore implements OfferTracker {
   #saveAgent(record: AgentRecord): void {
     this.#dirty.delete(record);
     // A snapshot: the pieces are immutable, a later change packs new ones.
-    const entry = storedAgent(record.id, record.stateFields(), record.lastSeen);
+    const entry = storedAgent(record.id, record);
     record.savedSequenceNum = record.sequenceNum;
     this.#writeInOrder(record, () => this.store.putAgent(entry));
   }
@@ -477,11 +552,13 @@ export class ServerCore implements OfferTracker {
  * What the server writes for an agent: the state in pieces (no copy), the whole `state`
  * concatenated only if the store reads it (an own getter, so spreading the object keeps it).
  */
-function storedAgent(instanceUid: string, stateFields: readonly Uint8Array[], lastSeen: number): StoredAgent {
+function storedAgent(instanceUid: string, record: AgentRecord): StoredAgent {
+  const stateFields = record.stateFields();
   let state: Uint8Array | undefined;
   return {
     instanceUid,
-    lastSeen,
+    lastSeen: record.lastSeen,
+    ...(record.boundPrincipal === undefined ? {} : { boundPrincipal: record.boundPrincipal }),
     stateFields,
     get state() {
       state ??= concatBytes(stateFields);

@@ -99,6 +99,7 @@ export async function loadRecord(
     const state = fromBinary(AgentToServerSchema, stored.state);
     mergeReport(record, state, components, stored.state);
     record.sequenceNum = state.sequenceNum;
+    record.boundPrincipal = stored.boundPrincipal;
     known = true;
   }
   if (desired) restoreDesired(record, desired);

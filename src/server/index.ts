@@ -23,6 +23,7 @@ export {
   type OpAMPServerOptions,
   type ResolvedServerOptions,
 } from "./options.js";
+export { defaultPrincipalKey } from "./principal-key.js";
 export {
   type CustomMessageInput,
   type PackagesInput,
@@ -51,7 +52,9 @@ export type {
   CertificateRequestHook,
   DisconnectReason,
   InstanceUidHook,
+  PrincipalKeyHook,
   PushResult,
+  RebindHook,
   ServerEvents,
 } from "./types.js";
 export { WS_CLOSE } from "./ws-adapter.js";

@@ -7,8 +7,16 @@ import { type Clock, systemClock } from "../internal/clock.js";
 import { type ServerCapabilityFlags, serverCapabilities } from "../wire/capabilities.js";
 import { OpampError } from "../wire/errors.js";
 import { DEFAULT_MAX_MESSAGE_BYTES } from "../wire/limits.js";
+import { defaultPrincipalKey } from "./principal-key.js";
 import type { ServerStore } from "./store.js";
-import type { AuthenticateHook, AuthorizeMessageHook, CertificateRequestHook, InstanceUidHook } from "./types.js";
+import type {
+  AuthenticateHook,
+  AuthorizeMessageHook,
+  CertificateRequestHook,
+  InstanceUidHook,
+  PrincipalKeyHook,
+  RebindHook,
+} from "./types.js";
 
 /** Default URL path of the OpAMP endpoint (spec: default `/v1/opamp`). */
 export const DEFAULT_OPAMP_PATH = "/v1/opamp";
@@ -68,6 +76,15 @@ export interface OpAMPServerOptions<P = unknown> {
     readonly authenticate?: AuthenticateHook<P>;
     /** Runs for every agent message; returning false refuses it (WS close 1008 / HTTP 403). */
     readonly authorizeMessage?: AuthorizeMessageHook<P>;
+    /**
+     * The identity an instance UID is bound to. Each UID is bound to the principal that
+     * first spoke for it (stored with the agent); a message for it from another principal
+     * is refused unless `allowRebind` allows it. Default `defaultPrincipalKey`. Return
+     * undefined to leave a principal's UIDs unbound (`() => undefined` turns binding off).
+     */
+    readonly principalKey?: PrincipalKeyHook<P>;
+    /** Lets a principal take over a UID bound to another (re-enrollment). Default: never. */
+    readonly allowRebind?: RebindHook<P>;
     /** Picks the UID for an agent that sets RequestInstanceUid. Default: a new UUIDv7. */
     readonly newInstanceUid?: InstanceUidHook;
     /**
@@ -168,6 +185,8 @@ export interface ResolvedServerOptions {
   readonly duplicateUid: "newest-wins" | "reassign";
   readonly authenticate: AuthenticateHook | undefined;
   readonly authorizeMessage: AuthorizeMessageHook | undefined;
+  readonly principalKey: PrincipalKeyHook;
+  readonly allowRebind: RebindHook | undefined;
   readonly newInstanceUid: InstanceUidHook | undefined;
   readonly onCertificateRequest: CertificateRequestHook | undefined;
   readonly capabilities: bigint;
@@ -245,6 +264,8 @@ export function resolveServerOptions(options: OpAMPServerOptions): ResolvedServe
     duplicateUid,
     authenticate,
     authorizeMessage: options.hooks?.authorizeMessage,
+    principalKey: options.hooks?.principalKey ?? defaultPrincipalKey,
+    allowRebind: options.hooks?.allowRebind,
     newInstanceUid: options.hooks?.newInstanceUid,
     onCertificateRequest: options.hooks?.onCertificateRequest,
     capabilities: caps,

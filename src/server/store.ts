@@ -24,6 +24,11 @@ export interface StoredAgent {
   readonly stateFields?: readonly Uint8Array[];
   /** Clock time (ms) of the agent's latest message. */
   readonly lastSeen: number;
+  /**
+   * Key of the principal the instance UID is bound to (see `hooks.principalKey`). A store
+   * that drops it lets the next principal after a restart take the UID.
+   */
+  readonly boundPrincipal?: string;
 }
 
 /** What the server wants an agent to have. Each field is the binary of the named message. */

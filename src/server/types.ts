@@ -67,6 +67,12 @@ export interface Agent<P = unknown> {
   readonly transport: AgentTransport;
   /** What `authenticate` attached to the connection that carried the latest message. */
   readonly principal: P | undefined;
+  /**
+   * Key of the principal the agent's instance UID is bound to: the first principal that
+   * spoke for it, or the one a `hooks.allowRebind` let take it over. Messages for the UID
+   * from another principal are refused.
+   */
+  readonly boundPrincipal: string | undefined;
   /** Remote address of that connection, when known. */
   readonly remoteAddress: string | undefined;
   /** Clock time (ms since epoch) of the latest message. */
@@ -109,6 +115,36 @@ export type AuthenticateHook<P = unknown> = (request: AuthRequest) => AuthDecisi
 export type AuthorizeMessageHook<P = unknown> = (input: {
   readonly message: AgentToServer;
   readonly principal: P | undefined;
+  readonly transport: AgentTransport;
+  /**
+   * The key of the principal the message's instance UID is bound to (see
+   * `hooks.principalKey`), after the binding check passed; undefined for a UID not bound.
+   */
+  readonly boundPrincipal: string | undefined;
+}) => boolean | Promise<boolean>;
+
+/**
+ * The identity an instance UID is bound to, from the principal `authenticate` attached.
+ * Return undefined to leave UIDs spoken for by this principal unbound. Default
+ * `defaultPrincipalKey`: a string principal, an object's `id`, or the object's sorted JSON.
+ */
+export type PrincipalKeyHook<P = unknown> = (principal: P | undefined) => string | undefined;
+
+/**
+ * Decides whether a principal may take over an instance UID bound to another principal:
+ * a re-enrollment, a key that replaced the enrollment token. Return true to move the
+ * binding to `principalKey` (stored at once); false refuses the message (WS close 1008,
+ * HTTP 403, `error` `unauthenticated`). Without this hook a bound UID never moves.
+ */
+export type RebindHook<P = unknown> = (input: {
+  /** Canonical UID string. */
+  readonly instanceUid: string;
+  /** Key of the principal the UID is bound to. */
+  readonly boundPrincipal: string;
+  /** Key of the principal now speaking for it; undefined when that principal has none. */
+  readonly principalKey: string | undefined;
+  readonly principal: P | undefined;
+  readonly message: AgentToServer;
   readonly transport: AgentTransport;
 }) => boolean | Promise<boolean>;
 

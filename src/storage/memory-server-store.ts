@@ -36,6 +36,7 @@ interface HeldAgent {
   readonly instanceUid: string;
   readonly lastSeen: number;
   readonly fields: readonly Uint8Array[];
+  readonly boundPrincipal: string | undefined;
 }
 
 /**
@@ -64,7 +65,8 @@ export class InMemoryServerStore implements ServerStore {
     if (held === undefined) return undefined;
     const fields = held.fields;
     const state = fields.length === 1 ? fields[0]! : concatBytes(fields);
-    return { instanceUid: held.instanceUid, lastSeen: held.lastSeen, state };
+    const agent = { instanceUid: held.instanceUid, lastSeen: held.lastSeen, state };
+    return held.boundPrincipal === undefined ? agent : { ...agent, boundPrincipal: held.boundPrincipal };
   }
 
   /**
@@ -77,7 +79,12 @@ export class InMemoryServerStore implements ServerStore {
   async putAgent(agent: StoredAgent): Promise<void> {
     const pieces = agent.stateFields;
     const fields = pieces !== undefined ? [...pieces] : this.#fieldsOf(agent);
-    this.#agents.set(agent.instanceUid, { instanceUid: agent.instanceUid, lastSeen: agent.lastSeen, fields });
+    this.#agents.set(agent.instanceUid, {
+      instanceUid: agent.instanceUid,
+      lastSeen: agent.lastSeen,
+      fields,
+      boundPrincipal: agent.boundPrincipal,
+    });
   }
 
   #fieldsOf(agent: StoredAgent): Uint8Array[] {

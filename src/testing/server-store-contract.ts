@@ -128,6 +128,18 @@ export function serverStoreContract(test: ContractTestApi, name: string, factory
     );
 
     it(
+      "keeps the principal a UID is bound to with the agent, replaced by each write",
+      withStore(async (store) => {
+        await store.putAgent({ instanceUid: UID_A, lastSeen: 1, state: bytes(0x10, 1), boundPrincipal: "alice" });
+        await store.putAgent({ instanceUid: UID_B, lastSeen: 1, state: bytes(0x10, 1) });
+        expect((await store.getAgent(UID_A))?.boundPrincipal).toBe("alice");
+        expect((await store.getAgent(UID_B))?.boundPrincipal).toBeUndefined();
+        await store.putAgent({ instanceUid: UID_A, lastSeen: 2, state: bytes(0x10, 2), boundPrincipal: "bob" });
+        expect((await store.getAgent(UID_A))?.boundPrincipal).toBe("bob");
+      }),
+    );
+
+    it(
       "keeps desired state per agent, each field independent",
       withStore(async (store) => {
         await store.putDesired(UID_A, { remoteConfig: bytes(1), packagesAvailable: bytes(2) });
