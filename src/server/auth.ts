@@ -4,6 +4,7 @@
 import type { IncomingHttpHeaders } from "node:http";
 import type { Clock, TimerHandle } from "../internal/clock.js";
 import { OpampError } from "../wire/index.js";
+import type { AuthThrottle } from "./auth-throttle.js";
 import type { AuthDecision, AuthenticateHook, AuthRequest } from "./types.js";
 
 /** Node's header object as lower-case name → value, repeated values joined with ", ". */
@@ -89,6 +90,10 @@ export interface AuthLimits {
   readonly timeoutMs: number;
   /** Where the wait is registered so that the server's `stop()` can end it. */
   readonly pending?: PendingAuthentications | undefined;
+  /** Refusals counted per key (see {@link AuthThrottle}), with the key of this request. */
+  readonly throttle?: { readonly throttle: AuthThrottle; readonly key: string | undefined } | undefined;
+  /** Told when a key becomes throttled. */
+  readonly onThrottled?: ((key: string) => void) | undefined;
 }
 
 /**
@@ -108,6 +113,16 @@ export async function authenticate(
 ): Promise<AuthDecision> {
   if (hook === undefined) return ACCEPT;
   if (limits.pending?.closed === true) throw stopping();
+  const throttle = limits.throttle;
+  const wait = throttle?.throttle.retryAfterMs(throttle.key) ?? 0;
+  if (wait > 0) {
+    return {
+      accept: false,
+      status: 429,
+      headers: { "Retry-After": retryAfterSeconds(wait) },
+      message: "too many refused attempts: try again later",
+    };
+  }
   let decision: AuthDecision;
   let timer: TimerHandle | undefined;
   let abort: ((error: OpampError) => void) | undefined;
@@ -142,6 +157,10 @@ export async function authenticate(
     decision.status < 600 &&
     validHeaders(decision.headers)
   ) {
+    // Wrong or missing credentials count towards throttling; 429 or 503 (load) do not.
+    if ((decision.status === 401 || decision.status === 403) && throttle?.throttle.refused(throttle.key)) {
+      limits.onThrottled?.(throttle.key!);
+    }
     return decision;
   }
   throw new OpampError(

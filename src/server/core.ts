@@ -13,7 +13,8 @@ import {
   ServerToAgentFlag,
 } from "../wire/index.js";
 import { AgentRecord, type DesiredKind, mergeReport, needsFullState, type PushChannel } from "./agent-record.js";
-import { PendingAuthentications } from "./auth.js";
+import { type AuthLimits, PendingAuthentications } from "./auth.js";
+import { AuthThrottle } from "./auth-throttle.js";
 import { answerCertificateRequest } from "./certificate-request.js";
 import { type LoadedRecord, loadRecord, recordDeliveryStatus, storedDesired } from "./delivery.js";
 import type { ResolvedServerOptions } from "./options.js";
@@ -28,7 +29,7 @@ import {
   reofferOnNewStatus,
 } from "./reply.js";
 import type { ServerStore, StoredAgent } from "./store.js";
-import type { AgentPart, AgentTransport, DisconnectReason, ServerEvents } from "./types.js";
+import type { AgentPart, AgentTransport, AuthRequest, DisconnectReason, ServerEvents } from "./types.js";
 
 /** What an adapter tells the core about the connection a message came on. */
 export interface CoreConnection {
@@ -61,6 +62,7 @@ export class ServerCore implements OfferTracker {
   readonly #writes = new Set<Promise<void>>();
   /** `authenticate` calls still waiting on the hook; stopping settles them at once. */
   readonly authentications = new PendingAuthentications();
+  readonly #authThrottle: AuthThrottle;
   #sweepTimer: TimerHandle | undefined;
   #running = false;
   #accepting = false;
@@ -72,6 +74,33 @@ export class ServerCore implements OfferTracker {
   ) {
     this.#replies = new ReplyBuilder(options, this);
     this.#guard = new ReconnectGuard(options.maxReconnectsPerWindow, options.reconnectWindowMs, options.clock);
+    this.#authThrottle = new AuthThrottle(options.maxAuthFailures, options.authFailureWindowMs, options.clock);
+  }
+
+  /** What `authenticate()` needs for one request: its deadline, `stop()`, and the throttle. */
+  authLimits(request: AuthRequest): AuthLimits {
+    let key: string | undefined;
+    try {
+      key = this.options.authThrottleKey(request);
+    } catch (e) {
+      // Counted by nothing rather than failing the request: throttling is a safeguard.
+      this.reportError(new OpampError("hook_failed", "authThrottleKey threw", { cause: e }));
+    }
+    return {
+      clock: this.options.clock,
+      timeoutMs: this.options.handshakeTimeoutMs,
+      pending: this.authentications,
+      throttle: { throttle: this.#authThrottle, key },
+      onThrottled: (throttled) =>
+        this.reportError(
+          new OpampError(
+            "limit_exceeded",
+            `${throttled} was refused ${this.options.maxAuthFailures} times within ` +
+              `${this.options.authFailureWindowMs} ms: its requests get 429 until the window has passed`,
+            { details: { limit: this.options.maxAuthFailures } },
+          ),
+        ),
+    };
   }
 
   /**

@@ -103,11 +103,7 @@ export async function httpExchange(core: ServerCore, request: HttpExchangeReques
   const retry = { "retry-after": retryAfterSeconds(options.retryAfterMs) };
   let decision: AuthDecision;
   try {
-    decision = await authenticate(options.authenticate, authRequest, {
-      clock: options.clock,
-      timeoutMs: options.handshakeTimeoutMs,
-      pending: core.authentications,
-    });
+    decision = await authenticate(options.authenticate, authRequest, core.authLimits(authRequest));
   } catch (e) {
     const error = OpampError.from(e, "hook_failed");
     // Cut short by stop(): refused like any request that arrives while stopping.

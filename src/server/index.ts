@@ -5,9 +5,11 @@ export { InMemoryServerStore } from "../storage/memory-server-store.js";
 export type { FetchRequestInfo } from "./fetch-adapter.js";
 export { DEFAULT_LISTEN_PORT, type ListenAddress, type ListenOptions, OpAMPServer } from "./opamp-server.js";
 export {
+  DEFAULT_AUTH_FAILURE_WINDOW_MS,
   DEFAULT_HANDSHAKE_TIMEOUT_MS,
   DEFAULT_HEARTBEAT_INTERVAL_SECONDS,
   DEFAULT_MAX_AGENTS_PER_CONNECTION,
+  DEFAULT_MAX_AUTH_FAILURES,
   DEFAULT_MAX_BUFFERED_BYTES,
   DEFAULT_MAX_CONNECTIONS,
   DEFAULT_MAX_PENDING_CUSTOM_MESSAGES_PER_AGENT,

@@ -12,6 +12,7 @@ import type { ServerStore } from "./store.js";
 import type {
   AuthenticateHook,
   AuthorizeMessageHook,
+  AuthRequest,
   CertificateRequestHook,
   InstanceUidHook,
   PrincipalKeyHook,
@@ -47,6 +48,13 @@ export const DEFAULT_RETRY_AFTER_MS = 30_000;
 export const DEFAULT_MAX_RECONNECTS_PER_WINDOW = 10;
 /** Default window of the reconnect-loop guard: 60 s. */
 export const DEFAULT_RECONNECT_WINDOW_MS = 60_000;
+/**
+ * Default number of requests from one address that `authenticate` may refuse (401/403)
+ * within {@link DEFAULT_AUTH_FAILURE_WINDOW_MS} before further requests from it get 429: 10.
+ */
+export const DEFAULT_MAX_AUTH_FAILURES = 10;
+/** Default window of the authentication throttle: 60 s. */
+export const DEFAULT_AUTH_FAILURE_WINDOW_MS = 60_000;
 /** Default time `stop()` waits for in-flight HTTP requests and WebSocket close handshakes: 5 s. */
 export const DEFAULT_STOP_TIMEOUT_MS = 5_000;
 /**
@@ -85,6 +93,13 @@ export interface OpAMPServerOptions<P = unknown> {
     readonly principalKey?: PrincipalKeyHook<P>;
     /** Lets a principal take over a UID bound to another (re-enrollment). Default: never. */
     readonly allowRebind?: RebindHook<P>;
+    /**
+     * What refused authentications are counted by (see `limits.maxAuthFailures`). Default
+     * the remote address. Behind a proxy or load balancer, key by the client's address from
+     * a header you trust (e.g. the last hop of `x-forwarded-for`), or every agent behind it
+     * shares one count. Return undefined to leave a request uncounted.
+     */
+    readonly authThrottleKey?: (request: AuthRequest) => string | undefined;
     /** Picks the UID for an agent that sets RequestInstanceUid. Default: a new UUIDv7. */
     readonly newInstanceUid?: InstanceUidHook;
     /**
@@ -163,6 +178,16 @@ export interface OpAMPServerOptions<P = unknown> {
     readonly maxReconnectsPerWindow?: number;
     /** Window of the reconnect-loop guard. Default {@link DEFAULT_RECONNECT_WINDOW_MS}. */
     readonly reconnectWindowMs?: number;
+    /**
+     * Authentication throttle: once `authenticate` refused (401 or 403) this many requests
+     * from one address (`hooks.authThrottleKey`) within `authFailureWindowMs`, further
+     * requests from it get 429 with `Retry-After` until the window has passed, without the
+     * hook being asked; `error` reports it once (`limit_exceeded`). Other addresses are not
+     * affected. 0 turns it off. Default {@link DEFAULT_MAX_AUTH_FAILURES}.
+     */
+    readonly maxAuthFailures?: number;
+    /** Window of the authentication throttle. Default {@link DEFAULT_AUTH_FAILURE_WINDOW_MS}. */
+    readonly authFailureWindowMs?: number;
   };
   /** Transport details. */
   readonly transport?: {
@@ -205,6 +230,9 @@ export interface ResolvedServerOptions {
   readonly retryAfterMs: number;
   readonly maxReconnectsPerWindow: number;
   readonly reconnectWindowMs: number;
+  readonly maxAuthFailures: number;
+  readonly authFailureWindowMs: number;
+  readonly authThrottleKey: (request: AuthRequest) => string | undefined;
   readonly perMessageDeflate: boolean;
   readonly gzipResponses: boolean;
   readonly clock: Clock;
@@ -309,6 +337,13 @@ export function resolveServerOptions(options: OpAMPServerOptions): ResolvedServe
       "limits.maxReconnectsPerWindow",
     ),
     reconnectWindowMs: positiveInt(limits.reconnectWindowMs, DEFAULT_RECONNECT_WINDOW_MS, "limits.reconnectWindowMs"),
+    maxAuthFailures: positiveInt(limits.maxAuthFailures, DEFAULT_MAX_AUTH_FAILURES, "limits.maxAuthFailures", true),
+    authFailureWindowMs: positiveInt(
+      limits.authFailureWindowMs,
+      DEFAULT_AUTH_FAILURE_WINDOW_MS,
+      "limits.authFailureWindowMs",
+    ),
+    authThrottleKey: options.hooks?.authThrottleKey ?? ((request: AuthRequest) => request.remoteAddress),
     perMessageDeflate: options.transport?.perMessageDeflate ?? false,
     gzipResponses: options.transport?.gzipResponses ?? true,
     clock: options.clock ?? systemClock,

@@ -13,6 +13,7 @@ import type { AgentRecord, PushChannel } from "./agent-record.js";
 import { authenticate, flattenHeaders, retryAfterSeconds, STATUS_TEXT } from "./auth.js";
 import type { ServerCore } from "./core.js";
 import { type ConnectionGate, peerCertificate, requestUrl } from "./node-http-adapter.js";
+import type { AuthRequest } from "./types.js";
 import { rawSocketOf, writeBinaryFrame } from "./ws-frame-writer.js";
 
 /** WebSocket close codes the server uses (RFC 6455 §7.4.1). */
@@ -154,17 +155,14 @@ export class WsAdapter {
     socket.once("close", release);
     try {
       const options = this.core.options;
-      const decision = await authenticate(
-        options.authenticate,
-        {
-          headers: flattenHeaders(req.headers),
-          url,
-          remoteAddress: req.socket.remoteAddress,
-          tlsPeerCertificate: peerCertificate(req),
-          transport: "websocket",
-        },
-        { clock: options.clock, timeoutMs: options.handshakeTimeoutMs, pending: this.core.authentications },
-      );
+      const authRequest: AuthRequest = {
+        headers: flattenHeaders(req.headers),
+        url,
+        remoteAddress: req.socket.remoteAddress,
+        tlsPeerCertificate: peerCertificate(req),
+        transport: "websocket",
+      };
+      const decision = await authenticate(options.authenticate, authRequest, this.core.authLimits(authRequest));
       if (!decision.accept) {
         release();
         rejectSocket(socket, decision.status, decision.headers);
