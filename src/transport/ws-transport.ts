@@ -226,20 +226,30 @@ export class WsTransport implements Transport {
     };
     socket.onerror = (event: { message?: string; error?: unknown }) => {
       if (this.#socket !== socket) return;
-      // A proxy's refusal arrives as the OpampError the tunnel failed with (http_status 407, …).
-      this.#fail(
-        event.error instanceof OpampError
-          ? event.error
-          : new OpampError("transport_failed", `WebSocket error: ${event.message ?? "connection failed"}`, {
-              cause: event.error,
-            }),
-      );
+      this.#fail(this.#socketError(event));
     };
     socket.onclose = (event: { code: number; reason: string }) => {
       if (this.#socket !== socket) return;
       const reason = event.reason === "" ? "" : `: ${event.reason}`;
       this.#fail(new OpampError("transport_failed", `WebSocket closed by the server (${event.code}${reason})`));
     };
+  }
+
+  /** What a socket's error event means for the client. */
+  #socketError(event: { message?: string; error?: unknown }): OpampError {
+    // A proxy's refusal arrives as the OpampError the tunnel failed with (http_status 407, …).
+    if (event.error instanceof OpampError) return event.error;
+    // ws refuses a frame over maxPayload before buffering it, and closes with 1009.
+    if ((event.error as { code?: unknown } | undefined)?.code === "WS_ERR_UNSUPPORTED_MESSAGE_LENGTH") {
+      const limit = this.settings.maxMessageBytes;
+      return new OpampError("message_too_large", `the server sent a message larger than ${limit} bytes`, {
+        cause: event.error,
+        details: { limit },
+      });
+    }
+    return new OpampError("transport_failed", `WebSocket error: ${event.message ?? "connection failed"}`, {
+      cause: event.error,
+    });
   }
 
   #receive(data: unknown): void {
