@@ -109,8 +109,8 @@ export class FileClientStateStore implements ClientStateStore {
   }
 }
 
-/** Makes the rename durable; some platforms (Windows) cannot open directories, which is fine. */
-async function syncDirectory(directory: string): Promise<void> {
+/** Makes a rename durable; some platforms (Windows) cannot open directories, which is fine. */
+export async function syncDirectory(directory: string): Promise<void> {
   let handle: Awaited<ReturnType<typeof open>> | undefined;
   try {
     handle = await open(directory, "r");

@@ -27,6 +27,7 @@ import type { ClientHooks } from "./hooks.js";
 import { DEFAULT_DOWNLOAD_PROGRESS_INTERVAL_MS } from "./options.js";
 import { childAbort, downloadPackage } from "./package-download.js";
 import type { InstalledPackage, PackageStore } from "./package-store.js";
+import { unsafeNameReason } from "./safe-name.js";
 
 /** What the syncer needs from the client. */
 export interface PackageSyncerContext {
@@ -225,6 +226,14 @@ export class PackageSyncer {
     if (has !== undefined && sameBytes(has.hash, offered.hash)) {
       set(PackageStatusEnum.PackageStatusEnum_Installed);
       return true;
+    }
+    // A name like "../../bin/sh" must never reach a PackageStore, which may well use it as
+    // a path; nor is anything downloaded for it.
+    const unsafe = unsafeNameReason(name);
+    if (unsafe !== undefined) {
+      const error = new OpampError("invalid_argument", `package name ${JSON.stringify(name)} ${unsafe}; not installed`);
+      set(PackageStatusEnum.PackageStatusEnum_InstallFailed, error.message);
+      return false;
     }
     const file = offered.file;
     if (file === undefined) {
