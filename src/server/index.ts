@@ -28,6 +28,7 @@ export {
   PreparedRemoteConfig,
   type RemoteConfigInput,
 } from "./push.js";
+export { bearerToken, safeEqual } from "./secrets.js";
 export type {
   DeliveryEvent,
   DeliveryKind,
