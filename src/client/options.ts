@@ -6,6 +6,7 @@ import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { AgentDescriptionSchema, ComponentHealthSchema } from "../gen/opamp/v1/opamp_pb.js";
 import { type BackoffPolicy, MAX_TIMER_DELAY_MS } from "../internal/backoff.js";
 import { type Clock, systemClock } from "../internal/clock.js";
+import { invalidHeaderReason } from "../transport/headers.js";
 import { type ProxyConnector, type ProxySettings, parseProxyUrl } from "../transport/proxy.js";
 import type { TlsFetchFactory } from "../transport/tls.js";
 import type { AgentCapabilityFlags } from "../wire/capabilities.js";
@@ -273,6 +274,8 @@ function resolveProxy(proxy: ProxySettings | undefined): ProxySettings | undefin
     if (typeof value !== "string") {
       throw invalid(`transport.proxy.connectHeaders[${JSON.stringify(name)}] must be a string`);
     }
+    const reason = invalidHeaderReason(name, value);
+    if (reason !== undefined) throw invalid(`transport.proxy.connectHeaders: ${reason}`);
   }
   return Object.freeze({ url: url.href, connectHeaders: Object.freeze(connectHeaders) });
 }
@@ -303,6 +306,8 @@ export function resolveClientOptions(options: OpAMPClientOptions): ResolvedClien
   const headers = { ...(transport.headers ?? {}) };
   for (const [name, value] of Object.entries(headers)) {
     if (typeof value !== "string") throw invalid(`transport.headers[${JSON.stringify(name)}] must be a string`);
+    const reason = invalidHeaderReason(name, value);
+    if (reason !== undefined) throw invalid(`transport.headers: ${reason}`);
   }
   const fetchImpl = transport.fetch ?? (typeof globalThis.fetch === "function" ? globalThis.fetch : undefined);
   if (transportKind === "http" && fetchImpl === undefined)

@@ -6,8 +6,7 @@
  * rogue CA, let through by `rejectUnauthorized: false`, reaches the hook with
  * `tlsAuthorized: false` and Node's reason, so the hook can refuse it.
  */
-import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
@@ -16,49 +15,10 @@ import type { AuthDecision, AuthRequest } from "../../../src/server/index.js";
 import { OpAMPServer } from "../../../src/server/index.js";
 import { nodeTlsFetch } from "../../../src/transport/node-tls-fetch.js";
 import type { OpampError } from "../../../src/wire/errors.js";
-import { hasOpenssl, inCI, type Material, makeMaterial, type Pem } from "./certs.js";
+import { hasOpenssl, inCI, type Material, makeMaterial, type Pem, rogueClient } from "./certs.js";
 
 const openssl = hasOpenssl();
 if (!openssl && inCI()) throw new Error("openssl is required in CI for the mTLS end-to-end tests");
-
-/** A client certificate signed by the other CA, which the server does not trust. */
-function rogueClient(dir: string): Pem {
-  const run = (...args: string[]) => execFileSync("openssl", args, { cwd: dir, stdio: "pipe" });
-  writeFileSync(join(dir, "rogue.ext"), "extendedKeyUsage=clientAuth\n");
-  run(
-    "req",
-    "-newkey",
-    "ec",
-    "-pkeyopt",
-    "ec_paramgen_curve:prime256v1",
-    "-nodes",
-    "-keyout",
-    "rogue.key",
-    "-out",
-    "rogue.csr",
-    "-subj",
-    "/CN=agent-options",
-  );
-  run(
-    "x509",
-    "-req",
-    "-in",
-    "rogue.csr",
-    "-CA",
-    "other-ca.crt",
-    "-CAkey",
-    "other-ca.key",
-    "-set_serial",
-    "4242",
-    "-days",
-    "1",
-    "-extfile",
-    "rogue.ext",
-    "-out",
-    "rogue.crt",
-  );
-  return { key: readFileSync(join(dir, "rogue.key"), "utf8"), cert: readFileSync(join(dir, "rogue.crt"), "utf8") };
-}
 
 interface Seen {
   readonly cn: string | undefined;
