@@ -105,22 +105,15 @@ describe.each(["ws", "http"] as const)("hostile connection-settings offers over 
     let dir = "";
     let pem: Material;
     let rogue: Pem;
-    let secure: FakeServer;
     beforeAll(() => {
       dir = mkdtempSync(join(tmpdir(), "opamp-hostile-certs-"));
       pem = makeMaterial(dir);
       rogue = rogueClient(dir);
     });
     afterAll(() => rmSync(dir, { recursive: true, force: true }));
-    beforeEach(async () => {
-      // Requires a client certificate from the test CA.
-      secure = await FakeServer.start({
-        tls: { key: pem.server.key, cert: pem.server.cert, ca: pem.ca.cert, requestCert: true },
-      });
-    });
-    afterEach(async () => {
-      await secure.close();
-    });
+    /** A TLS endpoint that requires a client certificate from the test CA. */
+    const secureServer = () =>
+      FakeServer.start({ tls: { key: pem.server.key, cert: pem.server.cert, ca: pem.ca.cert, requestCert: true } });
 
     const CERTIFICATES = {
       "not PEM at all": () => ({
@@ -133,6 +126,7 @@ describe.each(["ws", "http"] as const)("hostile connection-settings offers over 
     for (const [what, certificate] of Object.entries(CERTIFICATES)) {
       it(`rolls back a certificate ${what} and reports FAILED on the old endpoint`, async () => {
         const { cert, key } = certificate();
+        const secure = await secureServer();
         offering(
           server,
           create(OpAMPConnectionSettingsSchema, {
@@ -160,6 +154,7 @@ describe.each(["ws", "http"] as const)("hostile connection-settings offers over 
         expect(secure.received).toHaveLength(0);
         expect(errors).not.toContain("internal");
         await client.stop();
+        await secure.close();
       });
     }
   });
