@@ -276,6 +276,14 @@ export class PackageSyncer {
       set(PackageStatusEnum.PackageStatusEnum_Installed, "", pkg);
       return true;
     } catch (cause) {
+      if (signal.aborted) {
+        // Superseded (or stopped): nothing failed and the agent still has what it had; the
+        // newer sync reports this package again if it still offers it.
+        if (has === undefined) this.#statuses.delete(name);
+        else
+          this.#statuses.set(name, this.#status(name, has, undefined, PackageStatusEnum.PackageStatusEnum_Installed));
+        return false;
+      }
       const error = OpampError.from(cause, "storage_failed");
       set(PackageStatusEnum.PackageStatusEnum_InstallFailed, error.message);
       return false;
