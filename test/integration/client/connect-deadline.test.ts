@@ -44,6 +44,11 @@ class BlackHole {
     return `${kind}://127.0.0.1:${(this.#server.address() as AddressInfo).port}/v1/opamp`;
   }
 
+  /** What makeClient reads from a server: its URL. */
+  asTarget(): Pick<FakeServer, "url"> {
+    return { url: (kind) => this.url(kind) };
+  }
+
   /** Resolves once `count` connections were accepted in all. */
   async accepted(count: number): Promise<void> {
     while (this.sockets.length < count) await new Promise<void>((wake) => this.#waiters.push(wake));
@@ -67,7 +72,7 @@ describe("WebSocket opening handshake deadline", () => {
   });
 
   it("fails with timeout after DEFAULT_CONNECT_TIMEOUT_MS, backs off and tries again", async () => {
-    const { client, clock } = makeClient({ url: () => hole.url("ws") } as never, "ws");
+    const { client, clock } = makeClient(hole.asTarget(), "ws");
     const failed = nextEvent(client, "connectFailed");
     await client.start();
     await hole.accepted(1);
@@ -92,7 +97,7 @@ describe("WebSocket opening handshake deadline", () => {
   });
 
   it("honours transport.connectTimeoutMs", async () => {
-    const { client, clock } = makeClient({ url: () => hole.url("ws") } as never, "ws", {
+    const { client, clock } = makeClient(hole.asTarget(), "ws", {
       transport: { connectTimeoutMs: 2_000 },
     });
     const failed = nextEvent(client, "connectFailed");
