@@ -45,7 +45,7 @@ export class ConnectionGate {
   }
 }
 
-/** Node's verdict on a TLS client's certificate, in the shape {@link AuthRequest} carries it. */
+/** Node's verdict on a TLS client's certificate, in the shape `AuthRequest` carries it. */
 export interface TlsVerdict {
   readonly tlsAuthorized: boolean;
   readonly tlsAuthorizationError?: string;
