@@ -6,7 +6,7 @@
 //
 // Set OPAMP_TOKEN to require `Authorization: Bearer <token>`; without it the server runs
 // anonymously (allowAnonymous), which is fine on localhost only.
-import { OpAMPServer } from "../dist/server/index.js";
+import { bearerToken, OpAMPServer, safeEqual } from "../dist/server/index.js";
 
 const token = process.env.OPAMP_TOKEN;
 const port = Number(process.env.PORT ?? 4320);
@@ -18,8 +18,9 @@ const server = new OpAMPServer(
   token
     ? {
         hooks: {
+          // Constant-time comparison: `===` would leak through timing how much of a guess was right.
           authenticate: ({ headers }) =>
-            headers.authorization === `Bearer ${token}`
+            safeEqual(bearerToken(headers) ?? "", token)
               ? { accept: true }
               : { accept: false, status: 401, headers: { "WWW-Authenticate": "Bearer" } },
         },

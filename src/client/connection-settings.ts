@@ -12,6 +12,7 @@ import {
   ConnectionSettingsStatusSchema,
   type OpAMPConnectionSettings,
 } from "../gen/opamp/v1/opamp_pb.js";
+import { invalidHeaderReason } from "../transport/headers.js";
 import { type ProxySettings, parseProxyUrl } from "../transport/proxy.js";
 import { parseOfferedTls } from "../transport/tls.js";
 import type { ConnectTarget } from "../transport/types.js";
@@ -103,12 +104,23 @@ export function assertUsable(settings: StoredConnectionSettings, support: Settin
   );
 }
 
+/** The first header that cannot be sent as it is, as a reason; undefined when all can. */
+function badHeader(headers: readonly HeaderPair[]): string | undefined {
+  for (const header of headers) {
+    const reason = invalidHeaderReason(header.name, header.value);
+    if (reason !== undefined) return reason;
+  }
+  return undefined;
+}
+
 /** Validates an offered ProxyConnectionSettings. @throws OpampError `invalid_argument`. */
 function parseOfferedProxy(proxy: NonNullable<OpAMPConnectionSettings["proxy"]>): StoredProxySettings {
   const connectHeaders = (proxy.connectHeaders?.headers ?? []).map((header) => ({
     name: header.key,
     value: header.value,
   }));
+  const bad = badHeader(connectHeaders);
+  if (bad !== undefined) throw new OpampError("invalid_argument", `connect_headers: ${bad}`);
   // The spec asks for a non-empty URL; an empty one is read as "connect directly", the
   // only way an offer can turn a proxy off.
   if (proxy.url.trim() === "") return { url: "", connectHeaders: [] };
@@ -397,6 +409,12 @@ export class ConnectionSettingsManager {
       proxy = current.proxy;
     }
     const headers = headersOf(opamp, current.headers);
+    // Refused before any reconnect: a value with CR/LF would split the upgrade or POST.
+    const bad = badHeader(headers);
+    if (bad !== undefined) {
+      failures.push(`invalid headers: ${bad}`);
+      return false;
+    }
     const seconds = acceptsHeartbeat ? Number(opamp.heartbeatIntervalSeconds) : current.heartbeatIntervalSeconds;
     const candidate: StoredConnectionSettings = {
       endpoint,

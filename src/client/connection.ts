@@ -3,6 +3,7 @@
  * scheme and replaced when new settings move the client to the other transport.
  */
 import type { ServerToAgent } from "../gen/opamp/v1/opamp_pb.js";
+import { clampDelay } from "../internal/backoff.js";
 import { type ConnectionState, INITIAL_CONNECTION_STATE } from "../transport/connection-state.js";
 import { createTransport } from "../transport/create-transport.js";
 import type { ReceiveOutcome, Transport, TransportHost } from "../transport/types.js";
@@ -107,7 +108,9 @@ export class ClientConnection {
         const offered = settings.heartbeatIntervalMs();
         // spec: 0 disables WS heartbeats, but an HTTP client must keep polling.
         if (offered === undefined || (offered === 0 && kind === "http")) return options.heartbeatIntervalMs;
-        return offered;
+        // An offer of 3,000,000 s (or 2^64-1) would overflow the timer, which then fires
+        // after 1 ms: a heartbeat storm. The bound also covers a value read from the store.
+        return clampDelay(offered, options.maxHeartbeatIntervalMs);
       },
       stateChanged: (state, previous) => {
         if (!current()) return;
@@ -123,6 +126,8 @@ export class ClientConnection {
       maxMessageBytes: options.maxMessageBytes,
       responseTimeoutMs: options.responseTimeoutMs,
       closeTimeoutMs: options.closeTimeoutMs,
+      connectTimeoutMs: options.connectTimeoutMs,
+      maxRetryAfterMs: options.maxRetryAfterMs,
     };
     self = createTransport(kind, host, transportSettings, options);
     return self;

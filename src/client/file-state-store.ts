@@ -2,15 +2,18 @@
  * A ClientStateStore in one JSON file (Node only). Writes go to a temporary file in the
  * same directory, are fsync'ed, then renamed over the old file and the directory is
  * fsync'ed: a crash at any point leaves either the old or the new state, never a mix.
+ * Temporary files a crash left behind are removed by the next `load()`.
  */
 import { randomBytes } from "node:crypto";
-import { mkdir, open, readFile, rename, rm } from "node:fs/promises";
-import { dirname } from "node:path";
+import { mkdir, open, readdir, readFile, rename, rm } from "node:fs/promises";
+import { basename, dirname, join } from "node:path";
 import { OpampError } from "../wire/errors.js";
 import type { ClientState, ClientStateStore } from "./state-store.js";
 
 /** Version of the file layout, written into every file. */
 const FORMAT_VERSION = 1;
+/** Random part of a temporary file's name: `<state file>.<12 hex digits>.tmp`. */
+const TEMP_SUFFIX = /^\.[0-9a-f]{12}\.tmp$/;
 
 function encodeValue(value: unknown): unknown {
   if (value instanceof Uint8Array) return { $bytes: Buffer.from(value).toString("base64") };
@@ -40,9 +43,12 @@ export class FileClientStateStore implements ClientStateStore {
 
   /**
    * {@inheritDoc ClientStateStore.load}
+   * First removes the temporary files of writes that a crash (kill -9, power loss)
+   * interrupted; only names this store makes (`<file>.<12 hex>.tmp`) are touched.
    * @throws OpampError `storage_failed` when the file exists but cannot be read or parsed.
    */
   async load(): Promise<ClientState | undefined> {
+    await this.#removeLeftovers();
     let text: string;
     try {
       text = await readFile(this.path, "utf8");
@@ -61,6 +67,20 @@ export class FileClientStateStore implements ClientStateStore {
       throw new OpampError("storage_failed", `${this.path} has an unknown format`);
     }
     return decodeValue(file.state) as ClientState;
+  }
+
+  /** Best effort: a leftover that cannot be removed is harmless, and must not fail start(). */
+  async #removeLeftovers(): Promise<void> {
+    const directory = dirname(this.path);
+    const base = basename(this.path);
+    let names: string[];
+    try {
+      names = await readdir(directory);
+    } catch {
+      return;
+    }
+    const leftovers = names.filter((name) => name.startsWith(base) && TEMP_SUFFIX.test(name.slice(base.length)));
+    await Promise.all(leftovers.map((name) => rm(join(directory, name), { force: true }).catch(() => undefined)));
   }
 
   /**
@@ -89,8 +109,8 @@ export class FileClientStateStore implements ClientStateStore {
   }
 }
 
-/** Makes the rename durable; some platforms (Windows) cannot open directories, which is fine. */
-async function syncDirectory(directory: string): Promise<void> {
+/** Makes a rename durable; some platforms (Windows) cannot open directories, which is fine. */
+export async function syncDirectory(directory: string): Promise<void> {
   let handle: Awaited<ReturnType<typeof open>> | undefined;
   try {
     handle = await open(directory, "r");

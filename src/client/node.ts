@@ -7,5 +7,7 @@ export { nodeProxyConnector } from "../transport/node-proxy-connector.js";
 export { nodeTlsFetch } from "../transport/node-tls-fetch.js";
 export type { ProxyConnector, ProxySettings, WsCreateConnection } from "../transport/proxy.js";
 export type { TlsFetchFactory, TlsSettings, TlsVersion } from "../transport/tls.js";
+export { FilePackageStore } from "./file-package-store.js";
 export { FileClientStateStore } from "./file-state-store.js";
+export type { InstalledPackage, PackageInstall, PackageStore } from "./package-store.js";
 export type { ClientState, ClientStateStore } from "./state-store.js";

@@ -4,8 +4,9 @@
  */
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { AgentDescriptionSchema, ComponentHealthSchema } from "../gen/opamp/v1/opamp_pb.js";
-import type { BackoffPolicy } from "../internal/backoff.js";
+import { type BackoffPolicy, MAX_TIMER_DELAY_MS } from "../internal/backoff.js";
 import { type Clock, systemClock } from "../internal/clock.js";
+import { invalidHeaderReason } from "../transport/headers.js";
 import { type ProxyConnector, type ProxySettings, parseProxyUrl } from "../transport/proxy.js";
 import type { TlsFetchFactory } from "../transport/tls.js";
 import type { AgentCapabilityFlags } from "../wire/capabilities.js";
@@ -30,6 +31,21 @@ export const DEFAULT_MAX_PENDING_CUSTOM_MESSAGES = 64;
 export const DEFAULT_MAX_PACKAGE_BYTES = 1024 * 1024 * 1024;
 /** Interval between Downloading progress reports: 1 s. */
 export const DEFAULT_DOWNLOAD_PROGRESS_INTERVAL_MS = 1_000;
+/**
+ * Longest wait a server may ask for with `Retry-After` or `RetryInfo`: 1 hour. A longer
+ * request is shortened to this (a hostile or buggy server cannot park a fleet for years).
+ */
+export const DEFAULT_MAX_RETRY_AFTER_MS = 3_600_000;
+/** Longest heartbeat / poll interval a server may offer (`heartbeat_interval_seconds`): 1 hour. */
+export const DEFAULT_MAX_HEARTBEAT_INTERVAL_MS = 3_600_000;
+/** Deadline of a WebSocket opening handshake (TCP, proxy tunnel, TLS and upgrade): 30 s. */
+export const DEFAULT_CONNECT_TIMEOUT_MS = 30_000;
+/** Time a package download URL has to answer with its response headers: 30 s. */
+export const DEFAULT_DOWNLOAD_CONNECT_TIMEOUT_MS = 30_000;
+/** Longest silence allowed between two chunks of a package download: 60 s. */
+export const DEFAULT_DOWNLOAD_IDLE_TIMEOUT_MS = 60_000;
+/** Deadline of one whole package download, headers to last byte: 1 hour. */
+export const DEFAULT_DOWNLOAD_TIMEOUT_MS = 3_600_000;
 
 /** How the client reaches the server. */
 export interface ClientTransportOptions {
@@ -45,6 +61,19 @@ export interface ClientTransportOptions {
   readonly responseTimeoutMs?: number;
   /** Bound on the last message and close at stop(). Default {@link DEFAULT_CLOSE_TIMEOUT_MS}. */
   readonly closeTimeoutMs?: number;
+  /**
+   * WebSocket only: the opening handshake (TCP connect, proxy tunnel, TLS, HTTP upgrade)
+   * must finish within this, else the attempt fails with `timeout` and is retried after a
+   * backoff; a connection-settings candidate that never connects is rolled back. HTTP
+   * requests are bounded by `responseTimeoutMs` instead. Default {@link DEFAULT_CONNECT_TIMEOUT_MS}.
+   */
+  readonly connectTimeoutMs?: number;
+  /**
+   * Upper bound of a heartbeat / poll interval offered by the server
+   * (`heartbeat_interval_seconds`); a longer offer is shortened to this. Default
+   * {@link DEFAULT_MAX_HEARTBEAT_INTERVAL_MS}.
+   */
+  readonly maxHeartbeatIntervalMs?: number;
   /** The fetch used for HTTP polling and package downloads. Default `globalThis.fetch`. */
   readonly fetch?: typeof globalThis.fetch;
   /**
@@ -96,8 +125,15 @@ export interface ClientTlsOptions {
   readonly servername?: string;
 }
 
-/** Reconnect and retry timing. Each field defaults to {@link DEFAULT_RETRY}. */
-export type ClientRetryOptions = Partial<BackoffPolicy>;
+/** Reconnect and retry timing. The backoff fields default to {@link DEFAULT_RETRY}. */
+export interface ClientRetryOptions extends Partial<BackoffPolicy> {
+  /**
+   * Upper bound of a wait the server asks for (HTTP `Retry-After`, `RetryInfo` of an
+   * Unavailable error): a longer one, or an absurd one (a date in the year 9999, 2^64−1 ns),
+   * is shortened to this. Default {@link DEFAULT_MAX_RETRY_AFTER_MS}.
+   */
+  readonly maxRetryAfterMs?: number;
+}
 
 /** Resource limits. */
 export interface ClientLimitsOptions {
@@ -107,6 +143,15 @@ export interface ClientLimitsOptions {
   readonly maxPendingCustomMessages?: number;
   /** Largest package download in bytes. Default {@link DEFAULT_MAX_PACKAGE_BYTES}. */
   readonly maxPackageBytes?: number;
+  /**
+   * Time a package's download URL has to answer with response headers; else the download
+   * fails with `timeout` (the package is InstallFailed). Default {@link DEFAULT_DOWNLOAD_CONNECT_TIMEOUT_MS}.
+   */
+  readonly downloadConnectTimeoutMs?: number;
+  /** Longest gap between two chunks of a download body. Default {@link DEFAULT_DOWNLOAD_IDLE_TIMEOUT_MS}. */
+  readonly downloadIdleTimeoutMs?: number;
+  /** Deadline of a whole download (a trickle never ends otherwise). Default {@link DEFAULT_DOWNLOAD_TIMEOUT_MS}. */
+  readonly downloadTimeoutMs?: number;
 }
 
 /** Persistence. */
@@ -157,6 +202,8 @@ export interface ResolvedClientOptions {
   readonly compression: boolean;
   readonly responseTimeoutMs: number;
   readonly closeTimeoutMs: number;
+  readonly connectTimeoutMs: number;
+  readonly maxHeartbeatIntervalMs: number;
   readonly fetch: typeof globalThis.fetch | undefined;
   readonly tlsFetch: TlsFetchFactory | undefined;
   /** The proxy with its URL normalised (`http://host:port/`), or undefined for direct connections. */
@@ -164,9 +211,13 @@ export interface ResolvedClientOptions {
   readonly proxyConnector: ProxyConnector | undefined;
   readonly tls: ClientTlsOptions;
   readonly retry: BackoffPolicy;
+  readonly maxRetryAfterMs: number;
   readonly maxMessageBytes: number;
   readonly maxPendingCustomMessages: number;
   readonly maxPackageBytes: number;
+  readonly downloadConnectTimeoutMs: number;
+  readonly downloadIdleTimeoutMs: number;
+  readonly downloadTimeoutMs: number;
   readonly stateStore: ClientStateStore;
   readonly packageStore: PackageStore | undefined;
   readonly agent: ClientAgentOptions;
@@ -181,10 +232,17 @@ function invalid(message: string): OpampError {
 
 function nonNegative(value: number | undefined, name: string, fallback: number, allowZero = true): number {
   if (value === undefined) return fallback;
-  if (!Number.isFinite(value) || value < 0 || (!allowZero && value === 0)) {
+  if (typeof value !== "number" || !Number.isFinite(value) || value < 0 || (!allowZero && value === 0)) {
     throw invalid(`${name} must be a ${allowZero ? "non-negative" : "positive"} number, got ${String(value)}`);
   }
   return value;
+}
+
+/** A time in ms that a timer can wait: a longer one would fire after 1 ms (see MAX_TIMER_DELAY_MS). */
+function duration(value: number | undefined, name: string, fallback: number, allowZero = true): number {
+  const ms = nonNegative(value, name, fallback, allowZero);
+  if (ms > MAX_TIMER_DELAY_MS) throw invalid(`${name} must be at most ${MAX_TIMER_DELAY_MS} ms, got ${ms}`);
+  return ms;
 }
 
 /** Which transport a URL selects. @throws OpampError invalid_argument for other schemes. */
@@ -216,6 +274,8 @@ function resolveProxy(proxy: ProxySettings | undefined): ProxySettings | undefin
     if (typeof value !== "string") {
       throw invalid(`transport.proxy.connectHeaders[${JSON.stringify(name)}] must be a string`);
     }
+    const reason = invalidHeaderReason(name, value);
+    if (reason !== undefined) throw invalid(`transport.proxy.connectHeaders: ${reason}`);
   }
   return Object.freeze({ url: url.href, connectHeaders: Object.freeze(connectHeaders) });
 }
@@ -233,8 +293,8 @@ export function resolveClientOptions(options: OpAMPClientOptions): ResolvedClien
   const transportKind = transportKindOf(transport.url);
   const retryIn = options.retry ?? {};
   const retry: BackoffPolicy = Object.freeze({
-    initialDelayMs: nonNegative(retryIn.initialDelayMs, "retry.initialDelayMs", DEFAULT_RETRY.initialDelayMs, false),
-    maxDelayMs: nonNegative(retryIn.maxDelayMs, "retry.maxDelayMs", DEFAULT_RETRY.maxDelayMs, false),
+    initialDelayMs: duration(retryIn.initialDelayMs, "retry.initialDelayMs", DEFAULT_RETRY.initialDelayMs, false),
+    maxDelayMs: duration(retryIn.maxDelayMs, "retry.maxDelayMs", DEFAULT_RETRY.maxDelayMs, false),
     multiplier: nonNegative(retryIn.multiplier, "retry.multiplier", DEFAULT_RETRY.multiplier, false),
   });
   if (retry.multiplier < 1) throw invalid("retry.multiplier must be at least 1");
@@ -246,6 +306,8 @@ export function resolveClientOptions(options: OpAMPClientOptions): ResolvedClien
   const headers = { ...(transport.headers ?? {}) };
   for (const [name, value] of Object.entries(headers)) {
     if (typeof value !== "string") throw invalid(`transport.headers[${JSON.stringify(name)}] must be a string`);
+    const reason = invalidHeaderReason(name, value);
+    if (reason !== undefined) throw invalid(`transport.headers: ${reason}`);
   }
   const fetchImpl = transport.fetch ?? (typeof globalThis.fetch === "function" ? globalThis.fetch : undefined);
   if (transportKind === "http" && fetchImpl === undefined)
@@ -292,29 +354,60 @@ export function resolveClientOptions(options: OpAMPClientOptions): ResolvedClien
     transportKind,
     url: transport.url,
     headers: Object.freeze(headers),
-    heartbeatIntervalMs: nonNegative(
+    heartbeatIntervalMs: duration(
       transport.heartbeatIntervalMs,
       "transport.heartbeatIntervalMs",
       DEFAULT_HEARTBEAT_INTERVAL_MS,
       false,
     ),
     compression: transport.compression ?? false,
-    responseTimeoutMs: nonNegative(
+    responseTimeoutMs: duration(
       transport.responseTimeoutMs,
       "transport.responseTimeoutMs",
       DEFAULT_RESPONSE_TIMEOUT_MS,
       false,
     ),
-    closeTimeoutMs: nonNegative(transport.closeTimeoutMs, "transport.closeTimeoutMs", DEFAULT_CLOSE_TIMEOUT_MS),
+    closeTimeoutMs: duration(transport.closeTimeoutMs, "transport.closeTimeoutMs", DEFAULT_CLOSE_TIMEOUT_MS),
+    connectTimeoutMs: duration(
+      transport.connectTimeoutMs,
+      "transport.connectTimeoutMs",
+      DEFAULT_CONNECT_TIMEOUT_MS,
+      false,
+    ),
+    maxHeartbeatIntervalMs: duration(
+      transport.maxHeartbeatIntervalMs,
+      "transport.maxHeartbeatIntervalMs",
+      DEFAULT_MAX_HEARTBEAT_INTERVAL_MS,
+      false,
+    ),
     fetch: fetchImpl,
     tlsFetch: transport.tlsFetch,
     proxy,
     proxyConnector,
     tls,
     retry,
+    maxRetryAfterMs: duration(retryIn.maxRetryAfterMs, "retry.maxRetryAfterMs", DEFAULT_MAX_RETRY_AFTER_MS),
     maxMessageBytes: resolveMaxBytes(limits.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES, "limits.maxMessageBytes"),
     maxPendingCustomMessages: maxPending,
     maxPackageBytes: nonNegative(limits.maxPackageBytes, "limits.maxPackageBytes", DEFAULT_MAX_PACKAGE_BYTES, false),
+    downloadConnectTimeoutMs: duration(
+      limits.downloadConnectTimeoutMs,
+      "limits.downloadConnectTimeoutMs",
+      DEFAULT_DOWNLOAD_CONNECT_TIMEOUT_MS,
+      false,
+    ),
+    downloadIdleTimeoutMs: duration(
+      limits.downloadIdleTimeoutMs,
+      "limits.downloadIdleTimeoutMs",
+      DEFAULT_DOWNLOAD_IDLE_TIMEOUT_MS,
+      false,
+    ),
+    downloadTimeoutMs: duration(
+      limits.downloadTimeoutMs,
+      "limits.downloadTimeoutMs",
+      DEFAULT_DOWNLOAD_TIMEOUT_MS,
+      false,
+    ),
     stateStore: options.storage?.state ?? new MemoryClientStateStore(),
     packageStore: options.storage?.packages,
     agent: Object.freeze({ ...agent }),

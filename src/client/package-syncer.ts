@@ -1,7 +1,9 @@
 /**
  * Packages offered by the server: compared by hash at all three levels, downloaded with
- * progress, SHA-256 checked, signature checked by a hook, installed through a
- * PackageStore; packages no longer offered are removed.
+ * progress under connect, idle and total deadlines, SHA-256 checked, signature checked by
+ * a hook, installed through a PackageStore; packages no longer offered are removed. A
+ * newer offer cancels the download of an older one, so one stuck URL cannot hold back
+ * what the server offers next.
  */
 // spec: Packages
 import { create } from "@bufbuild/protobuf";
@@ -23,13 +25,21 @@ import { OpampError } from "../wire/errors.js";
 import { callHook } from "./call-hook.js";
 import type { ClientHooks } from "./hooks.js";
 import { DEFAULT_DOWNLOAD_PROGRESS_INTERVAL_MS } from "./options.js";
+import { childAbort, downloadPackage } from "./package-download.js";
 import type { InstalledPackage, PackageStore } from "./package-store.js";
+import { unsafeNameReason } from "./safe-name.js";
 
 /** What the syncer needs from the client. */
 export interface PackageSyncerContext {
   readonly store: PackageStore;
   readonly fetch: typeof globalThis.fetch | undefined;
   readonly maxPackageBytes: number;
+  /** Until the response headers of a download. */
+  readonly connectTimeoutMs: number;
+  /** Longest gap between two body chunks. */
+  readonly idleTimeoutMs: number;
+  /** Whole download, headers to last byte. */
+  readonly totalTimeoutMs: number;
   readonly clock: Clock;
   readonly signal: AbortSignal;
   readonly verifySignature: ClientHooks["verifyPackageSignature"];
@@ -51,6 +61,8 @@ export class PackageSyncer {
   #serverAllHash: Uint8Array = new Uint8Array(0);
   #generalError = "";
   #latest: PackagesAvailable | undefined;
+  /** The sync running now and what cancels it when a newer offer arrives. */
+  #running: { readonly offer: PackagesAvailable; readonly abort: AbortController } | undefined;
   #chain: Promise<void> = Promise.resolve();
 
   constructor(private readonly ctx: PackageSyncerContext) {}
@@ -78,13 +90,19 @@ export class PackageSyncer {
    * already tried in this process is a no-op: a server that repeats an offer whose
    * install failed must not make the agent download again on every answer (each retry
    * changes the statuses, which makes the server answer again: a loop). A failed offer is
-   * retried after a restart or when the server offers a new hash.
+   * retried after a restart or when the server offers a new hash. A new offer cancels the
+   * sync in progress (its download; an install already begun finishes), which the new one
+   * replaces: what it offers is what the server wants now.
    */
   offer(available: PackagesAvailable): void {
     if (sameBytes(available.allPackagesHash, this.#installedAllHash)) return;
     if (sameBytes(available.allPackagesHash, this.#triedAllHash)) return;
     if (this.#latest !== undefined && sameBytes(available.allPackagesHash, this.#latest.allPackagesHash)) return;
     this.#latest = available;
+    const running = this.#running;
+    if (running !== undefined && running.offer !== available) {
+      running.abort.abort(new OpampError("aborted", "superseded by a newer package offer"));
+    }
     this.#chain = this.#chain
       .then(() => this.#sync(available))
       .catch((cause: unknown) => {
@@ -127,7 +145,19 @@ export class PackageSyncer {
 
   async #sync(available: PackagesAvailable): Promise<void> {
     if (this.#latest !== available || this.ctx.signal.aborted) return;
-    const { store, signal } = this.ctx;
+    const { controller, release } = childAbort(this.ctx.signal);
+    this.#running = { offer: available, abort: controller };
+    try {
+      await this.#syncWith(available, controller.signal);
+    } finally {
+      release();
+      if (this.#running?.abort === controller) this.#running = undefined;
+    }
+  }
+
+  /** One sync; `signal` aborts when the client stops or a newer offer supersedes this one. */
+  async #syncWith(available: PackagesAvailable, signal: AbortSignal): Promise<void> {
+    const { store } = this.ctx;
     this.#serverAllHash = available.allPackagesHash;
     this.#generalError = "";
     let installed: Map<string, InstalledPackage>;
@@ -138,12 +168,17 @@ export class PackageSyncer {
       this.#publish();
       return;
     }
+    // A package neither installed nor offered any more (its download failed, or was cut
+    // short by this newer offer) is no longer reported.
+    for (const name of [...this.#statuses.keys()]) {
+      if (!installed.has(name) && available.packages[name] === undefined) this.#statuses.delete(name);
+    }
     let allInstalled = true;
     // spec: packages the agent has that the server no longer offers SHOULD be deleted.
     for (const name of installed.keys()) {
       if (available.packages[name] !== undefined) continue;
       try {
-        await store.remove(name, signal);
+        await store.remove(name, this.ctx.signal);
         this.#statuses.delete(name);
       } catch (cause) {
         allInstalled = false;
@@ -164,7 +199,9 @@ export class PackageSyncer {
     this.#publish();
     for (const [name, offered] of Object.entries(available.packages).sort(([a], [b]) => (a < b ? -1 : 1))) {
       if (signal.aborted) return;
-      const ok = await this.#syncOne(name, offered, installed.get(name));
+      const ok = await this.#syncOne(name, offered, installed.get(name), signal);
+      // Superseded: the newer sync reports every package it offers; nothing is published here.
+      if (signal.aborted) return;
       allInstalled &&= ok;
       this.#publish();
     }
@@ -177,13 +214,26 @@ export class PackageSyncer {
     }
   }
 
-  async #syncOne(name: string, offered: PackageAvailable, has: InstalledPackage | undefined): Promise<boolean> {
+  async #syncOne(
+    name: string,
+    offered: PackageAvailable,
+    has: InstalledPackage | undefined,
+    signal: AbortSignal,
+  ): Promise<boolean> {
     const set = (status: PackageStatusEnum, message = "", pkg = has) => {
       this.#statuses.set(name, this.#status(name, pkg, offered, status, message));
     };
     if (has !== undefined && sameBytes(has.hash, offered.hash)) {
       set(PackageStatusEnum.PackageStatusEnum_Installed);
       return true;
+    }
+    // A name like "../../bin/sh" must never reach a PackageStore, which may well use it as
+    // a path; nor is anything downloaded for it.
+    const unsafe = unsafeNameReason(name);
+    if (unsafe !== undefined) {
+      const error = new OpampError("invalid_argument", `package name ${JSON.stringify(name)} ${unsafe}; not installed`);
+      set(PackageStatusEnum.PackageStatusEnum_InstallFailed, error.message);
+      return false;
     }
     const file = offered.file;
     if (file === undefined) {
@@ -207,6 +257,7 @@ export class PackageSyncer {
         },
         offered,
         has,
+        signal,
       );
       if (file.contentHash.length > 0 && !sameBytes(await sha256(content), file.contentHash)) {
         throw new OpampError("verification_failed", "content SHA-256 does not match content_hash; not installed");
@@ -225,6 +276,14 @@ export class PackageSyncer {
       set(PackageStatusEnum.PackageStatusEnum_Installed, "", pkg);
       return true;
     } catch (cause) {
+      if (signal.aborted) {
+        // Superseded (or stopped): nothing failed and the agent still has what it had; the
+        // newer sync reports this package again if it still offers it.
+        if (has === undefined) this.#statuses.delete(name);
+        else
+          this.#statuses.set(name, this.#status(name, has, undefined, PackageStatusEnum.PackageStatusEnum_Installed));
+        return false;
+      }
       const error = OpampError.from(cause, "storage_failed");
       set(PackageStatusEnum.PackageStatusEnum_InstallFailed, error.message);
       return false;
@@ -248,47 +307,31 @@ export class PackageSyncer {
     if (ok !== true) throw new OpampError("verification_failed", "signature refused");
   }
 
-  async #download(
+  /** Downloads within the deadlines, reporting Downloading progress at most once per interval. */
+  #download(
     name: string,
     file: DownloadableFile,
     progress: (status: PackageStatus) => void,
     offered: PackageAvailable,
     has: InstalledPackage | undefined,
+    signal: AbortSignal,
   ): Promise<Uint8Array> {
-    const fetchImpl = this.ctx.fetch;
-    if (fetchImpl === undefined) throw new OpampError("invalid_argument", "no fetch available to download packages");
-    const headers: Record<string, string> = {};
-    for (const header of file.headers?.headers ?? []) headers[header.key] = header.value;
-    const response = await fetchImpl(file.downloadUrl, { headers, signal: this.ctx.signal }).catch((cause: unknown) => {
-      throw OpampError.from(cause, "transport_failed");
-    });
-    if (!response.ok) {
-      await response.body?.cancel().catch(() => undefined);
-      throw new OpampError("http_status", `download of ${name} failed with HTTP ${response.status}`, {
-        details: { status: response.status },
-      });
-    }
-    const total = Number(response.headers.get("content-length") ?? "0");
-    const limit = this.ctx.maxPackageBytes;
-    if (total > limit)
-      throw new OpampError("message_too_large", `package ${name} is ${total} bytes`, { details: { limit } });
-    const chunks: Uint8Array[] = [];
-    let received = 0;
     const clock = this.ctx.clock;
     const started = clock.now();
     let lastReport = started;
-    const reader = response.body?.getReader();
-    while (reader !== undefined) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      received += value.length;
-      if (received > limit) {
-        await reader.cancel().catch(() => undefined);
-        throw new OpampError("message_too_large", `package ${name} is over ${limit} bytes`, { details: { limit } });
-      }
-      chunks.push(value);
-      const now = clock.now();
-      if (now - lastReport >= DEFAULT_DOWNLOAD_PROGRESS_INTERVAL_MS) {
+    return downloadPackage({
+      name,
+      file,
+      fetch: this.ctx.fetch,
+      clock,
+      maxBytes: this.ctx.maxPackageBytes,
+      connectTimeoutMs: this.ctx.connectTimeoutMs,
+      idleTimeoutMs: this.ctx.idleTimeoutMs,
+      totalTimeoutMs: this.ctx.totalTimeoutMs,
+      signal,
+      onChunk: (received, total) => {
+        const now = clock.now();
+        if (now - lastReport < DEFAULT_DOWNLOAD_PROGRESS_INTERVAL_MS) return;
         lastReport = now;
         const status = this.#status(name, has, offered, PackageStatusEnum.PackageStatusEnum_Downloading);
         status.downloadDetails = create(PackageDownloadDetailsSchema, {
@@ -296,14 +339,7 @@ export class PackageSyncer {
           downloadBytesPerSecond: received / Math.max(0.001, (now - started) / 1000),
         });
         progress(status);
-      }
-    }
-    const content = new Uint8Array(received);
-    let offset = 0;
-    for (const chunk of chunks) {
-      content.set(chunk, offset);
-      offset += chunk.length;
-    }
-    return content;
+      },
+    });
   }
 }

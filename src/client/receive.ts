@@ -4,6 +4,7 @@
  * own state changed (spec: loop avoidance).
  */
 import { ServerErrorResponseType, type ServerToAgent } from "../gen/opamp/v1/opamp_pb.js";
+import { clampDelay } from "../internal/backoff.js";
 import type { ReceiveOutcome } from "../transport/types.js";
 import { AgentCapability, hasBit, ServerToAgentFlag } from "../wire/capabilities.js";
 import { OpampError } from "../wire/errors.js";
@@ -41,7 +42,8 @@ export function processServerMessage(ctx: ReceiveContext, message: ServerToAgent
     if (error.type === ServerErrorResponseType.ServerErrorResponseType_Unavailable) {
       core.requestFullState();
       const nanos = error.Details.case === "retryInfo" ? error.Details.value.retryAfterNanoseconds : 0n;
-      const retryAfterMs = Number(nanos / NANOS_PER_MS);
+      // Up to 2^64-1 ns (585 years): bounded before it can reach a timer.
+      const retryAfterMs = clampDelay(Number(nanos / NANOS_PER_MS), options.maxRetryAfterMs);
       ctx.emitError(
         new OpampError("unavailable", `server unavailable: ${error.errorMessage || "no reason given"}`, {
           details: { retryAfterMs },

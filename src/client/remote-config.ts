@@ -5,6 +5,7 @@
 // spec: Configuration / Remote Configuration
 import { create } from "@bufbuild/protobuf";
 import {
+  type AgentConfigMap,
   AgentConfigMapSchema,
   type AgentRemoteConfig,
   type RemoteConfigStatus,
@@ -14,6 +15,7 @@ import {
 import { sameBytes } from "../wire/bytes.js";
 import { OpampError } from "../wire/errors.js";
 import type { ClientHooks } from "./hooks.js";
+import { unsafeNameReason } from "./safe-name.js";
 import type { StoredRemoteConfigStatus } from "./state-store.js";
 
 /** What the handler needs from the client. */
@@ -86,6 +88,37 @@ export class RemoteConfigHandler {
       });
   }
 
+  /**
+   * File names are the server's choice and often become paths on the agent: a config with
+   * one that would escape its directory is refused before the application sees it.
+   */
+  #refusal(config: AgentConfigMap, hash: Uint8Array): StoredRemoteConfigStatus | undefined {
+    for (const name of Object.keys(config.configMap)) {
+      const reason = unsafeNameReason(name, true);
+      if (reason === undefined) continue;
+      const error = new OpampError(
+        "invalid_argument",
+        `config file name ${JSON.stringify(name)} ${reason}; not applied`,
+      );
+      if (!this.ctx.signal.aborted) this.ctx.error(error);
+      return { hash, status: "failed", errorMessage: error.message };
+    }
+    return undefined;
+  }
+
+  async #runHook(config: AgentConfigMap, hash: Uint8Array): Promise<StoredRemoteConfigStatus> {
+    try {
+      const result = await this.ctx.hook({ config, hash, signal: this.ctx.signal });
+      return result?.status === "failed"
+        ? { hash, status: "failed", errorMessage: result.errorMessage }
+        : { hash, status: "applied", errorMessage: "" };
+    } catch (cause) {
+      const error = OpampError.from(cause, "hook_failed");
+      if (!this.ctx.signal.aborted) this.ctx.error(error);
+      return { hash, status: "failed", errorMessage: error.message };
+    }
+  }
+
   async #apply(remote: AgentRemoteConfig): Promise<void> {
     // A newer offer arrived while an older one was applied: skip straight to it.
     if (this.#latest !== remote || this.ctx.signal.aborted) return;
@@ -93,22 +126,8 @@ export class RemoteConfigHandler {
     this.#handledHash = hash;
     this.#applying = remote;
     this.ctx.setStatus(remoteConfigStatusMessage({ hash, status: "applying", errorMessage: "" }));
-    let outcome: StoredRemoteConfigStatus;
-    try {
-      const result = await this.ctx.hook({
-        config: remote.config ?? create(AgentConfigMapSchema),
-        hash,
-        signal: this.ctx.signal,
-      });
-      outcome =
-        result?.status === "failed"
-          ? { hash, status: "failed", errorMessage: result.errorMessage }
-          : { hash, status: "applied", errorMessage: "" };
-    } catch (cause) {
-      const error = OpampError.from(cause, "hook_failed");
-      outcome = { hash, status: "failed", errorMessage: error.message };
-      if (!this.ctx.signal.aborted) this.ctx.error(error);
-    }
+    const config = remote.config ?? create(AgentConfigMapSchema);
+    const outcome = this.#refusal(config, hash) ?? (await this.#runHook(config, hash));
     // Stopped while applying: the outcome is unknown, so nothing is recorded and the
     // config is applied again after a restart.
     this.#applying = undefined;

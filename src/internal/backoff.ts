@@ -3,6 +3,23 @@
  * and parsing of `Retry-After`. No timers here; callers wait through a Clock.
  */
 
+/**
+ * The longest delay a timer can be given: Node (and browsers) store the delay in a signed
+ * 32-bit integer and fire a larger one after 1 ms, so an unclamped huge delay would turn a
+ * wait into a tight loop.
+ */
+export const MAX_TIMER_DELAY_MS = 2 ** 31 - 1;
+
+/**
+ * `ms` bounded to [0, `max`]; NaN (an unparsable or absent number) counts as 0. Every delay
+ * that comes from a peer (Retry-After, RetryInfo, a heartbeat interval) goes through this
+ * before it reaches a timer.
+ */
+export function clampDelay(ms: number, max: number): number {
+  if (Number.isNaN(ms) || ms <= 0) return 0;
+  return Math.min(ms, max, MAX_TIMER_DELAY_MS);
+}
+
 /** How retries are spaced. */
 export interface BackoffPolicy {
   /** Upper bound of the first delay, in milliseconds. */
@@ -49,16 +66,22 @@ export class Backoff {
 
 /**
  * Parses an HTTP `Retry-After` value (RFC 9110 §10.2.3): delta-seconds or an HTTP-date.
- * Returns milliseconds to wait (never negative), or undefined when absent or unparsable.
+ * Returns milliseconds to wait, within [0, `maxMs`] (a server asking for longer, say
+ * 401 digits or the year 9999, gets `maxMs`), or undefined when absent or unparsable.
  */
-export function parseRetryAfter(value: string | null | undefined, nowMs: number): number | undefined {
+export function parseRetryAfter(
+  value: string | null | undefined,
+  nowMs: number,
+  maxMs: number = MAX_TIMER_DELAY_MS,
+): number | undefined {
   if (value === null || value === undefined) return undefined;
   const text = value.trim();
   if (text === "") return undefined;
-  if (/^\d+$/.test(text)) return Number(text) * 1000;
+  // Number() of hundreds of digits is Infinity (or loses precision): clamp, never overflow.
+  if (/^\d+$/.test(text)) return clampDelay(Number(text) * 1000, maxMs);
   // An HTTP-date always names the day or month; this keeps Date.parse from reading "-5" as a year.
   if (!/[a-z]{3}/i.test(text)) return undefined;
   const when = Date.parse(text);
   if (Number.isNaN(when)) return undefined;
-  return Math.max(0, when - nowMs);
+  return clampDelay(when - nowMs, maxMs);
 }

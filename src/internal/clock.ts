@@ -3,6 +3,9 @@
  * liveness deadlines) goes through a Clock so that tests can drive it with fake time.
  * The default reads the global timers at call time, so vitest's fake timers apply too.
  */
+import { MAX_TIMER_DELAY_MS } from "./backoff.js";
+
+/** A source of time and timers (the system's, or a test's manual one). */
 export interface Clock {
   /** Milliseconds since the epoch. */
   now(): number;
@@ -21,7 +24,9 @@ export type TimerHandle = { readonly __timer: unique symbol } | ReturnType<typeo
  */
 export const systemClock: Clock = {
   now: () => Date.now(),
-  setTimeout: (fn, ms) => globalThis.setTimeout(fn, ms),
+  // The last line of defence against a delay Node would fire after 1 ms (see
+  // MAX_TIMER_DELAY_MS): callers clamp peer-given delays far lower already.
+  setTimeout: (fn, ms) => globalThis.setTimeout(fn, Math.min(ms, MAX_TIMER_DELAY_MS)),
   clearTimeout(handle) {
     globalThis.clearTimeout(handle as ReturnType<typeof globalThis.setTimeout>);
   },

@@ -14,6 +14,10 @@ import type { ConnectionGate } from "./node-http-adapter.js";
 export interface FetchRequestInfo {
   readonly remoteAddress?: string;
   readonly tlsPeerCertificate?: unknown;
+  /** Whether the TLS layer in front verified the client certificate. Default false. */
+  readonly tlsAuthorized?: boolean;
+  /** Why it did not, when known. */
+  readonly tlsAuthorizationError?: string;
 }
 
 function empty(status: number, headers: Record<string, string> = {}): Response {
@@ -98,6 +102,8 @@ export async function handleFetch(
       headers: headersToRecord(request.headers),
       remoteAddress: info.remoteAddress,
       tlsPeerCertificate: info.tlsPeerCertificate,
+      tlsAuthorized: info.tlsAuthorized === true,
+      tlsAuthorizationError: info.tlsAuthorizationError,
       readBody: async () => (request.body === null ? new Uint8Array(0) : timedBody(request.body, core)),
     });
     // As the node:http adapter answers a stalled body: the rest of it will not be read.

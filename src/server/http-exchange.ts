@@ -15,6 +15,9 @@ export interface HttpExchangeRequest {
   readonly headers: Readonly<Record<string, string>>;
   readonly remoteAddress: string | undefined;
   readonly tlsPeerCertificate: unknown;
+  /** Node's verdict on the client certificate (false when unknown). */
+  readonly tlsAuthorized?: boolean;
+  readonly tlsAuthorizationError?: string | undefined;
   /** Reads the body, or fails with `message_too_large` / `timeout` / `transport_failed`. */
   readonly readBody: () => Promise<Uint8Array | ReadableStream<Uint8Array>>;
 }
@@ -98,6 +101,8 @@ export async function httpExchange(core: ServerCore, request: HttpExchangeReques
     url: request.url,
     remoteAddress: request.remoteAddress,
     tlsPeerCertificate: request.tlsPeerCertificate,
+    tlsAuthorized: request.tlsAuthorized === true,
+    ...(request.tlsAuthorizationError === undefined ? {} : { tlsAuthorizationError: request.tlsAuthorizationError }),
     transport: "http",
   };
   const retry = { "retry-after": retryAfterSeconds(options.retryAfterMs) };

@@ -32,6 +32,7 @@ export {
   PreparedRemoteConfig,
   type RemoteConfigInput,
 } from "./push.js";
+export { bearerToken, safeEqual } from "./secrets.js";
 export type { ConnectionSettingsInput, HeadersInput } from "./settings-offer.js";
 export type {
   DeliveryEvent,

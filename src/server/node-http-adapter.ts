@@ -45,6 +45,24 @@ export class ConnectionGate {
   }
 }
 
+/** Node's verdict on a TLS client's certificate, in the shape `AuthRequest` carries it. */
+export interface TlsVerdict {
+  readonly tlsAuthorized: boolean;
+  readonly tlsAuthorizationError?: string;
+}
+
+/** Whether Node verified the client certificate, and why not when it did not. */
+export function tlsVerdict(req: IncomingMessage): TlsVerdict {
+  const socket = req.socket as Partial<TLSSocket>;
+  if (socket.encrypted !== true) return { tlsAuthorized: false };
+  if (socket.authorized === true) return { tlsAuthorized: true };
+  // Typed as an Error, but Node sets a string code ("UNABLE_TO_VERIFY_LEAF_SIGNATURE").
+  const reason: unknown = socket.authorizationError;
+  if (reason === undefined || reason === null) return { tlsAuthorized: false };
+  const text = reason instanceof Error ? ((reason as { code?: string }).code ?? reason.message) : String(reason);
+  return { tlsAuthorized: false, tlsAuthorizationError: text };
+}
+
 /** The peer certificate of a TLS socket, or undefined for plain TCP or no client cert. */
 export function peerCertificate(req: IncomingMessage): unknown {
   const socket = req.socket as Partial<TLSSocket>;
@@ -189,6 +207,7 @@ export async function handleNodeRequest(
       headers: flattenHeaders(req.headers),
       remoteAddress: req.socket.remoteAddress,
       tlsPeerCertificate: peerCertificate(req),
+      ...tlsVerdict(req),
       readBody: () => readNodeBody(req, core.options.maxMessageBytes, core),
     });
     if (response.status === 413 || response.status === 408) {

@@ -92,6 +92,17 @@ export interface AuthRequest {
   readonly remoteAddress: string | undefined;
   /** The client's TLS certificate (node's `PeerCertificate`) when mutual TLS is in use. */
   readonly tlsPeerCertificate: unknown;
+  /**
+   * Node's verdict on the client certificate (`TLSSocket.authorized`): true only when the
+   * connection is TLS and the certificate chains to the server's trusted CAs. With
+   * `rejectUnauthorized: false` a certificate from an unknown (rogue) CA still reaches
+   * this hook, with `tlsAuthorized: false`: check it before trusting `tlsPeerCertificate`.
+   * False for plain HTTP and for a TLS client without a certificate. The fetch handler
+   * takes it from its `info` argument (default false).
+   */
+  readonly tlsAuthorized: boolean;
+  /** Why the certificate was not verified (Node's `authorizationError`, e.g. `"UNABLE_TO_VERIFY_LEAF_SIGNATURE"`), when Node gave a reason. */
+  readonly tlsAuthorizationError?: string;
   /** Which transport the request starts. */
   readonly transport: AgentTransport;
 }

@@ -12,7 +12,7 @@ import { decodeWsFrame, OpampError } from "../wire/index.js";
 import type { AgentRecord, PushChannel } from "./agent-record.js";
 import { authenticate, flattenHeaders, retryAfterSeconds, STATUS_TEXT } from "./auth.js";
 import type { ServerCore } from "./core.js";
-import { type ConnectionGate, peerCertificate, requestUrl } from "./node-http-adapter.js";
+import { type ConnectionGate, peerCertificate, requestUrl, tlsVerdict } from "./node-http-adapter.js";
 import type { AuthRequest } from "./types.js";
 import { rawSocketOf, writeBinaryFrame } from "./ws-frame-writer.js";
 
@@ -160,6 +160,7 @@ export class WsAdapter {
         url,
         remoteAddress: req.socket.remoteAddress,
         tlsPeerCertificate: peerCertificate(req),
+        ...tlsVerdict(req),
         transport: "websocket",
       };
       const decision = await authenticate(options.authenticate, authRequest, this.core.authLimits(authRequest));

@@ -4,7 +4,7 @@
  */
 // spec: Plain HTTP Transport
 import { type AgentToServer, AgentToServerSchema, ServerToAgentSchema } from "../gen/opamp/v1/opamp_pb.js";
-import { Backoff, parseRetryAfter } from "../internal/backoff.js";
+import { Backoff, clampDelay, parseRetryAfter } from "../internal/backoff.js";
 import type { TimerHandle } from "../internal/clock.js";
 import { OpampError } from "../wire/errors.js";
 import { decodeHttpBody, encodeHttpBody, PROTOBUF_CONTENT_TYPE } from "../wire/http-body.js";
@@ -190,7 +190,7 @@ export class HttpTransport implements Transport {
 
   /** Waits max(backoff, Retry-After) and connects again; nothing is sent meanwhile. */
   #backOff(error: OpampError, retryAfterMs: number | undefined): void {
-    const delay = Math.max(this.#backoff.next(), retryAfterMs ?? 0);
+    const delay = Math.max(this.#backoff.next(), clampDelay(retryAfterMs ?? 0, this.settings.maxRetryAfterMs));
     this.#dispatch({ type: "failed", error, until: this.settings.clock.now() + delay });
     this.#timer = this.settings.clock.setTimeout(() => {
       this.#timer = undefined;
@@ -329,7 +329,11 @@ export class HttpTransport implements Transport {
     const details = { status };
     if (status === 429 || status === 503) {
       this.host.returnMessage(message);
-      const retryAfterMs = parseRetryAfter(response.headers.get("retry-after"), this.settings.clock.now());
+      const retryAfterMs = parseRetryAfter(
+        response.headers.get("retry-after"),
+        this.settings.clock.now(),
+        this.settings.maxRetryAfterMs,
+      );
       const error = new OpampError("unavailable", `the server is unavailable (HTTP ${status})`, {
         details: retryAfterMs === undefined ? details : { ...details, retryAfterMs },
       });

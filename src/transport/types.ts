@@ -25,7 +25,10 @@ export interface ConnectTarget {
 
 /** What the core tells a transport after reading a ServerToAgent. */
 export interface ReceiveOutcome {
-  /** The server is unavailable: stop sending and retry after this long (or backoff when 0). */
+  /**
+   * The server is unavailable: stop sending and retry after this long (or backoff when 0).
+   * The core has already bounded it by {@link TransportSettings.maxRetryAfterMs}.
+   */
   readonly retryAfterMs?: number;
 }
 
@@ -47,7 +50,7 @@ export interface TransportHost {
   receive(message: ServerToAgent): ReceiveOutcome;
   /** Target for the next attempt (may change after connection settings offers). */
   target(): ConnectTarget;
-  /** Heartbeat / poll interval in ms; 0 disables WS heartbeats. */
+  /** Heartbeat / poll interval in ms, already bounded to what a timer can wait; 0 disables WS heartbeats. */
   heartbeatIntervalMs(): number;
   /** Called on every connection state change, in order. */
   stateChanged(state: ConnectionState, previous: ConnectionState): void;
@@ -66,6 +69,10 @@ export interface TransportSettings {
   readonly responseTimeoutMs: number;
   /** Bound on the last message and close handshake at stop. */
   readonly closeTimeoutMs: number;
+  /** WebSocket: deadline of the opening handshake (TCP, proxy tunnel, TLS, upgrade). */
+  readonly connectTimeoutMs: number;
+  /** Upper bound of a wait the server asks for (Retry-After, RetryInfo). */
+  readonly maxRetryAfterMs: number;
 }
 
 /** A transport owned by one client. */

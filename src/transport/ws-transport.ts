@@ -6,7 +6,7 @@
 // spec: WebSocket Transport
 import WebSocket from "isomorphic-ws";
 import { type AgentToServer, AgentToServerSchema, ServerToAgentSchema } from "../gen/opamp/v1/opamp_pb.js";
-import { Backoff, parseRetryAfter } from "../internal/backoff.js";
+import { Backoff, clampDelay, parseRetryAfter } from "../internal/backoff.js";
 import type { TimerHandle } from "../internal/clock.js";
 import { OpampError } from "../wire/errors.js";
 import { decodeWsMessage, encodeWsMessage } from "../wire/frame.js";
@@ -63,6 +63,8 @@ export class WsTransport implements Transport {
   #retryTimer: TimerHandle | undefined;
   #heartbeatTimer: TimerHandle | undefined;
   #deadlineTimer: TimerHandle | undefined;
+  /** Deadline of the opening handshake of the current socket. */
+  #connectTimer: TimerHandle | undefined;
   #flushQueued = false;
   #heartbeatMs = -1;
   #answered = false;
@@ -187,11 +189,22 @@ export class WsTransport implements Transport {
     this.#socket = socket;
     this.#open = false;
     this.#answered = false;
+    // An endpoint that accepts TCP and never completes the upgrade (or a proxy that never
+    // opens the tunnel) would otherwise leave the client "connecting" for ever, and a
+    // connection-settings candidate pointing there would never be rolled back.
+    const connectTimeoutMs = this.settings.connectTimeoutMs;
+    this.#connectTimer = this.settings.clock.setTimeout(() => {
+      this.#connectTimer = undefined;
+      if (this.#socket !== socket || this.#open) return;
+      this.#fail(
+        new OpampError("timeout", `the WebSocket opening handshake did not finish within ${connectTimeoutMs} ms`),
+      );
+    }, connectTimeoutMs);
     if (IS_NODE_WS) {
       socket.on("unexpected-response", (request: { destroy(): void }, response: UpgradeResponse) => {
         if (this.#socket !== socket) return;
         request.destroy();
-        this.#fail(upgradeError(response, this.settings.clock.now()));
+        this.#fail(upgradeError(response, this.settings.clock.now(), this.settings.maxRetryAfterMs));
       });
       socket.on("pong", () => {
         if (this.#socket === socket) this.#clearDeadline();
@@ -199,6 +212,7 @@ export class WsTransport implements Transport {
     }
     socket.onopen = () => {
       if (this.#socket !== socket) return;
+      this.#clearConnectTimer();
       this.#open = true;
       this.#dispatch({ type: "connected" });
       // spec: the client MUST send a status report first.
@@ -212,20 +226,30 @@ export class WsTransport implements Transport {
     };
     socket.onerror = (event: { message?: string; error?: unknown }) => {
       if (this.#socket !== socket) return;
-      // A proxy's refusal arrives as the OpampError the tunnel failed with (http_status 407, …).
-      this.#fail(
-        event.error instanceof OpampError
-          ? event.error
-          : new OpampError("transport_failed", `WebSocket error: ${event.message ?? "connection failed"}`, {
-              cause: event.error,
-            }),
-      );
+      this.#fail(this.#socketError(event));
     };
     socket.onclose = (event: { code: number; reason: string }) => {
       if (this.#socket !== socket) return;
       const reason = event.reason === "" ? "" : `: ${event.reason}`;
       this.#fail(new OpampError("transport_failed", `WebSocket closed by the server (${event.code}${reason})`));
     };
+  }
+
+  /** What a socket's error event means for the client. */
+  #socketError(event: { message?: string; error?: unknown }): OpampError {
+    // A proxy's refusal arrives as the OpampError the tunnel failed with (http_status 407, …).
+    if (event.error instanceof OpampError) return event.error;
+    // ws refuses a frame over maxPayload before buffering it, and closes with 1009.
+    if ((event.error as { code?: unknown } | undefined)?.code === "WS_ERR_UNSUPPORTED_MESSAGE_LENGTH") {
+      const limit = this.settings.maxMessageBytes;
+      return new OpampError("message_too_large", `the server sent a message larger than ${limit} bytes`, {
+        cause: event.error,
+        details: { limit },
+      });
+    }
+    return new OpampError("transport_failed", `WebSocket error: ${event.message ?? "connection failed"}`, {
+      cause: event.error,
+    });
   }
 
   #receive(data: unknown): void {
@@ -335,6 +359,11 @@ export class WsTransport implements Transport {
     }, interval);
   }
 
+  #clearConnectTimer(): void {
+    if (this.#connectTimer !== undefined) this.settings.clock.clearTimeout(this.#connectTimer);
+    this.#connectTimer = undefined;
+  }
+
   #clearDeadline(): void {
     if (this.#deadlineTimer !== undefined) this.settings.clock.clearTimeout(this.#deadlineTimer);
     this.#deadlineTimer = undefined;
@@ -347,6 +376,7 @@ export class WsTransport implements Transport {
     this.#retryTimer = undefined;
     this.#heartbeatTimer = undefined;
     this.#clearDeadline();
+    this.#clearConnectTimer();
   }
 
   #detach(socket: WebSocket): void {
@@ -376,7 +406,10 @@ export class WsTransport implements Transport {
     const quick = wasConnected && this.#answered && retryAfterMs === undefined && error.code === "transport_failed";
     const delay = quick
       ? Math.floor(this.settings.random() * this.settings.backoff.initialDelayMs)
-      : Math.max(this.#backoff.next(), retryAfterMs ?? error.details.retryAfterMs ?? 0);
+      : Math.max(
+          this.#backoff.next(),
+          clampDelay(retryAfterMs ?? error.details.retryAfterMs ?? 0, this.settings.maxRetryAfterMs),
+        );
     this.#dispatch({ type: "failed", error, until: this.settings.clock.now() + delay });
     if (delay === 0) queueMicrotask(() => this.#connect());
     else this.#retryTimer = this.settings.clock.setTimeout(() => this.#connect(), delay);
@@ -426,7 +459,7 @@ function headerValue(headers: UpgradeResponse["headers"], name: string): string 
 }
 
 /** Turns a refused upgrade into the error the client reports and the wait it implies. */
-function upgradeError(response: UpgradeResponse, now: number): OpampError {
+function upgradeError(response: UpgradeResponse, now: number, maxRetryAfterMs: number): OpampError {
   const status = response.statusCode ?? 0;
   if (status === 401 || status === 403) {
     return new OpampError("unauthenticated", `the server refused the upgrade with HTTP ${status}`, {
@@ -434,7 +467,7 @@ function upgradeError(response: UpgradeResponse, now: number): OpampError {
     });
   }
   if (status === 429 || status === 503) {
-    const retryAfterMs = parseRetryAfter(headerValue(response.headers, "retry-after"), now);
+    const retryAfterMs = parseRetryAfter(headerValue(response.headers, "retry-after"), now, maxRetryAfterMs);
     return new OpampError("unavailable", `the server is unavailable (HTTP ${status})`, {
       details: retryAfterMs === undefined ? { status } : { status, retryAfterMs },
     });

@@ -93,3 +93,33 @@ export function makeMaterial(dir: string): Material {
     offeredClient: leaf("agent-offered", "extendedKeyUsage=clientAuth\n"),
   };
 }
+
+/**
+ * A client certificate (CN agent-options) signed by the other CA of {@link makeMaterial},
+ * which servers of the tests do not trust. Call after makeMaterial in the same directory.
+ */
+export function rogueClient(dir: string): Pem {
+  const run = (...args: string[]) => execFileSync("openssl", args, { cwd: dir, stdio: "pipe" });
+  writeFileSync(join(dir, "rogue.ext"), "extendedKeyUsage=clientAuth\n");
+  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+  run("req", ...ec, "-keyout", "rogue.key", "-out", "rogue.csr", "-subj", "/CN=agent-options");
+  run(
+    "x509",
+    "-req",
+    "-in",
+    "rogue.csr",
+    "-CA",
+    "other-ca.crt",
+    "-CAkey",
+    "other-ca.key",
+    "-set_serial",
+    "4242",
+    "-days",
+    "1",
+    "-extfile",
+    "rogue.ext",
+    "-out",
+    "rogue.crt",
+  );
+  return { key: readFileSync(join(dir, "rogue.key"), "utf8"), cert: readFileSync(join(dir, "rogue.crt"), "utf8") };
+}

@@ -64,8 +64,12 @@ export class FakeServer {
   readonly httpRequests: IncomingMessage["headers"][] = [];
   /** Answers for the next requests/upgrades, consumed in order. */
   readonly refusals: Refusal[] = [];
-  /** Raw bodies to answer the next HTTP requests with / WS frames to send instead of an answer. */
-  readonly garbage: Uint8Array[] = [];
+  /**
+   * Raw bodies to answer the next HTTP requests with / WS frames to send instead of an
+   * answer. A string is sent as a WS text frame; `{ body, headers }` answers HTTP with
+   * extra headers (e.g. a `Content-Encoding` the body does not honour).
+   */
+  readonly garbage: (Uint8Array | string | { body: Uint8Array; headers: Record<string, string> })[] = [];
   /** Messages merged into the next answers (HTTP) or pushed at once (WS via push()). */
   readonly queued: ServerToAgent[] = [];
   script: Script = ack;
@@ -231,7 +235,7 @@ export class FakeServer {
       this.#record(received);
       const raw = this.garbage.shift();
       if (raw !== undefined) {
-        ws.send(raw);
+        ws.send(raw instanceof Uint8Array || typeof raw === "string" ? raw : raw.body);
         return;
       }
       const answer = this.#answer(received);
@@ -275,7 +279,9 @@ export class FakeServer {
     }
     const raw = this.garbage.shift();
     if (raw !== undefined) {
-      res.writeHead(200, { "Content-Type": "application/x-protobuf" }).end(raw);
+      const extra = raw instanceof Uint8Array || typeof raw === "string" ? {} : raw.headers;
+      const body = raw instanceof Uint8Array || typeof raw === "string" ? raw : raw.body;
+      res.writeHead(200, { "Content-Type": "application/x-protobuf", ...extra }).end(body);
       return;
     }
     const answer = this.#answer(received) ?? create(ServerToAgentSchema, { instanceUid: message.instanceUid });

@@ -54,7 +54,7 @@ export interface Harness {
 
 /** Builds a client against the fake server with a manual clock and pinned jitter (0.5). */
 export function makeClient(
-  server: FakeServer,
+  server: Pick<FakeServer, "url">,
   kind: "ws" | "http",
   extra: Omit<Partial<OpAMPClientOptions>, "transport"> & { transport?: Partial<OpAMPClientOptions["transport"]> } = {},
 ): Harness {

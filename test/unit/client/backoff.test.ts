@@ -1,7 +1,8 @@
 /** Backoff windows, jitter bounds and Retry-After parsing. */
 import fc from "fast-check";
-import { describe, expect, it } from "vitest";
-import { Backoff, parseRetryAfter } from "../../../src/internal/backoff.js";
+import { describe, expect, it, vi } from "vitest";
+import { Backoff, clampDelay, MAX_TIMER_DELAY_MS, parseRetryAfter } from "../../../src/internal/backoff.js";
+import { systemClock } from "../../../src/internal/clock.js";
 
 describe("Backoff", () => {
   const policy = { initialDelayMs: 1_000, maxDelayMs: 60_000, multiplier: 2 };
@@ -41,5 +42,39 @@ describe("parseRetryAfter", () => {
     expect(parseRetryAfter("", now)).toBeUndefined();
     expect(parseRetryAfter("soon", now)).toBeUndefined();
     expect(parseRetryAfter("-5", now)).toBeUndefined();
+  });
+  it("bounds absurd values by the maximum given, and by what a timer can wait without one", () => {
+    const max = 3_600_000;
+    expect(parseRetryAfter("9".repeat(401), now, max)).toBe(max);
+    expect(parseRetryAfter("3000000000", now, max)).toBe(max);
+    expect(parseRetryAfter("Fri, 31 Dec 9999 23:59:59 GMT", now, max)).toBe(max);
+    expect(parseRetryAfter("3599", now, max)).toBe(3_599_000);
+    expect(parseRetryAfter("9".repeat(401), now)).toBe(MAX_TIMER_DELAY_MS);
+    expect(parseRetryAfter("Fri, 31 Dec 9999 23:59:59 GMT", now)).toBe(MAX_TIMER_DELAY_MS);
+  });
+});
+
+describe("clampDelay", () => {
+  it("keeps a delay within [0, max] and within a timer's range", () => {
+    expect(clampDelay(5, 10)).toBe(5);
+    expect(clampDelay(11, 10)).toBe(10);
+    expect(clampDelay(-1, 10)).toBe(0);
+    expect(clampDelay(Number.NaN, 10)).toBe(0);
+    expect(clampDelay(Number.POSITIVE_INFINITY, 10)).toBe(10);
+    expect(clampDelay(1e22, Number.POSITIVE_INFINITY)).toBe(MAX_TIMER_DELAY_MS);
+  });
+});
+
+describe("systemClock", () => {
+  it("never hands Node a delay it would fire after 1 ms", () => {
+    const spy = vi.spyOn(globalThis, "setTimeout");
+    try {
+      const handle = systemClock.setTimeout(() => undefined, 3_000_000_000_000);
+      systemClock.clearTimeout(handle);
+      expect(spy).toHaveBeenCalledTimes(1);
+      expect(spy.mock.calls[0]?.[1]).toBe(MAX_TIMER_DELAY_MS);
+    } finally {
+      spy.mockRestore();
+    }
   });
 });

@@ -2,7 +2,17 @@
 import { describe, expect, it } from "vitest";
 import { agentCapabilityBits } from "../../../src/client/capability-bits.js";
 import { OpAMPClient } from "../../../src/client/opamp-client.js";
-import { DEFAULT_HEARTBEAT_INTERVAL_MS, DEFAULT_RETRY, resolveClientOptions } from "../../../src/client/options.js";
+import {
+  DEFAULT_CONNECT_TIMEOUT_MS,
+  DEFAULT_DOWNLOAD_CONNECT_TIMEOUT_MS,
+  DEFAULT_DOWNLOAD_IDLE_TIMEOUT_MS,
+  DEFAULT_DOWNLOAD_TIMEOUT_MS,
+  DEFAULT_HEARTBEAT_INTERVAL_MS,
+  DEFAULT_MAX_HEARTBEAT_INTERVAL_MS,
+  DEFAULT_MAX_RETRY_AFTER_MS,
+  DEFAULT_RETRY,
+  resolveClientOptions,
+} from "../../../src/client/options.js";
 import { AgentCapability } from "../../../src/wire/capabilities.js";
 import { DEFAULT_MAX_MESSAGE_BYTES } from "../../../src/wire/limits.js";
 
@@ -69,4 +79,40 @@ describe("agentCapabilityBits", () => {
       expect(all & bit).toBe(bit);
     }
   });
+});
+
+describe("resolveClientOptions: deadlines, server-given delays and headers", () => {
+  const url = "ws://127.0.0.1:1/v1/opamp";
+
+  it("defaults the deadlines and the bounds on server-given delays", () => {
+    const resolved = resolveClientOptions({ transport: { url } });
+    expect(resolved.connectTimeoutMs).toBe(DEFAULT_CONNECT_TIMEOUT_MS);
+    expect(resolved.maxRetryAfterMs).toBe(DEFAULT_MAX_RETRY_AFTER_MS);
+    expect(resolved.maxHeartbeatIntervalMs).toBe(DEFAULT_MAX_HEARTBEAT_INTERVAL_MS);
+    expect(resolved.downloadConnectTimeoutMs).toBe(DEFAULT_DOWNLOAD_CONNECT_TIMEOUT_MS);
+    expect(resolved.downloadIdleTimeoutMs).toBe(DEFAULT_DOWNLOAD_IDLE_TIMEOUT_MS);
+    expect(resolved.downloadTimeoutMs).toBe(DEFAULT_DOWNLOAD_TIMEOUT_MS);
+  });
+
+  it.each([
+    ["transport.connectTimeoutMs", { transport: { url, connectTimeoutMs: 0 } }],
+    ["transport.heartbeatIntervalMs", { transport: { url, heartbeatIntervalMs: 2 ** 31 } }],
+    ["transport.maxHeartbeatIntervalMs", { transport: { url, maxHeartbeatIntervalMs: 1e12 } }],
+    ["retry.maxRetryAfterMs", { transport: { url }, retry: { maxRetryAfterMs: Number.POSITIVE_INFINITY } }],
+    ["limits.downloadTimeoutMs", { transport: { url }, limits: { downloadTimeoutMs: -1 } }],
+    ["limits.downloadIdleTimeoutMs", { transport: { url }, limits: { downloadIdleTimeoutMs: 3e9 } }],
+  ])("refuses a bad %s (a timer cannot wait longer than 2^31-1 ms)", (name, options) => {
+    expect(() => resolveClientOptions(options)).toThrow(
+      expect.objectContaining({ code: "invalid_argument", message: expect.stringContaining(name) }),
+    );
+  });
+
+  it.each([[{ "X-Token": "a\r\nInjected: 1" }], [{ "Bad Name": "x" }], [{ "X-Nul": "a\u0000b" }]])(
+    "refuses headers that cannot be sent as they are: %j",
+    (headers) => {
+      expect(() => resolveClientOptions({ transport: { url, headers } })).toThrow(
+        expect.objectContaining({ code: "invalid_argument" }),
+      );
+    },
+  );
 });

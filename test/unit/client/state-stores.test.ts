@@ -41,6 +41,22 @@ describe("FileClientStateStore crash safety", () => {
     expect(files.filter((f) => f.endsWith(".tmp") && f !== "state.json.deadbeef.tmp")).toEqual([]);
   });
 
+  it("removes the temporary files that interrupted writes left, and only those, when loading", async () => {
+    const dir = await tempDir();
+    const path = join(dir, "state.json");
+    await new FileClientStateStore(path).save({ instanceUid: new Uint8Array(16).fill(3) });
+    const leftovers = ["state.json.0123456789ab.tmp", "state.json.ffffffffffff.tmp"];
+    const others = ["state.json.backup.tmp", "other.json.0123456789ab.tmp", "state.json.0123456789AB.tmp", "notes.txt"];
+    for (const name of [...leftovers, ...others]) await writeFile(join(dir, name), "{");
+    expect((await new FileClientStateStore(path).load())?.instanceUid?.[0]).toBe(3);
+    expect((await readdir(dir)).sort()).toEqual(["state.json", ...others].sort());
+  });
+
+  it("loads nothing, and fails nothing, when the directory does not exist yet", async () => {
+    const path = join(await tempDir(), "missing", "state.json");
+    await expect(new FileClientStateStore(path).load()).resolves.toBeUndefined();
+  });
+
   it("reports a corrupt file as storage_failed instead of starting over silently", async () => {
     const path = join(await tempDir(), "state.json");
     await writeFile(path, "not json");
