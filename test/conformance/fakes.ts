@@ -265,6 +265,13 @@ export interface FakeClientBehaviour {
   readonly noDisconnect?: boolean;
   /** Idle interval before any offer (default 3000 ms). */
   readonly idleMs?: number;
+  /**
+   * WS: apply offered OpAMP connection settings as the spec's offer flow says (agent_disconnect,
+   * close, reconnect to the offered destination), as settings-accepting clients such as the
+   * Collector's supervisor do. A destination that is not ws:// or wss:// is taken as a switch
+   * to another transport: the client goes quiet on this one.
+   */
+  readonly reconnectOnSettings?: boolean;
 }
 
 export interface FakeClient {
@@ -278,6 +285,7 @@ const FAKE_CLIENT_CAPABILITIES =
   AgentCapability.ReportsHeartbeat;
 
 export function startFakeClient(url: string, b: FakeClientBehaviour): FakeClient {
+  let endpoint = url;
   let uid = newInstanceUid();
   let seq = 0n;
   let sentFirst = false;
@@ -344,6 +352,21 @@ export function startFakeClient(url: string, b: FakeClientBehaviour): FakeClient
     }
     const offered = reply.connectionSettings?.opamp?.heartbeatIntervalSeconds;
     if (offered !== undefined) interval = b.ignoreHeartbeat === true ? 200 : Number(offered) * 1000;
+    const destination = reply.connectionSettings?.opamp?.destinationEndpoint;
+    if (b.reconnectOnSettings === true && b.transport === "ws" && destination !== undefined) {
+      const old = socket;
+      old?.send(encodeWsMessage(AgentToServerSchema, build(false, true)));
+      old?.close(1000);
+      socket = undefined;
+      if (!/^wss?:/.test(destination)) {
+        if (timer !== undefined) clearTimeout(timer);
+        stopped = true; // gone to another transport
+        return;
+      }
+      endpoint = destination;
+      connect();
+      return;
+    }
     if (b.loop === true) next ??= false;
     if (next !== undefined) send(next);
     else arm();
@@ -395,9 +418,10 @@ export function startFakeClient(url: string, b: FakeClientBehaviour): FakeClient
 
   const connect = (): void => {
     if (stopped) return;
-    const ws = new WebSocket(url.replace(/^http/, "ws"));
+    const ws = new WebSocket(endpoint.replace(/^http/, "ws"));
     socket = ws;
-    ws.on("open", () => send(!sentFirst ? b.firstCompressed !== true : false));
+    // A reconnection to apply new settings starts with a full report, as a new connection does.
+    ws.on("open", () => send(!sentFirst ? b.firstCompressed !== true : endpoint !== url));
     ws.on("message", (data: Buffer) => handle(decodeWsMessage(ServerToAgentSchema, new Uint8Array(data))));
     ws.on("unexpected-response", (req, res) => {
       const retryAfter = Number(res.headers["retry-after"] ?? "1") * 1000;

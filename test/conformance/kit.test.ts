@@ -161,6 +161,18 @@ describe("client checks", () => {
     });
   }
 
+  it("all pass against a WebSocket client that reconnects to apply offered settings (spec: OpAMP settings offer flow)", {
+    timeout: 30_000,
+  }, async () => {
+    // It says goodbye before reconnecting and again when stopped, and goes quiet if offered
+    // an endpoint of another transport: the kit must offer the ws:// URL to a WS client.
+    const report = await clientReport({ transport: "ws", reconnectOnSettings: true });
+    expect(report.results.filter((r) => r.status !== "pass").map((r) => `${r.id}: ${r.evidence ?? r.reason}`)).toEqual(
+      [],
+    );
+    expect(report.results.find((r) => r.id === "client.heartbeat-interval")?.evidence).toMatch(/gaps/);
+  });
+
   const broken: [id: string, behaviour: Omit<FakeClientBehaviour, "transport">, evidence: RegExp][] = [
     ["client.full-state-first", { firstCompressed: true }, /no agent_description/],
     ["client.report-full-state", { ignoreFullState: true }, /no message within|none full/],

@@ -262,7 +262,9 @@ export const CLIENT_CHECKS: readonly ClientCheck[] = [
         connectionSettings: {
           hash: new TextEncoder().encode(`heartbeat-${session.timing.heartbeatSeconds}`),
           opamp: {
-            destinationEndpoint: session.url,
+            // The endpoint of the transport in use: a client that applies the settings
+            // connects to this URL, and its scheme picks the transport (ws: or http:).
+            destinationEndpoint: session.transport === "ws" ? session.url.replace(/^http/, "ws") : session.url,
             heartbeatIntervalSeconds: BigInt(session.timing.heartbeatSeconds),
           },
         },
@@ -275,8 +277,15 @@ export const CLIENT_CHECKS: readonly ClientCheck[] = [
         ex.reply(offer);
       }
       // The first message after the offer may be a status report about it; measure the gaps after it.
+      // A client that applies the settings disconnects and reconnects with them (spec: OpAMP
+      // settings offer flow): its agent_disconnect is skipped, and the gaps are measured from
+      // the first message after it.
       const upper = h * 1.5 + 500;
-      const first = await session.next(upper + session.timing.timeoutMs);
+      let first = await session.next(upper + session.timing.timeoutMs);
+      while (first?.message.agentDisconnect !== undefined) {
+        first.reply();
+        first = await session.next(upper + session.timing.timeoutMs);
+      }
       if (first === undefined) return fail(`no message within ${ms(upper + session.timing.timeoutMs)} of the offer`);
       first.reply();
       const gaps: number[] = [];
@@ -424,7 +433,9 @@ export const CLIENT_CHECKS: readonly ClientCheck[] = [
     atEnd: true,
     async run(session) {
       const log = session.server.log;
-      const bye = log.find((r) => r.message.agentDisconnect !== undefined);
+      // The last one: a client also says goodbye before each deliberate reconnect (spec), e.g.
+      // to apply new connection settings, and carries on on the new connection.
+      const bye = log.findLast((r) => r.message.agentDisconnect !== undefined);
       const last = log.at(-1);
       if (bye === undefined) {
         const closed = session.server.events.some((e) => e.kind === "ws-close");
