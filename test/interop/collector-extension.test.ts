@@ -12,7 +12,7 @@ import {
   describeWithCollector,
   STACK_BUILD_TIMEOUT_MS,
 } from "./collector-stack.js";
-import { type FieldTransport, type OnFinished, STEP_TIMEOUT_MS, startCollector, startFieldServer } from "./field.js";
+import { extensionConfig, type OnFinished, STEP_TIMEOUT_MS, startCollector, startFieldServer } from "./field.js";
 import type { ManagedProcess } from "./processes.js";
 import type { AgentSnapshot, ServerProbe } from "./server-probe.js";
 
@@ -22,37 +22,6 @@ const EXTENSION_CAPABILITIES =
   AgentCapability.ReportsEffectiveConfig |
   AgentCapability.ReportsHealth |
   AgentCapability.ReportsAvailableComponents;
-
-/** A Collector config: a pipeline, and the opamp extension pointed at the server. */
-export function extensionConfig(transport: FieldTransport, endpoint: string, token: string): string {
-  return `extensions:
-  opamp:
-    server:
-      ${transport}:
-        endpoint: ${endpoint}
-        headers:
-          Authorization: "Bearer ${token}"${transport === "http" ? "\n        polling_interval: 1s" : ""}
-receivers:
-  otlp:
-    protocols:
-      grpc:
-        endpoint: 127.0.0.1:0
-processors:
-  batch: {}
-exporters:
-  debug: {}
-service:
-  extensions: [opamp]
-  telemetry:
-    metrics:
-      level: none
-  pipelines:
-    traces:
-      receivers: [otlp]
-      processors: [batch]
-      exporters: [debug]
-`;
-}
 
 function finisher(context: TestContext): { onFinished: OnFinished; logsOf: (p: ManagedProcess) => void } {
   const cleanups: (() => Promise<void> | void)[] = [];

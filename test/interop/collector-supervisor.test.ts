@@ -373,7 +373,8 @@ describeWithCollector("field interop: the Collector's opampsupervisor v0.149.0 a
         // growing by 1.5, ±50 %).
         await waitForFile(
           agentLog,
-          (text) => (text.slice(logBefore).match(/Connection failed \(.*connection refused\), will retry/g) ?? []).length >= 8,
+          (text) =>
+            (text.slice(logBefore).match(/Connection failed \(.*connection refused\), will retry/g) ?? []).length >= 8,
           STEP_TIMEOUT_MS,
         );
         expect(processGroupMembers(second.pid)).toHaveLength(1);

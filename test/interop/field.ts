@@ -190,3 +190,34 @@ service:
       exporters: [${exporter}]
 `;
 }
+
+/** A Collector config: a pipeline, and the opamp extension pointed at the server. */
+export function extensionConfig(transport: FieldTransport, endpoint: string, token: string): string {
+  return `extensions:
+  opamp:
+    server:
+      ${transport}:
+        endpoint: ${endpoint}
+        headers:
+          Authorization: "Bearer ${token}"${transport === "http" ? "\n        polling_interval: 1s" : ""}
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: 127.0.0.1:0
+processors:
+  batch: {}
+exporters:
+  debug: {}
+service:
+  extensions: [opamp]
+  telemetry:
+    metrics:
+      level: none
+  pipelines:
+    traces:
+      receivers: [otlp]
+      processors: [batch]
+      exporters: [debug]
+`;
+}
