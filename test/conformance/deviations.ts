@@ -163,7 +163,7 @@ export const COLLECTOR_EXTENSION_HTTP: readonly Deviation[] = [
     id: "client.full-state-first",
     transport: "http",
     evidence: /ReportsEffectiveConfig is set but there is no effective_config/,
-    note: "the first poll leaves out the effective config: opamp-go's HTTP client builds its first message when the extension starts, before the Collector hands the extension its config (NotifyConfig); the config follows in the next message. Over WebSocket the first message is built after connecting, by which time the config is known",
+    note: "the first poll leaves out the effective config: opamp-go's HTTP client builds its first message when the extension starts, before the Collector hands the extension its config (NotifyConfig); the config follows in the next message. Over WebSocket the first message is built once connected, which is usually, not always, later: the WebSocket run connects once the Collector is ready, so that this race does not decide its results",
   },
   {
     id: "client.unavailable-backoff",
