@@ -187,6 +187,7 @@ describeWithCollector("field interop: the Collector's opampsupervisor v0.149.0 a
 
         // Enrollment: the key comes in an offer, the supervisor reconnects with it.
         const key1 = await keyInUse(probe, "Bearer xag_");
+        const enrolled = probe.mark;
 
         // A config: APPLYING, then APPLIED with its hash, and the Collector runs it.
         let mark = probe.mark;
@@ -269,7 +270,8 @@ describeWithCollector("field interop: the Collector's opampsupervisor v0.149.0 a
           // opamp-go's WebSocket client says goodbye before it reconnects with new settings.
           expect(probe.of("disconnected").map((r) => r.reason)).toEqual(["agent_disconnect", "agent_disconnect"]);
         } else {
-          expect(probe.of("disconnected")).toEqual([]);
+          // (Before the key, a slow first start may let the server's 4 s HTTP silence window pass.)
+          expect(probe.records.slice(enrolled).filter((r) => r.kind === "disconnected")).toEqual([]);
         }
         // The supervisor started its OpAMP client three times: the token, then each key.
         expect(sessionStarts(probe)).toBe(3);
