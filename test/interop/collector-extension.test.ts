@@ -4,7 +4,7 @@
 
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
-import { beforeAll, describe, it, type TestContext } from "vitest";
+import { beforeAll, describe, it } from "vitest";
 import { AgentCapability } from "../../src/index.js";
 import {
   type CollectorStack,
@@ -12,8 +12,7 @@ import {
   describeWithCollector,
   STACK_BUILD_TIMEOUT_MS,
 } from "./collector-stack.js";
-import { extensionConfig, type OnFinished, STEP_TIMEOUT_MS, startCollector, startFieldServer } from "./field.js";
-import type { ManagedProcess } from "./processes.js";
+import { extensionConfig, finisher, STEP_TIMEOUT_MS, startCollector, startFieldServer } from "./field.js";
 import type { AgentSnapshot, ServerProbe } from "./server-probe.js";
 
 /** The extension's default capabilities: no heartbeats, no remote config. */
@@ -22,18 +21,6 @@ const EXTENSION_CAPABILITIES =
   AgentCapability.ReportsEffectiveConfig |
   AgentCapability.ReportsHealth |
   AgentCapability.ReportsAvailableComponents;
-
-function finisher(context: TestContext): { onFinished: OnFinished; logsOf: (p: ManagedProcess) => void } {
-  const cleanups: (() => Promise<void> | void)[] = [];
-  const logs: ManagedProcess[] = [];
-  context.onTestFinished(async (ctx) => {
-    if (ctx.task.result?.state === "fail")
-      for (const p of logs)
-        console.error(`--- ${ctx.task.name}: ${p.name} output, last 6 KB ---\n${p.output().slice(-6000)}`);
-    for (const cleanup of cleanups.reverse()) await cleanup();
-  });
-  return { onFinished: (c) => cleanups.push(c), logsOf: (p) => logs.push(p) };
-}
 
 function connected(probe: ServerProbe, from: number): Promise<AgentSnapshot> {
   return probe.waitFor(

@@ -7,9 +7,8 @@
 
 import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { beforeAll, describe, it, type TestContext } from "vitest";
+import { beforeAll, describe, it } from "vitest";
 import { AgentCapability, OpampError } from "../../src/index.js";
-import type { AuthRequest } from "../../src/server/index.js";
 import {
   type CollectorStack,
   collectorStack,
@@ -20,7 +19,7 @@ import {
   FIELD_HOSTNAME,
   type FieldServer,
   type FieldTransport,
-  type OnFinished,
+  finisher,
   pipelineConfig,
   STEP_TIMEOUT_MS,
   startEnrollmentServer,
@@ -28,9 +27,17 @@ import {
   startSupervisor,
   TEST_HEARTBEAT_SECONDS,
 } from "./field.js";
-import type { ManagedProcess } from "./processes.js";
 import { processGroupMembers, waitForFile, waitForGroupGone } from "./processes.js";
-import { type AgentSnapshot, hex, type ServerProbe } from "./server-probe.js";
+import { hex } from "./server-probe.js";
+import {
+  connected,
+  credentialRuns,
+  healthy,
+  keyInUse,
+  remoteConfigStatus,
+  requestWith,
+  sessionStarts,
+} from "./supervisor-steps.js";
 
 /** What the seed's capabilities plus accepts_opamp_connection_settings send (no ReportsConnectionSettingsStatus). */
 const SEED_CAPABILITIES =
@@ -46,108 +53,6 @@ const SEED_CAPABILITIES =
 const ACCEPTS_SETTINGS = { accepts_opamp_connection_settings: true } as const;
 const TRANSPORTS: readonly FieldTransport[] = ["ws", "http"];
 const SCENARIO_TIMEOUT_MS = 150_000;
-
-/** Cleanups run in reverse order when the test ends; on failure the processes' logs are printed. */
-function finisher(context: TestContext): {
-  onFinished: OnFinished;
-  logsOf: (p: ManagedProcess, storage?: string) => void;
-} {
-  const cleanups: (() => Promise<void> | void)[] = [];
-  const logs: { p: ManagedProcess; storage: string | undefined }[] = [];
-  context.onTestFinished(async (ctx) => {
-    if (ctx.task.result?.state === "fail") {
-      for (const { p, storage } of logs) {
-        let agentLog = "";
-        if (storage !== undefined) agentLog = await readFile(join(storage, "agent.log"), "utf8").catch(() => "");
-        console.error(
-          `--- ${ctx.task.name}: ${p.name} (pid ${p.pid}) output, last 6 KB ---\n${p.output().slice(-6000)}` +
-            (agentLog ? `\n--- its Collector's agent.log, last 4 KB ---\n${agentLog.slice(-4000)}` : ""),
-        );
-      }
-    }
-    for (const cleanup of cleanups.reverse()) await cleanup();
-  });
-  return {
-    onFinished: (cleanup) => cleanups.push(cleanup),
-    logsOf: (p, storage) => logs.push({ p, storage }),
-  };
-}
-
-/** Waits for the agent's first connection and returns its snapshot. */
-function connected(probe: ServerProbe, from = 0): Promise<AgentSnapshot> {
-  return probe.waitFor(
-    "the supervisor to connect",
-    (r) => (r.kind === "connected" ? r.agent : undefined),
-    STEP_TIMEOUT_MS,
-    from,
-  );
-}
-
-/**
- * Waits until the agent speaks on a connection authenticated with a credential that starts
- * with `prefix` and is not `except` (an accepted authentication, then a message after it);
- * returns the credential. Over HTTP every poll authenticates, so a new key shows as the
- * first request that carries it.
- */
-async function keyInUse(probe: ServerProbe, prefix: string, from = 0, except?: string): Promise<string> {
-  const at = await probe.waitFor(
-    `a connection authenticated with ${prefix}…`,
-    (r, index) =>
-      r.kind === "auth" && r.accepted && r.credential?.startsWith(prefix) && r.credential !== except
-        ? index
-        : undefined,
-    STEP_TIMEOUT_MS,
-    from,
-  );
-  await probe.waitFor("a message on it", (r) => (r.kind === "message" ? r : undefined), STEP_TIMEOUT_MS, at + 1);
-  return (probe.records[at] as { credential: string }).credential;
-}
-
-function healthy(probe: ServerProbe, from: number): Promise<AgentSnapshot> {
-  return probe.waitForAgent(
-    "health StatusOK",
-    (a) => a.health?.healthy === true && a.health.status === "StatusOK",
-    STEP_TIMEOUT_MS,
-    from,
-  );
-}
-
-function remoteConfigStatus(
-  probe: ServerProbe,
-  status: "APPLYING" | "APPLIED" | "FAILED",
-  hash: Uint8Array,
-  from: number,
-): Promise<AgentSnapshot> {
-  return probe.waitForAgent(
-    `remote config ${status} ${hex(hash).slice(0, 12)}…`,
-    (a) => a.remoteConfig?.status === status && a.remoteConfig.hash === hex(hash),
-    STEP_TIMEOUT_MS,
-    from,
-  );
-}
-
-/** An authenticate request as the server would build it, to ask the recipe about a credential. */
-function requestWith(authorization: string, transport: "websocket" | "http"): AuthRequest {
-  return {
-    headers: { authorization },
-    url: new URL("http://127.0.0.1/v1/opamp"),
-    remoteAddress: "127.0.0.1",
-    tlsPeerCertificate: undefined,
-    transport,
-  };
-}
-
-/** Every accepted credential in order, and how often the credential changed. */
-function credentialRuns(probe: ServerProbe): string[] {
-  const runs: string[] = [];
-  for (const r of probe.of("auth")) if (r.accepted && r.credential !== runs.at(-1)) runs.push(r.credential ?? "");
-  return runs;
-}
-
-/** Messages that start a fresh OpAMP client session (opamp-go restarts sequence numbers at 0). */
-function sessionStarts(probe: ServerProbe, from = 0): number {
-  return probe.records.slice(from).filter((r) => r.kind === "message" && r.seq === 0n).length;
-}
 
 describeWithCollector("field interop: the Collector's opampsupervisor v0.149.0 against OpAMPServer", () => {
   let stack: CollectorStack;

@@ -3,9 +3,10 @@
 // supervisor or Collector processes, all stopped when the test ends, passed or failed.
 
 import { randomBytes } from "node:crypto";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { TestContext } from "vitest";
 import { Enrollment, type EnrollmentPrincipal } from "../../examples/enrollment.js";
 import type { AuthDecision, AuthRequest, OpAMPServerOptions } from "../../src/server/index.js";
 import { OpAMPServer } from "../../src/server/index.js";
@@ -27,6 +28,32 @@ export const FIELD_HOSTNAME = `field-interop-${randomBytes(3).toString("hex")}`;
 
 /** Runs cleanups in reverse order when a test finishes. */
 export type OnFinished = (cleanup: () => Promise<void> | void) => void;
+
+/** Cleanups run in reverse order when the test ends; on failure the processes' logs are printed. */
+export function finisher(context: TestContext): {
+  onFinished: OnFinished;
+  logsOf: (p: ManagedProcess, storage?: string) => void;
+} {
+  const cleanups: (() => Promise<void> | void)[] = [];
+  const logs: { p: ManagedProcess; storage: string | undefined }[] = [];
+  context.onTestFinished(async (ctx) => {
+    if (ctx.task.result?.state === "fail") {
+      for (const { p, storage } of logs) {
+        let agentLog = "";
+        if (storage !== undefined) agentLog = await readFile(join(storage, "agent.log"), "utf8").catch(() => "");
+        console.error(
+          `--- ${ctx.task.name}: ${p.name} (pid ${p.pid}) output, last 6 KB ---\n${p.output().slice(-6000)}` +
+            (agentLog ? `\n--- its Collector's agent.log, last 4 KB ---\n${agentLog.slice(-4000)}` : ""),
+        );
+      }
+    }
+    for (const cleanup of cleanups.reverse()) await cleanup();
+  });
+  return {
+    onFinished: (cleanup) => cleanups.push(cleanup),
+    logsOf: (p, storage) => logs.push({ p, storage }),
+  };
+}
 
 /** A server built on OpAMPServer for one test, and what it saw. */
 export interface FieldServer<P> {
