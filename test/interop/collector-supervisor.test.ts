@@ -393,9 +393,14 @@ describeWithCollector("field interop: the Collector's opampsupervisor v0.149.0 a
           endpoint: field.endpoint,
           enrollmentToken: token,
           capabilities: ACCEPTS_SETTINGS,
+          // As under systemd, or from a shell that does not export it.
+          hostname: null,
         });
         logsOf(sup.process, sup.files.storageDir);
         const agent = await connected(probe);
+        // The seed's `host.name: "${HOSTNAME}"` then expands to "" and replaces the host name
+        // the Collector reports itself.
+        expect(agent.nonIdentifying["host.name"]).toBe("");
         await keyInUse(probe, `Bearer ${agentKey}`);
         // A push in between lands (in the loop it failed with unknown_agent).
         const mark = probe.mark;

@@ -137,6 +137,8 @@ export interface SupervisorSetup {
   readonly enrollmentToken: string;
   readonly capabilities?: Readonly<Record<string, boolean>>;
   readonly agent?: Readonly<Record<string, string | number | boolean | readonly string[]>>;
+  /** HOSTNAME in the supervisor's environment; null leaves it unset. Default {@link FIELD_HOSTNAME}. */
+  readonly hostname?: string | null;
 }
 
 /**
@@ -149,19 +151,20 @@ export async function startSupervisor(
   onFinished: OnFinished,
   setup: SupervisorSetup,
 ): Promise<{ files: SupervisorFiles; process: ManagedProcess; restart(): ManagedProcess }> {
+  const { hostname = FIELD_HOSTNAME, ...config } = setup;
+  const env: NodeJS.ProcessEnv = { ...process.env, HOSTNAME: hostname ?? undefined };
+  if (hostname === null) delete env["HOSTNAME"];
   const files = await writeSupervisorFiles(
     (dir) => ({
-      ...setup,
+      ...config,
       collector: stack.collector,
-      agent: { args: ["--config", join(dir, "no-internal-metrics.yaml")], ...setup.agent },
+      agent: { args: ["--config", join(dir, "no-internal-metrics.yaml")], ...config.agent },
     }),
     { "no-internal-metrics.yaml": NO_INTERNAL_METRICS },
   );
   onFinished(() => files.remove());
   const launch = (): ManagedProcess => {
-    const p = startProcess("opampsupervisor", stack.supervisor, ["--config", files.configPath], {
-      env: { ...process.env, HOSTNAME: FIELD_HOSTNAME },
-    });
+    const p = startProcess("opampsupervisor", stack.supervisor, ["--config", files.configPath], { env });
     onFinished(async () => {
       p.killGroup();
       await p.exited;
