@@ -1,7 +1,8 @@
 // Processes the field-interop tests start (the Collector's opampsupervisor, a Collector on
 // its own): each runs in a process group of its own, so that stopping it also reaches what
-// it started (the supervisor's Collector), and every group still alive is killed when a
-// test ends, passes or fails. Output is kept for assertions and failure messages.
+// it started (the supervisor's Collector). Tests kill each group when they end, passed or
+// failed (field.ts); a group not yet killed when the test process exits is killed then.
+// Output is kept for assertions and failure messages.
 
 import { type ChildProcess, spawn } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
@@ -23,8 +24,6 @@ export interface ManagedProcess {
   waitForOutput(pattern: RegExp, timeoutMs: number): Promise<RegExpMatchArray>;
   /** Resolves when the process itself has exited (its group may live on). */
   readonly exited: Promise<Exit>;
-  /** True once the process itself has exited. */
-  hasExited(): boolean;
   /** Sends `signal` to the process only (not its group), as a service manager would. */
   signal(signal: NodeJS.Signals): void;
   /**
@@ -37,6 +36,15 @@ export interface ManagedProcess {
 }
 
 const live = new Set<ManagedProcess>();
+
+function groupExists(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 function killGroupNow(pid: number): void {
   try {
@@ -100,7 +108,6 @@ export function startProcess(
     pid,
     output: () => text,
     exited,
-    hasExited: () => exit !== undefined,
     waitForOutput(pattern, timeoutMs) {
       return new Promise((resolve, reject) => {
         const check = (): void => {
@@ -136,7 +143,10 @@ export function startProcess(
       return exited;
     },
     killGroup() {
-      killGroupNow(pid);
+      // A process that exited and took its group with it is left alone: its ID may be reused.
+      if (exit === undefined || groupExists(pid)) killGroupNow(pid);
+      // Forgotten once killed, for the same reason.
+      live.delete(managed);
     },
   };
   live.add(managed);
@@ -145,18 +155,6 @@ export function startProcess(
 
 function describeExit(exit: Exit): string {
   return exit.signal !== null ? `signal ${exit.signal}` : `code ${exit.code}`;
-}
-
-/**
- * Kills every process group started by {@link startProcess} that may still be alive (the
- * process, and what it started: a Collector orphaned by its supervisor included), and
- * waits for the processes themselves to exit. Call it from `afterEach`/`afterAll`.
- */
-export async function killAllProcesses(): Promise<void> {
-  const all = [...live];
-  live.clear();
-  for (const p of all) p.killGroup();
-  await Promise.all(all.map((p) => p.exited));
 }
 
 /** PIDs of the live members of process group `pgid` (Linux: read from /proc). */
