@@ -5,10 +5,7 @@
 //   - the Collector's own `opampsupervisor` (contrib cmd/opampsupervisor);
 //   - a minimal Collector made with the Collector builder, holding otlpreceiver,
 //     batchprocessor, debugexporter and contrib's opampextension, with the confmap file
-//     and env providers, plus the nop receiver and exporter: the supervisor bootstraps
-//     with a nop pipeline whenever its probe of the Collector's feature gates comes back
-//     empty, which v0.149.0's probe does now and then (it stops reading the Collector's
-//     output when the process exits: "Error reading agent stdout: file already closed").
+//     and env providers.
 //
 // Both come from the Go module proxy at pinned versions. The binaries are cached in
 // .cache/collector-stack/v<version>/ (git-ignored; OPAMP_COLLECTOR_STACK_DIR overrides it)
@@ -47,12 +44,10 @@ const BUILDER_MANIFEST = `dist:
   version: ${COLLECTOR_VERSION}
 receivers:
   - gomod: go.opentelemetry.io/collector/receiver/otlpreceiver v${COLLECTOR_VERSION}
-  - gomod: go.opentelemetry.io/collector/receiver/nopreceiver v${COLLECTOR_VERSION}
 processors:
   - gomod: go.opentelemetry.io/collector/processor/batchprocessor v${COLLECTOR_VERSION}
 exporters:
   - gomod: go.opentelemetry.io/collector/exporter/debugexporter v${COLLECTOR_VERSION}
-  - gomod: go.opentelemetry.io/collector/exporter/nopexporter v${COLLECTOR_VERSION}
 extensions:
   - gomod: github.com/open-telemetry/opentelemetry-collector-contrib/extension/opampextension v${COLLECTOR_VERSION}
 providers:
