@@ -10,12 +10,16 @@
 
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import { AgentCapability, type AgentToServer, hasBit, instanceUidToString } from "../src/index.js";
-import type { AuthDecision, AuthRequest, OpAMPServer } from "../src/server/index.js";
+import { type AuthDecision, type AuthRequest, bearerToken, type OpAMPServer } from "../src/server/index.js";
 
-/** Who a connection is: an agent with its own key, or an agent enrolling with a fleet token. */
+/**
+ * Who a connection is: an agent with its own key (`id` is its instance UID), or an agent
+ * enrolling with a fleet token (`id` is `enroll:<fleet>`). The server binds each instance
+ * UID to the `id` that first speaks for it.
+ */
 export type EnrollmentPrincipal =
-  | { readonly kind: "agent"; readonly agentId: string }
-  | { readonly kind: "enrolling"; readonly fleet: string };
+  | { readonly kind: "agent"; readonly id: string }
+  | { readonly kind: "enrolling"; readonly id: string; readonly fleet: string };
 
 /** Agent keys, kept as SHA-256 digests. Back it with your database. */
 export interface AgentKeyStore {
@@ -60,6 +64,12 @@ export interface EnrollmentOptions {
    * Default 60 000 ms.
    */
   readonly pendingKeyMs?: number;
+  /**
+   * Whether a known instance UID may enroll again with a fleet token. A supervisor that
+   * restarts has lost its key and needs to; but a fleet token then lets whoever holds it take
+   * over any UID. With false, such an agent is refused until you act. Default true.
+   */
+  readonly allowReenrollment?: boolean;
   /** Called when a key could not be issued. Default: `console.error`. */
   readonly onError?: (error: unknown, agentId: string) => void;
 }
@@ -70,19 +80,16 @@ function sha256(text: string): Uint8Array {
   return createHash("sha256").update(text).digest();
 }
 
-function bearer(request: AuthRequest): string | undefined {
-  return /^Bearer +(\S+)$/i.exec(request.headers["authorization"] ?? "")?.[1];
-}
-
 /**
- * The enrollment token → agent key exchange. Pass `authenticate` and `authorizeMessage` to
- * the server's hooks, then call `attach(server)` once.
+ * The enrollment token → agent key exchange. Pass `authenticate`, `authorizeMessage` and
+ * `allowRebind` to the server's hooks, then call `attach(server)` once.
  */
 export class Enrollment {
   readonly #tokens: readonly (readonly [fleet: string, digest: Uint8Array])[];
   readonly #keys: AgentKeyStore;
   readonly #heartbeatIntervalSeconds: number;
   readonly #pendingKeyMs: number;
+  readonly #allowReenrollment: boolean;
   readonly #onError: (error: unknown, agentId: string) => void;
   /** Agents with a key issued and not used yet, and when it was issued. */
   readonly #pending = new Map<string, number>();
@@ -92,12 +99,13 @@ export class Enrollment {
     this.#keys = options.keys ?? new MemoryAgentKeyStore();
     this.#heartbeatIntervalSeconds = options.heartbeatIntervalSeconds ?? 30;
     this.#pendingKeyMs = options.pendingKeyMs ?? 60_000;
+    this.#allowReenrollment = options.allowReenrollment ?? true;
     this.#onError = options.onError ?? ((error, agentId) => console.error(`enrollment of ${agentId} failed:`, error));
   }
 
   /** `hooks.authenticate`: an agent key, or a fleet enrollment token; anything else is 401. */
   authenticate = async (request: AuthRequest): Promise<AuthDecision<EnrollmentPrincipal>> => {
-    const token = bearer(request);
+    const token = bearerToken(request.headers);
     if (token !== undefined) {
       const digest = sha256(token);
       const agentId = KEY.exec(token)?.[1];
@@ -106,11 +114,12 @@ export class Enrollment {
         if (known.some((d) => timingSafeEqual(d, digest))) {
           this.#pending.delete(agentId);
           await this.#keys.used(agentId, digest);
-          return { accept: true, principal: { kind: "agent", agentId } };
+          return { accept: true, principal: { kind: "agent", id: agentId } };
         }
       } else {
         const fleet = this.#tokens.find(([, d]) => timingSafeEqual(d, digest))?.[0];
-        if (fleet !== undefined) return { accept: true, principal: { kind: "enrolling", fleet } };
+        if (fleet !== undefined)
+          return { accept: true, principal: { kind: "enrolling", id: `enroll:${fleet}`, fleet } };
       }
     }
     return { accept: false, status: 401, headers: { "WWW-Authenticate": "Bearer" } };
@@ -121,7 +130,20 @@ export class Enrollment {
     readonly message: AgentToServer;
     readonly principal: EnrollmentPrincipal | undefined;
   }): boolean =>
-    input.principal?.kind !== "agent" || instanceUidToString(input.message.instanceUid) === input.principal.agentId;
+    input.principal?.kind !== "agent" || instanceUidToString(input.message.instanceUid) === input.principal.id;
+
+  /**
+   * `hooks.allowRebind`: the key issued to a UID takes the UID over from the fleet token it
+   * enrolled with, and (unless `allowReenrollment` is false) a fleet token takes a known UID
+   * over again to enroll it anew.
+   */
+  allowRebind = (input: {
+    readonly instanceUid: string;
+    readonly principal: EnrollmentPrincipal | undefined;
+  }): boolean =>
+    input.principal?.kind === "agent"
+      ? input.principal.id === input.instanceUid
+      : input.principal?.kind === "enrolling" && this.#allowReenrollment;
 
   /**
    * Gives every agent that presents a fleet token a key of its own: a new agent, and a

@@ -8,7 +8,14 @@ import { join, resolve } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { Enrollment, type EnrollmentPrincipal, MemoryAgentKeyStore } from "../../examples/enrollment.js";
 import { OpAMPClient } from "../../src/client/index.js";
-import { AgentToServerSchema, agentDescription, create, instanceUidToString, newInstanceUid } from "../../src/index.js";
+import {
+  AgentToServerSchema,
+  agentDescription,
+  create,
+  instanceUidToString,
+  newInstanceUid,
+  type OpampError,
+} from "../../src/index.js";
 import { type AuthRequest, OpAMPServer } from "../../src/server/index.js";
 
 const root = resolve(import.meta.dirname, "../..");
@@ -19,6 +26,7 @@ function request(authorization: string | undefined): AuthRequest {
     url: new URL("http://127.0.0.1/v1/opamp"),
     remoteAddress: "127.0.0.1",
     tlsPeerCertificate: undefined,
+    tlsAuthorized: false,
     transport: "http",
   };
 }
@@ -43,17 +51,23 @@ describe("the enrollment recipe", () => {
     for (const c of cleanups.splice(0).reverse()) await c();
   });
 
-  async function enrollingServer(keys = new MemoryAgentKeyStore()) {
+  async function enrollingServer(options: { allowReenrollment?: boolean } = {}) {
     const token = "xse_fleet-token-for-tests";
+    const keys = new MemoryAgentKeyStore();
     const errors: unknown[] = [];
     const enrollment = new Enrollment({
       enrollmentTokens: { default: token },
       keys,
       heartbeatIntervalSeconds: 1,
       onError: (error) => errors.push(error),
+      ...options,
     });
     const server = new OpAMPServer<EnrollmentPrincipal>({
-      hooks: { authenticate: enrollment.authenticate, authorizeMessage: enrollment.authorizeMessage },
+      hooks: {
+        authenticate: enrollment.authenticate,
+        authorizeMessage: enrollment.authorizeMessage,
+        allowRebind: enrollment.allowRebind,
+      },
     });
     enrollment.attach(server);
     const { url } = await server.listen({ port: 0, host: "127.0.0.1" });
@@ -96,7 +110,7 @@ describe("the enrollment recipe", () => {
       const { key } = await enroll(transport === "ws" ? url.replace(/^http/, "ws") : url, token, uid);
       expect(key).toMatch(new RegExp(`^Bearer xag_${id}_[A-Za-z0-9_-]{43}$`));
       await enrolledAgain;
-      expect(server.getAgent(id)?.principal).toEqual({ kind: "agent", agentId: id });
+      expect(server.getAgent(id)?.principal).toEqual({ kind: "agent", id });
       // Only a digest of the key is kept.
       const digests = await keys.digests(id);
       expect(digests.map((d) => Buffer.from(d).toString("hex"))).toEqual([sha256(key.slice(7)).toString("hex")]);
@@ -118,6 +132,28 @@ describe("the enrollment recipe", () => {
     });
   }
 
+  for (const transport of ["ws", "http"] as const) {
+    it(`${transport}: with allowReenrollment false, a known agent back with the fleet token is refused`, async () => {
+      const { server, token, url } = await enrollingServer({ allowReenrollment: false });
+      const uid = newInstanceUid();
+      const endpoint = transport === "ws" ? url.replace(/^http/, "ws") : url;
+      const first = await enroll(endpoint, token, uid);
+      await first.client.stop();
+      const refused = new Promise<OpampError>((done) =>
+        server.on("error", (e) => {
+          if (e.code === "unauthenticated") done(e);
+        }),
+      );
+      const again = new OpAMPClient({
+        transport: { url: endpoint, headers: { Authorization: `Bearer ${token}` }, heartbeatIntervalMs: 1000 },
+        agent: { instanceUid: uid },
+      });
+      cleanups.push(() => again.stop());
+      await again.start();
+      expect((await refused).details?.instanceUid).toBe(instanceUidToString(uid));
+    });
+  }
+
   it("refuses anything but a known key or a fleet token with 401, and lets a key speak only for its agent", async () => {
     const keys = new MemoryAgentKeyStore();
     const enrollment = new Enrollment({ enrollmentTokens: { blue: "xse_blue", green: "xse_green" }, keys });
@@ -127,11 +163,11 @@ describe("the enrollment recipe", () => {
 
     expect(await enrollment.authenticate(request("Bearer xse_green"))).toEqual({
       accept: true,
-      principal: { kind: "enrolling", fleet: "green" },
+      principal: { kind: "enrolling", id: "enroll:green", fleet: "green" },
     });
     expect(await enrollment.authenticate(request(`bearer ${key}`))).toEqual({
       accept: true,
-      principal: { kind: "agent", agentId },
+      principal: { kind: "agent", id: agentId },
     });
     const refused = { accept: false, status: 401, headers: { "WWW-Authenticate": "Bearer" } };
     for (const bad of [
@@ -146,9 +182,21 @@ describe("the enrollment recipe", () => {
 
     const own = create(AgentToServerSchema, { instanceUid: Buffer.from(agentId.replaceAll("-", ""), "hex") });
     const other = create(AgentToServerSchema, { instanceUid: newInstanceUid() });
-    expect(enrollment.authorizeMessage({ message: own, principal: { kind: "agent", agentId } })).toBe(true);
-    expect(enrollment.authorizeMessage({ message: other, principal: { kind: "agent", agentId } })).toBe(false);
-    expect(enrollment.authorizeMessage({ message: other, principal: { kind: "enrolling", fleet: "blue" } })).toBe(true);
+    const enrolling = { kind: "enrolling", id: "enroll:blue", fleet: "blue" } as const;
+    expect(enrollment.authorizeMessage({ message: own, principal: { kind: "agent", id: agentId } })).toBe(true);
+    expect(enrollment.authorizeMessage({ message: other, principal: { kind: "agent", id: agentId } })).toBe(false);
+    expect(enrollment.authorizeMessage({ message: other, principal: enrolling })).toBe(true);
+
+    // The server binds a UID to the principal that first spoke for it: the key issued to a
+    // UID takes it over, a key of another agent does not, and a fleet token may enroll a
+    // known UID again unless that is turned off.
+    expect(enrollment.allowRebind({ instanceUid: agentId, principal: { kind: "agent", id: agentId } })).toBe(true);
+    const stranger = instanceUidToString(newInstanceUid());
+    expect(enrollment.allowRebind({ instanceUid: stranger, principal: { kind: "agent", id: agentId } })).toBe(false);
+    expect(enrollment.allowRebind({ instanceUid: agentId, principal: enrolling })).toBe(true);
+    expect(enrollment.allowRebind({ instanceUid: agentId, principal: undefined })).toBe(false);
+    const strict = new Enrollment({ enrollmentTokens: {}, allowReenrollment: false });
+    expect(strict.allowRebind({ instanceUid: agentId, principal: enrolling })).toBe(false);
   });
 
   it("forgets older keys once an agent uses a newer one, but not newer ones it may still be given", async () => {

@@ -372,7 +372,9 @@ describeWithCollector("field interop: the Collector's opampsupervisor v0.149.0 a
             headers["authorization"] === `Bearer ${token}` || headers["authorization"] === `Bearer ${agentKey}`
               ? { accept: true, principal: headers["authorization"] }
               : { accept: false, status: 401 },
-          {},
+          // It does not bind instance UIDs to credentials (the recipe does, and lets the key
+          // take over from the token): what is looked at here is the offers alone.
+          { hooks: { principalKey: () => undefined } },
           onFinished,
         );
         const { server, probe } = field;

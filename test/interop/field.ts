@@ -112,7 +112,7 @@ export async function startEnrollmentServer(
   const field = await startFieldServer(
     transport,
     enrollment.authenticate,
-    { hooks: { authorizeMessage: enrollment.authorizeMessage } },
+    { hooks: { authorizeMessage: enrollment.authorizeMessage, allowRebind: enrollment.allowRebind } },
     onFinished,
   );
   enrollment.attach(field.server);

@@ -65,6 +65,7 @@ export function requestWith(authorization: string, transport: "websocket" | "htt
     url: new URL("http://127.0.0.1/v1/opamp"),
     remoteAddress: "127.0.0.1",
     tlsPeerCertificate: undefined,
+    tlsAuthorized: false,
     transport,
   };
 }
