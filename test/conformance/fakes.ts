@@ -272,6 +272,12 @@ export interface FakeClientBehaviour {
    * to another transport: the client goes quiet on this one.
    */
   readonly reconnectOnSettings?: boolean;
+  /**
+   * When assigned a new UID, first send a report still under the old one, as a WebSocket
+   * client's report that crossed the server's reply on the wire would arrive (over HTTP the
+   * same is a report sent after the reply: a deviation).
+   */
+  readonly crossOnNewUid?: boolean;
 }
 
 export interface FakeClient {
@@ -341,6 +347,16 @@ export function startFakeClient(url: string, b: FakeClientBehaviour): FakeClient
       return;
     }
     let next: boolean | undefined;
+    if (reply.agentIdentification !== undefined && b.crossOnNewUid === true) {
+      const crossed = build(false);
+      if (b.transport === "ws") socket?.send(encodeWsMessage(AgentToServerSchema, crossed));
+      else {
+        // One request at a time: the report goes first, the adopted UID after its reply.
+        uid = reply.agentIdentification.newInstanceUid;
+        void post(crossed).then(() => send(true));
+        return;
+      }
+    }
     if (reply.agentIdentification !== undefined && b.keepUid !== true) uid = reply.agentIdentification.newInstanceUid;
     if (hasBit(reply.flags, ServerToAgentFlag.ReportFullState) && b.ignoreFullState !== true) next = true;
     if (reply.remoteConfig !== undefined && b.silentOnConfig !== true) {

@@ -173,6 +173,21 @@ describe("client checks", () => {
     expect(report.results.find((r) => r.id === "client.heartbeat-interval")?.evidence).toMatch(/gaps/);
   });
 
+  it("client.new-instance-uid passes over ws when a report crossed the reply, and fails over http when one follows it", {
+    timeout: 30_000,
+  }, async () => {
+    const ws = await clientReport({ transport: "ws", crossOnNewUid: true }, ["client.new-instance-uid"]);
+    expect(ws.results[0]).toMatchObject({
+      status: "pass",
+      evidence: expect.stringMatching(/after 1 report\(s\) sent before/),
+    });
+    const http = await clientReport({ transport: "http", crossOnNewUid: true }, ["client.new-instance-uid"]);
+    expect(http.results[0]).toMatchObject({
+      status: "fail",
+      evidence: expect.stringMatching(/still uses the old UID/),
+    });
+  });
+
   const broken: [id: string, behaviour: Omit<FakeClientBehaviour, "transport">, evidence: RegExp][] = [
     ["client.full-state-first", { firstCompressed: true }, /no agent_description/],
     ["client.report-full-state", { ignoreFullState: true }, /no message within|none full/],

@@ -172,15 +172,31 @@ export const CLIENT_CHECKS: readonly ClientCheck[] = [
       if (ex === undefined) return fail("no message to answer with a new instance UID");
       const old = ex.message.instanceUid;
       const assigned = newInstanceUid();
-      const next = session.next(session.timing.timeoutMs);
+      // WebSocket is full duplex: a report the client sent before our reply reached it still
+      // carries the old UID. The full report that answers ReportFullState is what shows the
+      // UID adopted; over HTTP (one request at a time) the very next message must.
+      const crossing = session.transport === "ws";
+      const waiting = until(
+        session,
+        session.timing.timeoutMs,
+        (m) => !crossing || fullStateProblems(m.message).length === 0 || !instanceUidEquals(m.message.instanceUid, old),
+      );
       // ReportFullState makes the client send at once, so the new UID shows without waiting for a poll.
       ex.reply({ agentIdentification: { newInstanceUid: assigned }, flags: ServerToAgentFlag.ReportFullState });
-      const after = await next;
-      if (after === undefined) return fail(`no message within ${ms(session.timing.timeoutMs)} of the new UID`);
+      const { match: after, seen } = await waiting;
+      if (after === undefined)
+        return fail(
+          seen.length === 0
+            ? `no message within ${ms(session.timing.timeoutMs)} of the new UID`
+            : `the next message still uses the old UID ${instanceUidToString(old)} (${seen.length} message(s), none a full report)`,
+        );
       session.held = after;
       if (instanceUidEquals(after.message.instanceUid, assigned)) {
         session.uid = assigned;
-        return pass(`adopted ${instanceUidToString(assigned)}`);
+        const crossed = seen.length - 1;
+        return pass(
+          `adopted ${instanceUidToString(assigned)}${crossed > 0 ? ` (after ${crossed} report(s) sent before the reply reached the client)` : ""}`,
+        );
       }
       if (instanceUidEquals(after.message.instanceUid, old))
         return fail(`the next message still uses the old UID ${instanceUidToString(old)}`);
