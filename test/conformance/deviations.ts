@@ -111,3 +111,70 @@ export const JAVA_CLIENT_HTTP: readonly Deviation[] = [
     note: "close() prepares an agent_disconnect request, but HttpRequestService.stop() only shuts its executor down, so it is never sent",
   },
 ];
+
+/**
+ * The Collector's opampsupervisor v0.149.0 over WebSocket, run by test/conformance/collector.test.ts
+ * with the seed's config plus accepts_opamp_connection_settings. Its OpAMP client is opamp-go
+ * v0.23.0 (its go.mod), which explains most of what follows.
+ */
+export const COLLECTOR_SUPERVISOR_WS: readonly Deviation[] = [
+  {
+    id: "client.unavailable-backoff",
+    transport: "ws",
+    evidence: /the next message came after \d+ ms on the same connection/,
+    note: 'ServerErrorResponse UNAVAILABLE is only logged (opamp-go hands it to OnError, which logs "Server returned an error response"): retry_info is not read and the client neither disconnects nor waits',
+  },
+  {
+    id: "client.sequence-num",
+    transport: "ws",
+    evidence: /has sequence_num 0 after \d+ \(seq=0 capabilities=0x3947 agent_description/,
+    note: "applying offered OpAMP connection settings (here the kit's heartbeat offer) stops its opamp-go client and starts a new one (supervisor.go onOpampConnectionSettings), whose sequence_num starts again at 0; it begins with a full report, so a server sees a gap but loses nothing",
+  },
+];
+
+/** The Collector's opampsupervisor v0.149.0 over plain HTTP (an http:// endpoint selects opamp-go's HTTP client). */
+export const COLLECTOR_SUPERVISOR_HTTP: readonly Deviation[] = [
+  {
+    id: "client.unavailable-backoff",
+    transport: "http",
+    evidence: /the next message came after \d+ ms/,
+    note: "ServerErrorResponse UNAVAILABLE is only logged (opamp-go's OnError): retry_info is not read, and a pending report goes out at once",
+  },
+  {
+    id: "client.sequence-num",
+    transport: "http",
+    evidence: /has sequence_num 0 after \d+ \(seq=0 capabilities=0x3947 agent_description/,
+    note: "applying offered OpAMP connection settings starts a new opamp-go client, whose sequence_num starts again at 0 (with a full report)",
+  },
+  {
+    id: "client.agent-disconnect",
+    transport: "http",
+    evidence: /no request with agent_disconnect/,
+    note: "opamp-go's HTTP client sends no agent_disconnect when stopped (opamp-go issue #179; the spec says SHOULD for HTTP), so a server sees the supervisor leave only by its silence",
+  },
+];
+
+/** A Collector v0.149.0 with the opampextension alone, over WebSocket: no deviation found. */
+export const COLLECTOR_EXTENSION_WS: readonly Deviation[] = [];
+
+/** A Collector v0.149.0 with the opampextension alone, over plain HTTP. */
+export const COLLECTOR_EXTENSION_HTTP: readonly Deviation[] = [
+  {
+    id: "client.full-state-first",
+    transport: "http",
+    evidence: /ReportsEffectiveConfig is set but there is no effective_config/,
+    note: "the first poll leaves out the effective config: opamp-go's HTTP client builds its first message when the extension starts, before the Collector hands the extension its config (NotifyConfig); the config follows in the next message. Over WebSocket the first message is built once connected, which is usually, not always, later: the WebSocket run connects once the Collector is ready, so that this race does not decide its results",
+  },
+  {
+    id: "client.unavailable-backoff",
+    transport: "http",
+    evidence: /the next message came after \d+ ms/,
+    note: "ServerErrorResponse UNAVAILABLE is only logged (opamp-go's OnError): retry_info is not read and the next poll goes out on schedule",
+  },
+  {
+    id: "client.agent-disconnect",
+    transport: "http",
+    evidence: /no request with agent_disconnect/,
+    note: "opamp-go's HTTP client sends no agent_disconnect when the Collector shuts down (opamp-go issue #179; the spec says SHOULD for HTTP)",
+  },
+];

@@ -265,6 +265,19 @@ export interface FakeClientBehaviour {
   readonly noDisconnect?: boolean;
   /** Idle interval before any offer (default 3000 ms). */
   readonly idleMs?: number;
+  /**
+   * WS: apply offered OpAMP connection settings as the spec's offer flow says (agent_disconnect,
+   * close, reconnect to the offered destination), as settings-accepting clients such as the
+   * Collector's supervisor do. A destination that is not ws:// or wss:// is taken as a switch
+   * to another transport: the client goes quiet on this one.
+   */
+  readonly reconnectOnSettings?: boolean;
+  /**
+   * When assigned a new UID, first send a report still under the old one, as a WebSocket
+   * client's report that crossed the server's reply on the wire would arrive (over HTTP the
+   * same is a report sent after the reply: a deviation).
+   */
+  readonly crossOnNewUid?: boolean;
 }
 
 export interface FakeClient {
@@ -278,6 +291,7 @@ const FAKE_CLIENT_CAPABILITIES =
   AgentCapability.ReportsHeartbeat;
 
 export function startFakeClient(url: string, b: FakeClientBehaviour): FakeClient {
+  let endpoint = url;
   let uid = newInstanceUid();
   let seq = 0n;
   let sentFirst = false;
@@ -333,6 +347,16 @@ export function startFakeClient(url: string, b: FakeClientBehaviour): FakeClient
       return;
     }
     let next: boolean | undefined;
+    if (reply.agentIdentification !== undefined && b.crossOnNewUid === true) {
+      const crossed = build(false);
+      if (b.transport === "ws") socket?.send(encodeWsMessage(AgentToServerSchema, crossed));
+      else {
+        // One request at a time: the report goes first, the adopted UID after its reply.
+        uid = reply.agentIdentification.newInstanceUid;
+        void post(crossed).then(() => send(true));
+        return;
+      }
+    }
     if (reply.agentIdentification !== undefined && b.keepUid !== true) uid = reply.agentIdentification.newInstanceUid;
     if (hasBit(reply.flags, ServerToAgentFlag.ReportFullState) && b.ignoreFullState !== true) next = true;
     if (reply.remoteConfig !== undefined && b.silentOnConfig !== true) {
@@ -344,6 +368,21 @@ export function startFakeClient(url: string, b: FakeClientBehaviour): FakeClient
     }
     const offered = reply.connectionSettings?.opamp?.heartbeatIntervalSeconds;
     if (offered !== undefined) interval = b.ignoreHeartbeat === true ? 200 : Number(offered) * 1000;
+    const destination = reply.connectionSettings?.opamp?.destinationEndpoint;
+    if (b.reconnectOnSettings === true && b.transport === "ws" && destination !== undefined) {
+      const old = socket;
+      old?.send(encodeWsMessage(AgentToServerSchema, build(false, true)));
+      old?.close(1000);
+      socket = undefined;
+      if (!/^wss?:/.test(destination)) {
+        if (timer !== undefined) clearTimeout(timer);
+        stopped = true; // gone to another transport
+        return;
+      }
+      endpoint = destination;
+      connect();
+      return;
+    }
     if (b.loop === true) next ??= false;
     if (next !== undefined) send(next);
     else arm();
@@ -395,9 +434,10 @@ export function startFakeClient(url: string, b: FakeClientBehaviour): FakeClient
 
   const connect = (): void => {
     if (stopped) return;
-    const ws = new WebSocket(url.replace(/^http/, "ws"));
+    const ws = new WebSocket(endpoint.replace(/^http/, "ws"));
     socket = ws;
-    ws.on("open", () => send(!sentFirst ? b.firstCompressed !== true : false));
+    // A reconnection to apply new settings starts with a full report, as a new connection does.
+    ws.on("open", () => send(!sentFirst ? b.firstCompressed !== true : endpoint !== url));
     ws.on("message", (data: Buffer) => handle(decodeWsMessage(ServerToAgentSchema, new Uint8Array(data))));
     ws.on("unexpected-response", (req, res) => {
       const retryAfter = Number(res.headers["retry-after"] ?? "1") * 1000;

@@ -161,6 +161,33 @@ describe("client checks", () => {
     });
   }
 
+  it("all pass against a WebSocket client that reconnects to apply offered settings (spec: OpAMP settings offer flow)", {
+    timeout: 30_000,
+  }, async () => {
+    // It says goodbye before reconnecting and again when stopped, and goes quiet if offered
+    // an endpoint of another transport: the kit must offer the ws:// URL to a WS client.
+    const report = await clientReport({ transport: "ws", reconnectOnSettings: true });
+    expect(report.results.filter((r) => r.status !== "pass").map((r) => `${r.id}: ${r.evidence ?? r.reason}`)).toEqual(
+      [],
+    );
+    expect(report.results.find((r) => r.id === "client.heartbeat-interval")?.evidence).toMatch(/gaps/);
+  });
+
+  it("client.new-instance-uid passes over ws when a report crossed the reply, and fails over http when one follows it", {
+    timeout: 30_000,
+  }, async () => {
+    const ws = await clientReport({ transport: "ws", crossOnNewUid: true }, ["client.new-instance-uid"]);
+    expect(ws.results[0]).toMatchObject({
+      status: "pass",
+      evidence: expect.stringMatching(/after 1 report\(s\) sent before/),
+    });
+    const http = await clientReport({ transport: "http", crossOnNewUid: true }, ["client.new-instance-uid"]);
+    expect(http.results[0]).toMatchObject({
+      status: "fail",
+      evidence: expect.stringMatching(/still uses the old UID/),
+    });
+  });
+
   const broken: [id: string, behaviour: Omit<FakeClientBehaviour, "transport">, evidence: RegExp][] = [
     ["client.full-state-first", { firstCompressed: true }, /no agent_description/],
     ["client.report-full-state", { ignoreFullState: true }, /no message within|none full/],

@@ -172,15 +172,31 @@ export const CLIENT_CHECKS: readonly ClientCheck[] = [
       if (ex === undefined) return fail("no message to answer with a new instance UID");
       const old = ex.message.instanceUid;
       const assigned = newInstanceUid();
-      const next = session.next(session.timing.timeoutMs);
+      // WebSocket is full duplex: a report the client sent before our reply reached it still
+      // carries the old UID. The full report that answers ReportFullState is what shows the
+      // UID adopted; over HTTP (one request at a time) the very next message must.
+      const crossing = session.transport === "ws";
+      const waiting = until(
+        session,
+        session.timing.timeoutMs,
+        (m) => !crossing || fullStateProblems(m.message).length === 0 || !instanceUidEquals(m.message.instanceUid, old),
+      );
       // ReportFullState makes the client send at once, so the new UID shows without waiting for a poll.
       ex.reply({ agentIdentification: { newInstanceUid: assigned }, flags: ServerToAgentFlag.ReportFullState });
-      const after = await next;
-      if (after === undefined) return fail(`no message within ${ms(session.timing.timeoutMs)} of the new UID`);
+      const { match: after, seen } = await waiting;
+      if (after === undefined)
+        return fail(
+          seen.length === 0
+            ? `no message within ${ms(session.timing.timeoutMs)} of the new UID`
+            : `the next message still uses the old UID ${instanceUidToString(old)} (${seen.length} message(s), none a full report)`,
+        );
       session.held = after;
       if (instanceUidEquals(after.message.instanceUid, assigned)) {
         session.uid = assigned;
-        return pass(`adopted ${instanceUidToString(assigned)}`);
+        const crossed = seen.length - 1;
+        return pass(
+          `adopted ${instanceUidToString(assigned)}${crossed > 0 ? ` (after ${crossed} report(s) sent before the reply reached the client)` : ""}`,
+        );
       }
       if (instanceUidEquals(after.message.instanceUid, old))
         return fail(`the next message still uses the old UID ${instanceUidToString(old)}`);
@@ -262,7 +278,9 @@ export const CLIENT_CHECKS: readonly ClientCheck[] = [
         connectionSettings: {
           hash: new TextEncoder().encode(`heartbeat-${session.timing.heartbeatSeconds}`),
           opamp: {
-            destinationEndpoint: session.url,
+            // The endpoint of the transport in use: a client that applies the settings
+            // connects to this URL, and its scheme picks the transport (ws: or http:).
+            destinationEndpoint: session.transport === "ws" ? session.url.replace(/^http/, "ws") : session.url,
             heartbeatIntervalSeconds: BigInt(session.timing.heartbeatSeconds),
           },
         },
@@ -275,8 +293,15 @@ export const CLIENT_CHECKS: readonly ClientCheck[] = [
         ex.reply(offer);
       }
       // The first message after the offer may be a status report about it; measure the gaps after it.
+      // A client that applies the settings disconnects and reconnects with them (spec: OpAMP
+      // settings offer flow): its agent_disconnect is skipped, and the gaps are measured from
+      // the first message after it.
       const upper = h * 1.5 + 500;
-      const first = await session.next(upper + session.timing.timeoutMs);
+      let first = await session.next(upper + session.timing.timeoutMs);
+      while (first?.message.agentDisconnect !== undefined) {
+        first.reply();
+        first = await session.next(upper + session.timing.timeoutMs);
+      }
       if (first === undefined) return fail(`no message within ${ms(upper + session.timing.timeoutMs)} of the offer`);
       first.reply();
       const gaps: number[] = [];
@@ -424,7 +449,9 @@ export const CLIENT_CHECKS: readonly ClientCheck[] = [
     atEnd: true,
     async run(session) {
       const log = session.server.log;
-      const bye = log.find((r) => r.message.agentDisconnect !== undefined);
+      // The last one: a client also says goodbye before each deliberate reconnect (spec), e.g.
+      // to apply new connection settings, and carries on on the new connection.
+      const bye = log.findLast((r) => r.message.agentDisconnect !== undefined);
       const last = log.at(-1);
       if (bye === undefined) {
         const closed = session.server.events.some((e) => e.kind === "ws-close");
