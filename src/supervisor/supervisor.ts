@@ -1,0 +1,834 @@
+/**
+ * The supervisor: a drop-in for the Collector's opampsupervisor built on this SDK. It
+ * holds the only connection to the management server (an OpAMPClient), runs the agent as
+ * a child process, learns the agent's state from a local OpAMPServer its opamp extension
+ * reports to, and relays between the two. Configs, restarts and package switches run one
+ * at a time through one queue.
+ */
+
+import { createServer, type Server } from "node:http";
+import { create } from "@bufbuild/protobuf";
+import { EventEmitter } from "eventemitter3";
+import type { ClientHooks, RemoteConfigResult } from "../client/hooks.js";
+import { OpAMPClient } from "../client/opamp-client.js";
+import { type KeyValue, KeyValueSchema } from "../gen/opamp/v1/anyvalue_pb.js";
+import {
+  AgentConfigFileSchema,
+  type AgentConfigMap,
+  AgentConfigMapSchema,
+  type AgentDescription,
+  AgentDescriptionSchema,
+  type AgentRemoteConfig,
+  AgentRemoteConfigSchema,
+  type AvailableComponents,
+  type ComponentHealth,
+  type ConnectionSettingsOffers,
+  ConnectionSettingsOffersSchema,
+  type EffectiveConfig,
+} from "../gen/opamp/v1/opamp_pb.js";
+import { type Clock, systemClock } from "../internal/clock.js";
+import { toAnyValue } from "../wire/any-value.js";
+import { sameBytes } from "../wire/bytes.js";
+import { OpampError } from "../wire/errors.js";
+import { instanceUidFromString, instanceUidToString, newInstanceUid } from "../wire/uid.js";
+import { AgentRunner, type StartOutcome } from "./agent-runner.js";
+import {
+  ALLOW_NO_PIPELINES_GATE,
+  probeAllowNoPipelines,
+  validateCollectorConfig,
+} from "./collector/collector-tools.js";
+import { bootstrapConfig, composeCollectorConfig } from "./collector/compose.js";
+import type { SupervisorConfig } from "./config/supervisor-config.js";
+import { LocalAgentServer } from "./local-server.js";
+import type {
+  BootstrapInfo,
+  ComposedAgentConfig,
+  SupervisorEvents,
+  SupervisorHooks,
+  SupervisorLogger,
+  SupervisorOptions,
+} from "./options.js";
+import { PackageInstaller } from "./packages/package-installer.js";
+import type { AgentCommand } from "./process/agent-process.js";
+import { processExists } from "./process/agent-process.js";
+import { sweepOrphanedAgent } from "./process/orphan-sweep.js";
+import { writeFileAtomic } from "./state/atomic-file.js";
+import { StateDirectory } from "./state/state-dir.js";
+import { serverConfigHash, upstreamClientOptions } from "./upstream.js";
+
+type Lifecycle = "new" | "starting" | "running" | "stopping" | "stopped";
+
+const SILENT: SupervisorLogger = { debug() {}, info() {}, warn() {}, error() {} };
+
+function withOverrides(list: readonly KeyValue[], overrides: Readonly<Record<string, string>>): KeyValue[] {
+  const byKey = new Map(list.map((kv) => [kv.key, kv]));
+  for (const [key, value] of Object.entries(overrides)) {
+    byKey.set(key, create(KeyValueSchema, { key, value: toAnyValue(value) }));
+  }
+  return [...byKey.values()].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+}
+
+function hex(bytes: Uint8Array | undefined): string {
+  return Buffer.from(bytes ?? new Uint8Array(0)).toString("hex");
+}
+
+/**
+ * Supervises one agent (by default an OpenTelemetry Collector) for one OpAMP server.
+ *
+ * @example
+ * const { config } = await loadSupervisorConfig("supervisor.yaml");
+ * const supervisor = new Supervisor({ config });
+ * supervisor.on("remoteConfigStatus", (s) => console.log(s.status, s.errorMessage));
+ * await supervisor.start();
+ */
+export class Supervisor extends EventEmitter<SupervisorEvents> {
+  readonly config: SupervisorConfig;
+  readonly #hooks: SupervisorHooks;
+  readonly #log: SupervisorLogger;
+  readonly #clock: Clock;
+  readonly #state: StateDirectory;
+  readonly #local: LocalAgentServer;
+  readonly #runner: AgentRunner;
+  readonly #packages: PackageInstaller | undefined;
+  readonly #abort = new AbortController();
+  #lifecycle: Lifecycle = "new";
+  #client: OpAMPClient | undefined;
+  #uid: Uint8Array = new Uint8Array(16);
+  #allowNoPipelines = false;
+  #description: AgentDescription | undefined;
+  #components: AvailableComponents | undefined;
+  #agentEffective: EffectiveConfig | undefined;
+  #lastHealth: { health: ComponentHealth; at: number } | undefined;
+  #lastWorking: AgentRemoteConfig | undefined;
+  #ownTelemetry: ConnectionSettingsOffers | undefined;
+  /** What effective.yaml holds and whether the agent is meant to run it. */
+  #running: ComposedAgentConfig | undefined;
+  #queue: Promise<unknown> = Promise.resolve();
+  #reenrolled = false;
+  #health: Server | undefined;
+  #stopPromise: Promise<void> | undefined;
+
+  /** @throws OpampError `invalid_argument` for a bad `agent.package.public_key`. */
+  constructor(options: SupervisorOptions) {
+    super();
+    this.config = options.config;
+    this.#hooks = Object.freeze({ ...(options.hooks ?? {}) });
+    this.#log = options.logger ?? SILENT;
+    this.#clock = options.clock ?? systemClock;
+    this.#state = new StateDirectory(this.config.storage.directory);
+    this.#local = new LocalAgentServer(() => this.#uid);
+    this.#packages = this.config.capabilities.acceptsPackages
+      ? new PackageInstaller(this.#state.packagesDirectory, this.config.agent.package, (exe) => this.#activate(exe))
+      : undefined;
+    this.#runner = new AgentRunner({
+      agent: this.config.agent,
+      state: this.#state,
+      clock: this.#clock,
+      random: options.random ?? Math.random,
+      command: () => this.#command(),
+      checkHealth: (input) => this.#checkHealth(input.pid, input.signal),
+      schedule: (restart) => void this.#enqueue(restart),
+    });
+    this.#wireRunner();
+    this.#wireLocal();
+  }
+
+  /** The instance UID the agent and the supervisor use. */
+  get instanceUid(): string {
+    return instanceUidToString(this.#uid);
+  }
+
+  /** The upstream OpAMPClient (replaced on re-enrollment); undefined before start(). */
+  get client(): OpAMPClient | undefined {
+    return this.#client;
+  }
+
+  /** The running agent's pid, if any. */
+  get agentPid(): number | undefined {
+    return this.#runner.pid;
+  }
+
+  /** The storage directory's paths. */
+  get storage(): StateDirectory {
+    return this.#state;
+  }
+
+  #emitError(cause: unknown, code: OpampError["code"]): void {
+    const error = OpampError.from(cause, code);
+    this.#log.error(error.message, { code: error.code });
+    if (this.#lifecycle !== "stopped") this.emit("error", error);
+  }
+
+  /** Runs operations on the agent one at a time, in order. */
+  #enqueue<T>(op: () => Promise<T>): Promise<T> {
+    const next = this.#queue.then(() => {
+      if (this.#lifecycle === "stopping" || this.#lifecycle === "stopped") {
+        throw new OpampError("not_running", "the supervisor is stopping");
+      }
+      return op();
+    });
+    this.#queue = next.catch(() => undefined);
+    return next;
+  }
+
+  #wireRunner(): void {
+    this.#runner.on("started", (pid) => {
+      this.#log.info("agent started", { pid });
+      this.emit("agentStarted", pid);
+    });
+    this.#runner.on("exited", (exit) => {
+      this.#log[exit.expected ? "info" : "warn"]("agent exited", {
+        pid: exit.pid,
+        code: exit.code,
+        signal: exit.signal,
+        expected: exit.expected,
+      });
+      if (!exit.expected && this.#lifecycle === "running") {
+        const how = exit.signal !== null ? `signal ${exit.signal}` : `exit code ${exit.code}`;
+        const tail = exit.logTail === "" ? "" : `\nAgent log tail:\n${exit.logTail}`;
+        this.#setHealth({
+          healthy: false,
+          lastError: `Agent process PID=${exit.pid} exited unexpectedly, ${how}.${tail}`,
+        });
+      }
+      this.emit("agentExited", exit);
+    });
+    this.#runner.on("restartScheduled", (delayMs, attempt) => {
+      this.#log.info("agent restart scheduled", { delayMs, attempt });
+      this.emit("restartScheduled", delayMs, attempt);
+    });
+    this.#runner.on("output", (line, stream) =>
+      this.#log[stream === "stderr" ? "error" : "info"](line, { logger: "agent" }),
+    );
+    this.#runner.on("error", (error) => this.#emitError(error, "agent_failed"));
+  }
+
+  #wireLocal(): void {
+    const local = this.#local;
+    local.on("error", (error) => this.#emitError(error, "internal"));
+    local.on("description", (description) => {
+      const d = this.config.agent.description;
+      this.#description = create(AgentDescriptionSchema, {
+        identifyingAttributes: withOverrides(description.identifyingAttributes, d.identifyingAttributes),
+        nonIdentifyingAttributes: withOverrides(description.nonIdentifyingAttributes, d.nonIdentifyingAttributes),
+      });
+      this.#client?.setAgentDescription(this.#description);
+    });
+    local.on("health", (health) => {
+      this.#lastHealth = { health, at: this.#clock.now() };
+      this.#setHealth(health);
+    });
+    local.on("effectiveConfig", (config) => {
+      this.#agentEffective = config;
+      void this.#client?.reportEffectiveConfig().catch((e: unknown) => this.#emitError(e, "hook_failed"));
+    });
+    local.on("availableComponents", (components) => {
+      this.#components = components;
+      if (this.config.capabilities.reportsAvailableComponents) this.#client?.setAvailableComponents(components);
+    });
+    local.on("customCapabilities", (capabilities) => this.#client?.setCustomCapabilities(capabilities));
+    local.on("customMessage", (message) => {
+      this.#client?.sendCustomMessage(message).catch((e: unknown) => this.#emitError(e, "limit_exceeded"));
+    });
+  }
+
+  #setHealth(health: { healthy: boolean; lastError?: string } | ComponentHealth): void {
+    if (this.config.capabilities.reportsHealth && this.#client !== undefined && this.#lifecycle !== "stopped") {
+      this.#client.setHealth(health);
+    }
+  }
+
+  /**
+   * Starts: takes the storage directory, stops an agent an earlier supervisor left behind,
+   * bootstraps the agent's description, connects upstream and starts the agent on the
+   * last working config. Resolves once the agent's first start is over (healthy or not;
+   * a failed start is retried with backoff).
+   * @throws OpampError `not_running` when called twice; `storage_failed` when the
+   *   directory cannot be used (or another live supervisor holds it); `timeout` /
+   *   `agent_failed` when the bootstrap gets no description; `transport_failed` when the
+   *   local OpAMP port cannot be bound.
+   */
+  async start(): Promise<void> {
+    if (this.#lifecycle !== "new") throw new OpampError("not_running", "a Supervisor can be started once");
+    this.#lifecycle = "starting";
+    try {
+      await this.#start();
+    } catch (cause) {
+      await this.stop();
+      throw OpampError.from(cause, "internal");
+    }
+  }
+
+  async #start(): Promise<void> {
+    const state = this.#state;
+    const config = this.config;
+    await state.create();
+    const holder = await state.readPid(state.supervisorPidPath);
+    if (holder !== undefined && holder !== process.pid && processExists(holder)) {
+      throw new OpampError("storage_failed", `${state.directory} is in use by another supervisor (pid ${holder})`);
+    }
+    await state.writePid(state.supervisorPidPath, process.pid);
+    const swept = await sweepOrphanedAgent(state, config.agent.stopTimeoutMs);
+    if (swept !== undefined) this.#log.warn("stopped an agent left running by an earlier supervisor", { pid: swept });
+
+    // Identity and persisted state.
+    const persisted = await state.readPersistentState();
+    const store = state.clientStore();
+    const clientState = (await store.load()) ?? {};
+    this.#uid =
+      persisted.instanceUid ??
+      clientState.instanceUid ??
+      (config.agent.instanceId !== undefined ? instanceUidFromString(config.agent.instanceId) : newInstanceUid());
+    const serverHash = serverConfigHash(config);
+    let seeded = { ...clientState, instanceUid: this.#uid };
+    if (persisted.serverConfigHash !== undefined && persisted.serverConfigHash !== serverHash) {
+      // The operator changed server: offered settings (an agent key) belong to the old one.
+      const { connectionSettings: _c, candidateConnectionSettings: _d, ...rest } = seeded;
+      seeded = { ...rest, instanceUid: this.#uid };
+      this.#log.info("server settings changed in the config; offered connection settings dropped");
+    }
+    if (seeded.remoteConfig === undefined && persisted.remoteConfig !== undefined) {
+      seeded = { ...seeded, remoteConfig: persisted.remoteConfig };
+    }
+    await store.save(seeded);
+    await state.writePersistentState({
+      instanceUid: this.#uid,
+      serverConfigHash: serverHash,
+      remoteConfig: seeded.remoteConfig,
+    });
+    this.#lastWorking = await state.readRemoteConfig("last_working");
+    this.#ownTelemetry = await state.readOwnTelemetry();
+    await this.#packages?.load();
+
+    if (this.#hooks.command === undefined) {
+      this.#allowNoPipelines = await probeAllowNoPipelines(this.#executable(), config.agent.env);
+    }
+    await this.#local.start(config.agent.opampServerPort);
+    this.#throwIfStopping();
+
+    const info = await (this.#hooks.bootstrap ?? ((signal) => this.#bootstrap(signal)))(this.#abort.signal);
+    this.#throwIfStopping();
+    if (info.description !== undefined && this.#description === undefined)
+      this.#local.emit("description", info.description);
+    if (info.availableComponents !== undefined) this.#components ??= info.availableComponents;
+
+    this.#client = this.#createClient(store);
+    this.#lifecycle = "running";
+    await this.#client.start();
+    this.#primeClient(this.#client);
+    await this.#startHealthCheck();
+    // The last working config, or none: a config that failed or whose apply was cut short
+    // by a crash is never what the agent comes back on.
+    await this.#enqueue(async () => {
+      await this.#write(this.#lastWorking);
+      if (this.#running?.run === false) return;
+      const outcome = await this.#runner.startHealthy(config.agent.configApplyTimeoutMs);
+      if (!outcome.ok) this.#startFailed(outcome);
+    });
+  }
+
+  #throwIfStopping(): void {
+    if (this.#lifecycle !== "starting") throw new OpampError("aborted", "stop() was called during start()");
+  }
+
+  /** The executable to run: the selected package's, else the configured one. */
+  #executable(): string {
+    return this.#packages?.executable ?? this.config.agent.executable;
+  }
+
+  #featureGateArgs(): string[] {
+    return this.#allowNoPipelines ? ["--feature-gates", ALLOW_NO_PIPELINES_GATE] : [];
+  }
+
+  async #command(): Promise<AgentCommand> {
+    const input = {
+      executable: this.#executable(),
+      configPath: this.#state.effectiveConfigPath,
+      featureGateArgs: this.#featureGateArgs(),
+    };
+    if (this.#hooks.command !== undefined) return this.#hooks.command(input);
+    return {
+      executable: input.executable,
+      args: ["--config", input.configPath, ...input.featureGateArgs, ...this.config.agent.args],
+      env: this.config.agent.env,
+    };
+  }
+
+  /** Default health check: a healthy report from the agent's OpAMP client after this start. */
+  #checkHealth(pid: number, signal: AbortSignal): Promise<{ healthy: boolean; lastError?: string }> {
+    const startedAt = this.#clock.now();
+    if (this.#hooks.checkHealth !== undefined) return this.#hooks.checkHealth({ pid, startedAt, signal });
+    return new Promise((resolve) => {
+      const onHealth = (health: ComponentHealth) => {
+        if (!health.healthy) return;
+        this.#local.off("health", onHealth);
+        resolve({ healthy: true });
+      };
+      this.#local.on("health", onHealth);
+      signal.addEventListener("abort", () => {
+        this.#local.off("health", onHealth);
+        resolve({ healthy: false, lastError: this.#lastHealth?.health.lastError ?? "" });
+      });
+    });
+  }
+
+  /** The Collector bootstrap: run with only the extension until it reports its description. */
+  async #bootstrap(_signal: AbortSignal): Promise<BootstrapInfo> {
+    const wantComponents = this.config.capabilities.reportsAvailableComponents;
+    let connected = false;
+    let description: AgentDescription | undefined;
+    let components: AvailableComponents | undefined;
+    const check = (signal: AbortSignal): Promise<{ healthy: boolean; lastError?: string }> =>
+      new Promise((resolve) => {
+        const done = () => {
+          if (description !== undefined && (!wantComponents || components !== undefined)) finish({ healthy: true });
+        };
+        const onConnected = () => {
+          connected = true;
+        };
+        const onDescription = (d: AgentDescription) => {
+          description = d;
+          done();
+        };
+        const onComponents = (c: AvailableComponents) => {
+          if (Object.keys(c.components).length > 0) components = c;
+          done();
+        };
+        const finish = (result: { healthy: boolean }) => {
+          this.#local
+            .off("connected", onConnected)
+            .off("description", onDescription)
+            .off("availableComponents", onComponents);
+          resolve(result);
+        };
+        this.#local
+          .on("connected", onConnected)
+          .on("description", onDescription)
+          .on("availableComponents", onComponents);
+        signal.addEventListener("abort", () => finish({ healthy: false }));
+      });
+    await writeFileAtomic(
+      this.#state.effectiveConfigPath,
+      bootstrapConfig(this.#extensionSettings(), this.#allowNoPipelines),
+    );
+    const runner = new AgentRunner({
+      agent: {
+        ...this.config.agent,
+        passthroughLogs: true,
+        crashLogSnippetKib: Math.max(4, this.config.agent.crashLogSnippetKib),
+      },
+      state: this.#state,
+      clock: this.#clock,
+      random: Math.random,
+      command: () => this.#command(),
+      checkHealth: (input) => check(input.signal),
+      schedule: () => undefined,
+    });
+    let outcome: StartOutcome;
+    try {
+      outcome = await runner.startHealthy(this.config.agent.bootstrapTimeoutMs);
+    } finally {
+      await runner.close();
+    }
+    if (!outcome.ok) {
+      const why = !connected
+        ? "the agent's OpAMP client never connected to the supervisor"
+        : "the agent connected but never reported its AgentDescription";
+      const tail = runner.logTail();
+      throw new OpampError(
+        outcome.exit === undefined ? "timeout" : "agent_failed",
+        `bootstrap failed: ${why} (${outcome.error})${tail === "" ? "" : `\nAgent log tail:\n${tail}`}`,
+      );
+    }
+    return { description, availableComponents: components };
+  }
+
+  #extensionSettings() {
+    return {
+      instanceUid: instanceUidToString(this.#uid),
+      endpoint: this.#local.url,
+      ppid: process.pid,
+      ppidPollIntervalMs: this.config.agent.orphanDetectionIntervalMs,
+      reportsAvailableComponents: this.config.capabilities.reportsAvailableComponents,
+      includeResourceAttributes: this.config.agent.description.includeResourceAttributes,
+    };
+  }
+
+  async #compose(remote: AgentRemoteConfig | undefined): Promise<ComposedAgentConfig> {
+    if (this.#hooks.composeConfig !== undefined) {
+      return this.#hooks.composeConfig({
+        remote,
+        ownTelemetry: this.#ownTelemetry,
+        instanceUid: instanceUidToString(this.#uid),
+        localServerUrl: this.#local.url,
+        description: this.#description,
+        signal: this.#abort.signal,
+      });
+    }
+    const attributes: Record<string, string> = {};
+    for (const kv of [
+      ...(this.#description?.identifyingAttributes ?? []),
+      ...(this.#description?.nonIdentifyingAttributes ?? []),
+    ]) {
+      if (kv.value?.value.case === "stringValue") attributes[kv.key] = kv.value.value.value;
+    }
+    const composed = await composeCollectorConfig({
+      remote,
+      acceptsRemoteConfig: this.config.capabilities.acceptsRemoteConfig,
+      configFiles: this.config.agent.configFiles,
+      ownTelemetry: this.#ownTelemetry,
+      resourceAttributes: attributes,
+      extension: this.#extensionSettings(),
+      allowNoPipelines: this.#allowNoPipelines,
+      warn: (message) => this.#log.warn(message),
+    });
+    return { content: composed.yaml, run: composed.run };
+  }
+
+  /** Composes and writes effective.yaml. */
+  async #write(remote: AgentRemoteConfig | undefined): Promise<ComposedAgentConfig> {
+    const composed = await this.#compose(remote);
+    await writeFileAtomic(this.#state.effectiveConfigPath, composed.content);
+    this.#running = composed;
+    return composed;
+  }
+
+  #startFailed(outcome: Extract<StartOutcome, { ok: false }>): void {
+    const tail = this.#runner.logTail();
+    this.#setHealth({
+      healthy: false,
+      lastError: `${outcome.error}${tail === "" ? "" : `\nAgent log tail:\n${tail}`}`,
+    });
+    this.#runner.scheduleRestart(outcome.exit?.ranForMs ?? 0);
+  }
+
+  /** Applies a remote config: APPLIED once the agent is healthy on it, else FAILED and roll back. */
+  async #applyRemote(remote: AgentRemoteConfig): Promise<RemoteConfigResult> {
+    const config = this.config;
+    await this.#state.writeRemoteConfig("last_recv", remote);
+    let composed: ComposedAgentConfig;
+    try {
+      composed = await this.#compose(remote);
+    } catch (cause) {
+      return { status: "failed", errorMessage: `cannot compose the agent config: ${OpampError.from(cause).message}` };
+    }
+    if (config.agent.validateConfig && composed.run && this.#hooks.composeConfig === undefined) {
+      const invalid = await validateCollectorConfig(
+        this.#executable(),
+        this.#state.directory,
+        composed.content,
+        this.#featureGateArgs(),
+        config.agent.env,
+      );
+      if (invalid !== undefined) return { status: "failed", errorMessage: `the config failed validation: ${invalid}` };
+    }
+    const unchanged =
+      this.#running !== undefined &&
+      this.#running.content === composed.content &&
+      this.#running.run === composed.run &&
+      (!composed.run || this.#runner.pid !== undefined);
+    if (unchanged) {
+      await this.#saveWorking(remote);
+      return { status: "applied" };
+    }
+    await writeFileAtomic(this.#state.effectiveConfigPath, composed.content);
+    this.#running = composed;
+    if (!composed.run) {
+      // An empty config map: nothing to run (as the Collector's supervisor: stopped, APPLIED, healthy).
+      await this.#runner.stopAgent();
+      this.#setHealth({ healthy: true });
+      await this.#saveWorking(remote);
+      return { status: "applied" };
+    }
+    const outcome = await this.#restartOrReload();
+    if (outcome.ok) {
+      await this.#saveWorking(remote);
+      return { status: "applied" };
+    }
+    const tail = this.#runner.logTail();
+    let message = `${outcome.error}${tail === "" ? "" : `\nAgent log tail:\n${tail}`}`;
+    this.#setHealth({ healthy: false, lastError: message });
+    const working = this.#lastWorking;
+    if (
+      config.agent.automaticConfigRollback &&
+      working !== undefined &&
+      !sameBytes(working.configHash, remote.configHash)
+    ) {
+      const restored = await this.#write(working);
+      const again = restored.run
+        ? await this.#runner.startHealthy(config.agent.configApplyTimeoutMs)
+        : ({ ok: true, pid: 0 } as const);
+      if (again.ok) {
+        message += `\nRolled back to the last working config (hash ${hex(working.configHash)}).`;
+        if (!restored.run) this.#setHealth({ healthy: true });
+      } else {
+        // Never roll back twice: the restored config keeps restarting with backoff.
+        message += `\nThe last working config (hash ${hex(working.configHash)}) failed too: ${again.error}`;
+        this.#startFailed(again);
+      }
+    } else {
+      this.#runner.scheduleRestart(outcome.exit?.ranForMs ?? 0);
+    }
+    return { status: "failed", errorMessage: message };
+  }
+
+  async #restartOrReload(): Promise<StartOutcome> {
+    const timeout = this.config.agent.configApplyTimeoutMs;
+    if (this.config.agent.useHupConfigReload && this.#runner.pid !== undefined) {
+      const pid = this.#runner.pid;
+      const reloaded = await new Promise<boolean>((resolve) => {
+        let reconnected = false;
+        const timer = this.#clock.setTimeout(() => finish(false), timeout);
+        const onConnected = () => {
+          reconnected = true;
+        };
+        const onHealth = (health: ComponentHealth) => {
+          if (reconnected && health.healthy) finish(true);
+        };
+        const finish = (ok: boolean) => {
+          this.#clock.clearTimeout(timer);
+          this.#local.off("connected", onConnected).off("health", onHealth);
+          resolve(ok);
+        };
+        this.#local.on("connected", onConnected).on("health", onHealth);
+        if (!this.#runner.signal("SIGHUP")) finish(false);
+      });
+      if (reloaded && this.#runner.pid === pid) return { ok: true, pid };
+      this.#log.warn("SIGHUP reload did not bring the agent back healthy; restarting it");
+    }
+    return this.#runner.startHealthy(timeout);
+  }
+
+  async #saveWorking(remote: AgentRemoteConfig): Promise<void> {
+    this.#lastWorking = remote;
+    await this.#state.writeRemoteConfig("last_working", remote);
+  }
+
+  /** Restarts the agent on an executable (package switch); rejects when it does not become healthy. */
+  #activate(executable: string | undefined): Promise<void> {
+    return this.#enqueue(async () => {
+      void executable; // the installer has already selected it; #executable() reads it back
+      const outcome = await this.#runner.startHealthy(this.config.agent.configApplyTimeoutMs);
+      if (!outcome.ok) {
+        const tail = this.#runner.logTail();
+        throw new OpampError("agent_failed", `${outcome.error}${tail === "" ? "" : `\nAgent log tail:\n${tail}`}`);
+      }
+    });
+  }
+
+  #effectiveConfig(): AgentConfigMap {
+    const reported = this.#agentEffective?.configMap;
+    if (reported !== undefined && Object.keys(reported.configMap).length > 0) return reported;
+    return create(AgentConfigMapSchema, {
+      configMap: {
+        "": create(AgentConfigFileSchema, {
+          body: new TextEncoder().encode(this.#running?.content ?? ""),
+          contentType: "text/yaml",
+        }),
+      },
+    });
+  }
+
+  #clientHooks(): ClientHooks {
+    const caps = this.config.capabilities;
+    const hooks: {
+      -readonly [K in keyof ClientHooks]: ClientHooks[K];
+    } = {};
+    if (caps.acceptsRemoteConfig) {
+      hooks.onRemoteConfig = ({ config, hash }) =>
+        this.#enqueue(() => this.#applyRemote(create(AgentRemoteConfigSchema, { config, configHash: hash })));
+    }
+    if (caps.reportsEffectiveConfig) hooks.getEffectiveConfig = async () => this.#effectiveConfig();
+    if (caps.acceptsOpampConnectionSettings) {
+      hooks.onOpampConnectionSettings = async ({ settings }) => {
+        this.#log.info("connection settings offered; verifying them by connecting", {
+          endpoint: settings.destinationEndpoint,
+        });
+        return true;
+      };
+    }
+    if (caps.reportsOwnMetrics || caps.reportsOwnLogs || caps.reportsOwnTraces) {
+      hooks.onTelemetryConnectionSettings = async (offer) => {
+        const offers = create(ConnectionSettingsOffersSchema, {
+          hash: offer.hash,
+          ...(offer.ownMetrics === undefined ? {} : { ownMetrics: offer.ownMetrics }),
+          ...(offer.ownLogs === undefined ? {} : { ownLogs: offer.ownLogs }),
+          ...(offer.ownTraces === undefined ? {} : { ownTraces: offer.ownTraces }),
+        });
+        await this.#state.writeOwnTelemetry(offers);
+        this.#ownTelemetry = offers;
+        await this.#enqueue(() => this.#recompose("own telemetry settings changed"));
+      };
+    }
+    if (caps.acceptsRestartCommand) {
+      hooks.onRestart = () =>
+        this.#enqueue(async () => {
+          if (this.#running?.run === false) return;
+          const outcome = await this.#runner.startHealthy(this.config.agent.configApplyTimeoutMs);
+          if (!outcome.ok) this.#startFailed(outcome);
+        });
+    }
+    hooks.onCustomMessage = async (message) => {
+      if (!this.#local.sendCustomMessage(message)) {
+        this.#log.warn("custom message not forwarded: the agent is not connected or did not announce it", {
+          capability: message.capability,
+        });
+      }
+    };
+    if (this.#packages !== undefined) {
+      const packages = this.#packages;
+      hooks.verifyPackageSignature = (check) => packages.verifySignature(check);
+    }
+    return hooks;
+  }
+
+  /** Writes the config again (new UID, own telemetry) and restarts the agent if it changed. */
+  async #recompose(reason: string): Promise<void> {
+    const before = this.#running;
+    const composed = await this.#compose(this.#lastWorking);
+    if (before !== undefined && before.content === composed.content && before.run === composed.run) return;
+    this.#log.info(`restarting the agent: ${reason}`);
+    await writeFileAtomic(this.#state.effectiveConfigPath, composed.content);
+    this.#running = composed;
+    if (!composed.run) {
+      await this.#runner.stopAgent();
+      return;
+    }
+    const outcome = await this.#runner.startHealthy(this.config.agent.configApplyTimeoutMs);
+    if (!outcome.ok) this.#startFailed(outcome);
+  }
+
+  #createClient(store: ReturnType<StateDirectory["clientStore"]>): OpAMPClient {
+    const client = new OpAMPClient(
+      upstreamClientOptions({
+        config: this.config,
+        instanceUid: this.#uid,
+        store,
+        packages: this.#packages,
+        description: this.#description ?? {},
+        hooks: this.#clientHooks(),
+        clock: this.#clock,
+      }),
+    );
+    client.on("connect", () => {
+      this.#log.info("connected to the OpAMP server");
+      this.emit("connect");
+    });
+    client.on("connectFailed", (error) => {
+      this.#log.warn("cannot connect to the OpAMP server", { code: error.code, message: error.message });
+      this.emit("connectFailed", error);
+      if (error.code === "unauthenticated" && error.details.status === 401) void this.#maybeReenroll(client, store);
+    });
+    client.on("error", (error) => this.#emitError(error, "internal"));
+    client.on("remoteConfigStatus", (status) => {
+      this.emit("remoteConfigStatus", status);
+      const name = (["applied", "applying", "failed"] as const)[status.status - 1];
+      if (name !== undefined && name !== "applying") {
+        void this.#state
+          .writePersistentState({
+            instanceUid: this.#uid,
+            serverConfigHash: serverConfigHash(this.config),
+            remoteConfig: { hash: status.lastRemoteConfigHash, status: name, errorMessage: status.errorMessage },
+          })
+          .catch((e: unknown) => this.#emitError(e, "storage_failed"));
+      }
+    });
+    client.on("packageStatuses", (statuses) => this.emit("packageStatuses", statuses));
+    client.on("connectionSettings", (settings) => {
+      this.#log.info("new connection settings committed", { endpoint: settings.endpoint });
+      this.#reenrolled = false;
+      this.emit("connectionSettings", settings.endpoint);
+    });
+    client.on("instanceUid", (uid) => {
+      this.#uid = uid.slice();
+      this.#log.info("the server assigned a new instance UID", { uid: instanceUidToString(uid) });
+      void this.#state
+        .writePersistentState({ instanceUid: this.#uid, serverConfigHash: serverConfigHash(this.config) })
+        .catch((e: unknown) => this.#emitError(e, "storage_failed"));
+      void this.#enqueue(() => this.#recompose("new instance UID")).catch((e: unknown) =>
+        this.#emitError(e, "agent_failed"),
+      );
+    });
+    return client;
+  }
+
+  /** A 401 to a key a connection-settings offer gave: forget it and enroll again, once. */
+  async #maybeReenroll(client: OpAMPClient, store: ReturnType<StateDirectory["clientStore"]>): Promise<void> {
+    if (!this.config.server.reenrollOnUnauthorized || this.#reenrolled || this.#client !== client) return;
+    const saved = await store.load().catch(() => undefined);
+    if (saved?.connectionSettings?.offerHash === undefined) return;
+    this.#reenrolled = true;
+    this.#log.warn("the server refused the stored agent key (401); enrolling again with the configured headers");
+    await client.stop();
+    if (this.#lifecycle !== "running") return;
+    const { connectionSettings: _c, candidateConnectionSettings: _d, ...rest } = (await store.load()) ?? {};
+    await store.save(rest);
+    this.emit("reenroll");
+    const next = this.#createClient(store);
+    this.#client = next;
+    await next.start();
+    this.#primeClient(next);
+  }
+
+  /** Gives a started client what is known of the agent already. */
+  #primeClient(client: OpAMPClient): void {
+    if (this.#description !== undefined) client.setAgentDescription(this.#description);
+    if (this.#components !== undefined && this.config.capabilities.reportsAvailableComponents) {
+      client.setAvailableComponents(this.#components);
+    }
+    if (this.#lastHealth !== undefined) this.#setHealth(this.#lastHealth.health);
+  }
+
+  async #startHealthCheck(): Promise<void> {
+    const endpoint = this.config.healthcheck.endpoint;
+    if (endpoint === undefined) return;
+    const colon = endpoint.lastIndexOf(":");
+    const host = endpoint.slice(0, colon) || "0.0.0.0";
+    const port = Number(endpoint.slice(colon + 1));
+    const server = createServer((req, res) => {
+      if (req.url !== "/health" && req.url !== "/") {
+        res.writeHead(404).end();
+        return;
+      }
+      const running = this.#lifecycle === "running";
+      const body = JSON.stringify({
+        status: running ? "ok" : "unavailable",
+        instance_uid: this.instanceUid,
+        agent: { pid: this.#runner.pid ?? null, healthy: this.#lastHealth?.health.healthy ?? false },
+      });
+      res.writeHead(running ? 200 : 503, { "content-type": "application/json" }).end(body);
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(port, host, () => resolve());
+    });
+    this.#health = server;
+  }
+
+  /**
+   * Stops: reports unhealthy upstream, says goodbye to the server, stops the agent
+   * (SIGTERM, then SIGKILL after `agent.stop_timeout`) and the local server. After it
+   * resolves no event fires. Safe to call more than once.
+   */
+  stop(): Promise<void> {
+    this.#stopPromise ??= this.#stop();
+    return this.#stopPromise;
+  }
+
+  async #stop(): Promise<void> {
+    const wasRunning = this.#lifecycle === "running";
+    this.#lifecycle = "stopping";
+    this.#abort.abort(new OpampError("aborted", "the supervisor is stopping"));
+    if (wasRunning && this.config.capabilities.reportsHealth) {
+      this.#client?.setHealth({ healthy: false, lastError: "Supervisor is shutdown" });
+    }
+    await this.#client?.stop();
+    await this.#queue.catch(() => undefined);
+    await this.#runner.close();
+    await this.#local.stop();
+    if (this.#health !== undefined) await new Promise<void>((resolve) => this.#health!.close(() => resolve()));
+    await this.#state.remove(this.#state.supervisorPidPath).catch(() => undefined);
+    this.#lifecycle = "stopped";
+    this.removeAllListeners();
+  }
+}
