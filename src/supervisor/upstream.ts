@@ -49,6 +49,7 @@ export function upstreamClientOptions(input: {
     transport: {
       url: config.server.endpoint,
       headers: config.server.headers,
+      heartbeatIntervalMs: config.server.heartbeatIntervalMs,
       // https polling with TLS settings (and offered certificates) needs node:https.
       tlsFetch: nodeTlsFetch,
     },

@@ -309,7 +309,7 @@ ${publicPem
         void up.server.offerConnectionSettings(agent.id, {
           opamp: {
             headers: { headers: [{ key: "Authorization", value: `Bearer xag_${issued}` }] },
-            heartbeatIntervalSeconds: 30,
+            heartbeatIntervalSeconds: 30n,
           },
         });
       });

@@ -19,6 +19,8 @@ import {
   readStringMap,
 } from "./read.js";
 
+/** Heartbeat (WebSocket) and poll (HTTP) interval until the server offers one: 30 s. */
+export const DEFAULT_HEARTBEAT_INTERVAL_MS = 30_000;
 /** Where state lives when `storage.directory` is not set (as the Collector's supervisor). */
 export const DEFAULT_STORAGE_DIRECTORY = "/var/lib/otelcol/supervisor";
 /** How long an applied config has to become healthy before it counts as FAILED: 5 s. */
@@ -88,6 +90,12 @@ export interface ServerConfig {
    * gave, forget the key and enroll again with `headers` (once). Default false.
    */
   readonly reenrollOnUnauthorized: boolean;
+  /**
+   * opamp-sdk: WebSocket heartbeat / HTTP poll interval until the server offers one
+   * (`heartbeat_interval`, default {@link DEFAULT_HEARTBEAT_INTERVAL_MS}). Over HTTP a push
+   * reaches the supervisor at its next poll.
+   */
+  readonly heartbeatIntervalMs: number;
 }
 
 /** Crash-restart backoff (opamp-sdk: `agent.restart`). */
@@ -198,7 +206,7 @@ function readFileSetting(path: string, file: string, baseDir: string): string {
 }
 
 function resolveServer(raw: unknown, baseDir: string): ServerConfig {
-  const m = readMap(raw, "server", ["endpoint", "headers", "tls", "reenroll_on_unauthorized"], {
+  const m = readMap(raw, "server", ["endpoint", "headers", "tls", "reenroll_on_unauthorized", "heartbeat_interval"], {
     auth: "authenticator extensions are not available; set the credentials in server.headers",
   });
   const endpoint = readString(m["endpoint"], "server.endpoint", "");
@@ -258,6 +266,11 @@ function resolveServer(raw: unknown, baseDir: string): ServerConfig {
       ...(serverName === "" ? {} : { serverName }),
     },
     reenrollOnUnauthorized: readBool(m["reenroll_on_unauthorized"], "server.reenroll_on_unauthorized", false),
+    heartbeatIntervalMs: readDuration(
+      m["heartbeat_interval"],
+      "server.heartbeat_interval",
+      DEFAULT_HEARTBEAT_INTERVAL_MS,
+    ),
   };
 }
 
