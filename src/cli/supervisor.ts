@@ -58,14 +58,16 @@ async function main(): Promise<number> {
     }),
   );
   supervisor.on("error", () => undefined); // already logged by the supervisor
-  let stopping: Promise<void> | undefined;
+  let stopping = false;
   let stopped: () => void = () => undefined;
   const done = new Promise<void>((resolve) => {
     stopped = resolve;
   });
   const shutdown = (signal: string) => {
     logger.info("stopping", { signal });
-    stopping ??= supervisor.stop().then(stopped);
+    if (stopping) return;
+    stopping = true;
+    void supervisor.stop().then(stopped);
   };
   process.on("SIGTERM", () => shutdown("SIGTERM"));
   process.on("SIGINT", () => shutdown("SIGINT"));
