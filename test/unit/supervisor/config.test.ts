@@ -204,3 +204,18 @@ agent:
     expect(e.message).toMatch(message);
   });
 });
+
+describe("docs", () => {
+  it("documents every supervisor DEFAULT_ in docs/limits.md and docs/supervisor.md", async () => {
+    const { readFileSync } = await import("node:fs");
+    const supervisor = await import("../../../src/supervisor/index.js");
+    const names = Object.keys(supervisor).filter((name) => name.startsWith("DEFAULT_"));
+    expect(names.length).toBeGreaterThan(10);
+    const limits = readFileSync(new URL("../../../docs/limits.md", import.meta.url), "utf8");
+    const guide = readFileSync(new URL("../../../docs/supervisor.md", import.meta.url), "utf8");
+    for (const name of names.filter((n) => n !== "DEFAULT_STORAGE_DIRECTORY")) {
+      expect(limits, name).toContain(`\`${name}\``);
+    }
+    expect(guide).toContain("/var/lib/otelcol/supervisor");
+  });
+});
