@@ -26,7 +26,7 @@ function error(yaml: string, env: Record<string, string> = {}): OpampError {
 }
 
 describe("parseSupervisorConfig", () => {
-  it("reads the seed's config as written, expanding ${HOSTNAME}", () => {
+  it("reads the seed's config as written, expanding its HOSTNAME variable", () => {
     const { config, warnings } = parse(
       `server:
   endpoint: wss://opamp.xscaler.example/v1/opamp
@@ -112,7 +112,7 @@ healthcheck: { endpoint: "localhost:13133" }
     expect(config.healthcheck.endpoint).toBe("localhost:13133");
   });
 
-  it("expands ${env:VAR}, defaults and $$, and warns about unset variables", () => {
+  it("expands env: references, defaults and $$, and warns about unset variables", () => {
     const { config, warnings } = parse(
       `server:
   endpoint: \${env:SCHEME}://\${HOST:-localhost}:4320/v1/opamp
@@ -190,7 +190,7 @@ agent:
     ],
     [
       "another provider",
-      'server: { endpoint: "${file:/etc/x}" }\nagent: { executable: EXE }\n',
+      `server: { endpoint: "$\{file:/etc/x}" }\nagent: { executable: EXE }\n`,
       /^server\.endpoint: .*only \$\{VAR\} and \$\{env:VAR\}/,
     ],
     [
