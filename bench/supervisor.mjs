@@ -4,6 +4,8 @@
 //
 //   - memory (RSS) and CPU of the supervisor process while idle, after the Collector runs;
 //   - time from a config push to APPLIED as the server sees it;
+//   - crash restarts: the Collector is killed (SIGKILL) three times in a row, each time
+//     once it is healthy again, and the time to its next start is measured;
 //   - what a config the Collector refuses does: status reported, and how many times the
 //     Collector is started in the window after it (a wrapper script logs every start).
 //
@@ -69,7 +71,8 @@ async function run(kind) {
   const dir = mkdtempSync(join(tmpdir(), `sup-bench-${kind}-`));
   const starts = join(dir, "starts.log");
   const wrapper = join(dir, "otelcol");
-  writeFileSync(wrapper, `#!/bin/sh\ndate +%s%N >> ${starts}\nexec ${COLLECTOR} "$@"\n`);
+  // Logs "<ns> <pid>" for every start; exec keeps the pid, so it is the Collector's.
+  writeFileSync(wrapper, `#!/bin/sh\necho "$(date +%s%N) $$" >> ${starts}\nexec ${COLLECTOR} "$@"\n`);
   chmodSync(wrapper, 0o755);
   const local = join(dir, "local.yaml");
   writeFileSync(local, "service:\n  telemetry:\n    metrics:\n      level: none\n");
@@ -104,7 +107,21 @@ async function run(kind) {
     );
     result.pushToAppliedMs = performance.now() - pushed;
     await waitAgent(server, (x) => x.health?.healthy === true);
-    const before = readFileSync(starts, "utf8").trim().split("\n").length;
+    const lines = () => readFileSync(starts, "utf8").trim().split("\n");
+    result.crashRestartMs = [];
+    for (let crash = 0; crash < 3; crash++) {
+      const [, pid] = lines().at(-1).split(" ");
+      const count = lines().length;
+      const killedAt = process.hrtime.bigint();
+      process.kill(Number(pid), "SIGKILL");
+      while (lines().length === count) await sleep(20);
+      const [ns] = lines().at(-1).split(" ");
+      // date +%s%N is wall time; hrtime is monotonic: compare both against wall time.
+      result.crashRestartMs.push(Number(BigInt(ns) - (BigInt(Date.now()) * 1_000_000n - (process.hrtime.bigint() - killedAt))) / 1e6);
+      await sleep(300);
+      await waitAgent(server, (x) => x.health?.healthy === true);
+    }
+    const before = lines().length;
     const bad = await server.setRemoteConfig(agent.id, { "config.yaml": BAD });
     const badAt = performance.now();
     const failed = await waitAgent(
@@ -115,7 +132,7 @@ async function run(kind) {
     result.pushToFailedMs = failed === undefined ? null : performance.now() - badAt;
     await sleep(Math.max(0, WINDOW_S * 1000 - (performance.now() - badAt)));
     const final = server.getAgent(agent.id);
-    result.startsInWindow = readFileSync(starts, "utf8").trim().split("\n").length - before;
+    result.startsInWindow = lines().length - before;
     result.healthyAfterWindow = final?.health?.healthy === true;
     result.effectiveAfterWindow = /otlp\/run/.test(
       Object.values(final?.effectiveConfig?.configMap?.configMap ?? {})
@@ -125,8 +142,12 @@ async function run(kind) {
       ? "last good config"
       : "other";
   } finally {
-    child.kill("SIGTERM");
-    await new Promise((r) => child.once("exit", r));
+    const stopping = performance.now();
+    if (child.exitCode === null) {
+      child.kill("SIGTERM");
+      await new Promise((r) => child.once("exit", r));
+    }
+    result.stopMs = performance.now() - stopping;
     await server.stop();
     rmSync(dir, { recursive: true, force: true });
   }
@@ -159,7 +180,12 @@ const rows = [
   ["config push to APPLIED (ms)", "pushToAppliedMs"],
   ["bad config push to FAILED (ms)", "pushToFailedMs"],
   [`Collector starts in the ${WINDOW_S} s after a bad config`, "startsInWindow"],
+  ["SIGTERM to the supervisor until it exited (ms)", "stopMs"],
 ];
+for (const r of runs) {
+  for (const [i, ms] of (r.crashRestartMs ?? []).entries()) r[`crash${i + 1}RestartMs`] = ms;
+}
+rows.splice(5, 0, ...[1, 2, 3].map((i) => [`Collector killed (crash ${i} in a row) to restarted (ms)`, `crash${i}RestartMs`]));
 console.log(`| figure (median of ${RUNS}, min–max) | opamp-sdk supervisor | Collector opampsupervisor v0.149.0 |`);
 console.log("| --- | --- | --- |");
 for (const [label, key] of rows) console.log(`| ${label} | ${stats("sdk", key)} | ${stats("go", key)} |`);
