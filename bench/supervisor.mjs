@@ -117,7 +117,9 @@ async function run(kind) {
       while (lines().length === count) await sleep(20);
       const [ns] = lines().at(-1).split(" ");
       // date +%s%N is wall time; hrtime is monotonic: compare both against wall time.
-      result.crashRestartMs.push(Number(BigInt(ns) - (BigInt(Date.now()) * 1_000_000n - (process.hrtime.bigint() - killedAt))) / 1e6);
+      result.crashRestartMs.push(
+        Number(BigInt(ns) - (BigInt(Date.now()) * 1_000_000n - (process.hrtime.bigint() - killedAt))) / 1e6,
+      );
       await sleep(300);
       await waitAgent(server, (x) => x.health?.healthy === true);
     }
@@ -185,7 +187,11 @@ const rows = [
 for (const r of runs) {
   for (const [i, ms] of (r.crashRestartMs ?? []).entries()) r[`crash${i + 1}RestartMs`] = ms;
 }
-rows.splice(5, 0, ...[1, 2, 3].map((i) => [`Collector killed (crash ${i} in a row) to restarted (ms)`, `crash${i}RestartMs`]));
+rows.splice(
+  5,
+  0,
+  ...[1, 2, 3].map((i) => [`Collector killed (crash ${i} in a row) to restarted (ms)`, `crash${i}RestartMs`]),
+);
 console.log(`| figure (median of ${RUNS}, min–max) | opamp-sdk supervisor | Collector opampsupervisor v0.149.0 |`);
 console.log("| --- | --- | --- |");
 for (const [label, key] of rows) console.log(`| ${label} | ${stats("sdk", key)} | ${stats("go", key)} |`);

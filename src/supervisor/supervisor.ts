@@ -58,6 +58,9 @@ import { serverConfigHash, upstreamClientOptions } from "./upstream.js";
 
 type Lifecycle = "new" | "starting" | "running" | "stopping" | "stopped";
 
+/** Storage directories a supervisor of this process holds (supervisor.pid cannot tell them apart). */
+const CLAIMED = new Set<string>();
+
 const SILENT: SupervisorLogger = { debug() {}, info() {}, warn() {}, error() {} };
 
 function withOverrides(list: readonly KeyValue[], overrides: Readonly<Record<string, string>>): KeyValue[] {
@@ -107,6 +110,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   #reenrolled = false;
   #health: Server | undefined;
   #stopPromise: Promise<void> | undefined;
+  #claimed = false;
 
   /** @throws OpampError `invalid_argument` for a bad `agent.package.public_key`. */
   constructor(options: SupervisorOptions) {
@@ -127,7 +131,11 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       random: options.random ?? Math.random,
       command: () => this.#command(),
       checkHealth: (input) => this.#checkHealth(input.pid, input.signal),
-      schedule: (restart) => void this.#enqueue(restart),
+      schedule: (restart) => {
+        this.#enqueue(restart).catch((e: unknown) => {
+          if (OpampError.from(e).code !== "not_running") this.#emitError(e, "agent_failed");
+        });
+      },
     });
     this.#wireRunner();
     this.#wireLocal();
@@ -264,9 +272,14 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     const config = this.config;
     await state.create();
     const holder = await state.readPid(state.supervisorPidPath);
-    if (holder !== undefined && holder !== process.pid && processExists(holder)) {
-      throw new OpampError("storage_failed", `${state.directory} is in use by another supervisor (pid ${holder})`);
+    if (CLAIMED.has(state.directory) || (holder !== undefined && holder !== process.pid && processExists(holder))) {
+      throw new OpampError(
+        "storage_failed",
+        `${state.directory} is in use by another supervisor (pid ${holder ?? process.pid})`,
+      );
     }
+    CLAIMED.add(state.directory);
+    this.#claimed = true;
     await state.writePid(state.supervisorPidPath, process.pid);
     const swept = await sweepOrphanedAgent(state, config.agent.stopTimeoutMs);
     if (swept !== undefined) this.#log.warn("stopped an agent left running by an earlier supervisor", { pid: swept });
@@ -424,6 +437,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       checkHealth: (input) => check(input.signal),
       schedule: () => undefined,
     });
+    runner.on("output", (line, stream) => this.#log.debug(line, { logger: "agent", stream, phase: "bootstrap" }));
     let outcome: StartOutcome;
     try {
       outcome = await runner.startHealthy(this.config.agent.bootstrapTimeoutMs);
@@ -717,7 +731,9 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     client.on("connectFailed", (error) => {
       this.#log.warn("cannot connect to the OpAMP server", { code: error.code, message: error.message });
       this.emit("connectFailed", error);
-      if (error.code === "unauthenticated" && error.details.status === 401) void this.#maybeReenroll(client, store);
+      if (error.code === "unauthenticated" && error.details.status === 401) {
+        this.#maybeReenroll(client, store).catch((e: unknown) => this.#emitError(e, "storage_failed"));
+      }
     });
     client.on("error", (error) => this.#emitError(error, "internal"));
     client.on("remoteConfigStatus", (status) => {
@@ -827,7 +843,10 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     await this.#runner.close();
     await this.#local.stop();
     if (this.#health !== undefined) await new Promise<void>((resolve) => this.#health!.close(() => resolve()));
-    await this.#state.remove(this.#state.supervisorPidPath).catch(() => undefined);
+    if (this.#claimed) {
+      await this.#state.remove(this.#state.supervisorPidPath).catch(() => undefined);
+      CLAIMED.delete(this.#state.directory);
+    }
     this.#lifecycle = "stopped";
     this.removeAllListeners();
   }

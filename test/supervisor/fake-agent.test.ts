@@ -12,11 +12,13 @@ import { join } from "node:path";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { PackageStatusEnum, RemoteConfigStatuses } from "../../src/gen/opamp/v1/opamp_pb.js";
 import { processExists } from "../../src/supervisor/process/agent-process.js";
+import { instanceUidToString } from "../../src/wire/uid.js";
 import {
   agentWhere,
   attribute,
   cleanup,
   defer,
+  effectiveText,
   FAKE_AGENT,
   once,
   REPO,
@@ -346,3 +348,90 @@ ${publicPem
     });
   });
 }
+
+for (const transport of ["ws", "http"] as const) {
+  describe(`relaying over ${transport === "ws" ? "WebSocket" : "HTTP"}`, () => {
+    it("carries custom messages both ways, and reports the agent's effective config", {
+      timeout: TIMEOUT,
+    }, async () => {
+      const dir = await tempDir();
+      const { server, ...urls } = await upstream({ heartbeat: { intervalSeconds: 1 } });
+      const local = join(dir, "custom.yaml");
+      await writeFile(local, "fake: { custom: io.example.echo }\n");
+      await startSupervisor(config(urls[transport], dir, `  config_files: [${local}]`));
+      const agent = await agentWhere(
+        server,
+        (a) =>
+          a.customCapabilities?.capabilities.includes("io.example.echo") === true &&
+          effectiveText(a).includes("io.example.echo"),
+      );
+      // The effective config the agent reported (its own file) is what the server sees.
+      expect(effectiveText(agent)).toContain("instance_uid:");
+      const echoed = new Promise<{ capability: string; data: Uint8Array }>((resolve) => {
+        server.on("message", (_agent, m) => {
+          if (m.customMessage?.type === "echo") resolve(m.customMessage);
+        });
+      });
+      const sent = server.sendCustomMessage(agent.id, {
+        capability: "io.example.echo",
+        type: "ping",
+        data: new TextEncoder().encode("hello"),
+      });
+      expect(sent.sent).toHaveLength(1);
+      const message = await echoed;
+      expect(message.capability).toBe("io.example.echo");
+      expect(new TextDecoder().decode(message.data)).toBe("hello");
+    });
+
+    it("adopts an instance UID the server assigns: persisted, and the agent restarted with it", {
+      timeout: TIMEOUT,
+    }, async () => {
+      const dir = await tempDir();
+      const { server, ...urls } = await upstream({ heartbeat: { intervalSeconds: 1 } });
+      const supervisor = await startSupervisor(config(urls[transport], dir));
+      const old = supervisor.instanceUid;
+      await agentWhere(server, (a) => a.id === old && a.health?.healthy === true);
+      const restarted = once(supervisor, "agentStarted");
+      const fresh = server.assignInstanceUid(old);
+      const freshId = instanceUidToString(fresh);
+      await restarted;
+      await agentWhere(
+        server,
+        (a) => a.id === freshId && a.health?.healthy === true && attribute(a, "service.instance.id") === freshId,
+      );
+      expect(supervisor.instanceUid).toBe(freshId);
+      expect(readFileSync(join(dir, "state/persistent_state.yaml"), "utf8")).toContain(`instance_id: ${freshId}`);
+      expect(readFileSync(join(dir, "state/effective.yaml"), "utf8")).toContain(freshId);
+    });
+  });
+}
+
+describe("the state directory and the health endpoint", () => {
+  it("refuses a second live supervisor on the same directory, and serves /health while running", {
+    timeout: TIMEOUT,
+  }, async () => {
+    const dir = await tempDir();
+    const { ws } = await upstream();
+    const probe = createServer();
+    await new Promise<void>((resolve) => probe.listen(0, "127.0.0.1", resolve));
+    const port = (probe.address() as { port: number }).port;
+    await new Promise<void>((resolve) => probe.close(() => resolve()));
+    const yaml = `${config(ws, dir)}healthcheck:\n  endpoint: 127.0.0.1:${port}\n`;
+    const first = await startSupervisor(yaml);
+    const health = await fetch(`http://127.0.0.1:${port}/health`);
+    expect(health.status).toBe(200);
+    expect(await health.json()).toMatchObject({
+      status: "ok",
+      instance_uid: first.instanceUid,
+      agent: { healthy: true },
+    });
+    const second = await startSupervisor(yaml.replace(/healthcheck:[\s\S]*$/, ""), { start: false });
+    await expect(second.start()).rejects.toMatchObject({
+      code: "storage_failed",
+      message: expect.stringMatching(/in use by another supervisor/),
+    });
+    expect(first.agentPid).toBeDefined();
+    await first.stop();
+    expect(existsSync(join(dir, "state/supervisor.pid"))).toBe(false);
+  });
+});

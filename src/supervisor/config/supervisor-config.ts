@@ -7,6 +7,7 @@
 import { readFileSync, statSync } from "node:fs";
 import { isAbsolute, resolve } from "node:path";
 import { instanceUidFromString } from "../../wire/uid.js";
+import { parseEd25519PublicKey } from "../packages/signature.js";
 import {
   configError,
   readBool,
@@ -308,6 +309,8 @@ function resolvePackage(raw: unknown, executable: string, baseDir: string): Pack
   if (inline !== "" && file !== "")
     throw configError("agent.package.public_key", "set public_key or public_key_file, not both");
   const publicKey = file !== "" ? readFileSetting("agent.package.public_key_file", file, baseDir) : inline;
+  // Checked here so that `--check` finds a bad key, not the first package offer.
+  if (publicKey !== "") parseEd25519PublicKey(publicKey);
   const binary = readString(m["agent_binary"], "agent.package.agent_binary", "") || executable.split(/[\\/]/).pop()!;
   if (/[\\/]/.test(binary) || binary === "." || binary === "..") {
     throw configError("agent.package.agent_binary", "must be a file name, not a path");
