@@ -21,7 +21,12 @@ export type StartOutcome =
   | { readonly ok: false; readonly error: string; readonly exit?: AgentExit };
 
 /** Decides whether a started agent is healthy (the `checkHealth` hook, or the default). */
-export type HealthCheck = (input: { readonly pid: number; readonly signal: AbortSignal }) => Promise<{
+export type HealthCheck = (input: {
+  readonly pid: number;
+  /** Clock time the process was spawned: reports from before it are from another run. */
+  readonly startedAt: number;
+  readonly signal: AbortSignal;
+}) => Promise<{
   readonly healthy: boolean;
   readonly lastError?: string;
 }>;
@@ -135,7 +140,7 @@ export class AgentRunner extends EventEmitter<AgentRunnerEvents> {
       }),
     );
     const healthy = this.deps
-      .checkHealth({ pid: proc.pid, signal: abort.signal })
+      .checkHealth({ pid: proc.pid, startedAt: proc.startedAt, signal: abort.signal })
       .then(
         (result): StartOutcome =>
           result.healthy

@@ -103,6 +103,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   #agentEffective: EffectiveConfig | undefined;
   #lastHealth: { health: ComponentHealth; at: number } | undefined;
   #lastWorking: AgentRemoteConfig | undefined;
+  /** The agent ran healthy without any remote config (before the first one was applied). */
+  #baselineHealthy = false;
   #ownTelemetry: ConnectionSettingsOffers | undefined;
   /** What effective.yaml holds and whether the agent is meant to run it. */
   #running: ComposedAgentConfig | undefined;
@@ -130,7 +132,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       clock: this.#clock,
       random: options.random ?? Math.random,
       command: () => this.#command(),
-      checkHealth: (input) => this.#checkHealth(input.pid, input.signal),
+      checkHealth: (input) => this.#checkHealth(input.pid, input.startedAt, input.signal),
       schedule: (restart) => {
         this.#enqueue(restart).catch((e: unknown) => {
           if (OpampError.from(e).code !== "not_running") this.#emitError(e, "agent_failed");
@@ -303,13 +305,22 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     if (seeded.remoteConfig === undefined && persisted.remoteConfig !== undefined) {
       seeded = { ...seeded, remoteConfig: persisted.remoteConfig };
     }
+    this.#lastWorking = await state.readRemoteConfig("last_working");
+    // The agent comes back on the last working config, so that is what the first report
+    // must say. The client reports a status before its store has it on disk; a kill in
+    // between would otherwise bring back an older status, or none (a FAILED for another
+    // hash is kept: it is the last outcome, and the last working config runs meanwhile).
+    const working = this.#lastWorking;
+    const stored = seeded.remoteConfig;
+    if (working !== undefined && stored?.status !== "failed" && !sameBytes(stored?.hash, working.configHash)) {
+      seeded = { ...seeded, remoteConfig: { hash: working.configHash, status: "applied", errorMessage: "" } };
+    }
     await store.save(seeded);
     await state.writePersistentState({
       instanceUid: this.#uid,
       serverConfigHash: serverHash,
       remoteConfig: seeded.remoteConfig,
     });
-    this.#lastWorking = await state.readRemoteConfig("last_working");
     this.#ownTelemetry = await state.readOwnTelemetry();
     await this.#packages?.load();
 
@@ -337,6 +348,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       if (this.#running?.run === false) return;
       const outcome = await this.#runner.startHealthy(config.agent.configApplyTimeoutMs);
       if (!outcome.ok) this.#startFailed(outcome);
+      else if (this.#lastWorking === undefined) this.#baselineHealthy = true;
     });
   }
 
@@ -368,9 +380,11 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   }
 
   /** Default health check: a healthy report from the agent's OpAMP client after this start. */
-  #checkHealth(pid: number, signal: AbortSignal): Promise<{ healthy: boolean; lastError?: string }> {
-    const startedAt = this.#clock.now();
+  #checkHealth(pid: number, startedAt: number, signal: AbortSignal): Promise<{ healthy: boolean; lastError?: string }> {
     if (this.#hooks.checkHealth !== undefined) return this.#hooks.checkHealth({ pid, startedAt, signal });
+    // The report may have come in while the pid file was written: count it.
+    const last = this.#lastHealth;
+    if (last !== undefined && last.at >= startedAt && last.health.healthy) return Promise.resolve({ healthy: true });
     return new Promise((resolve) => {
       const onHealth = (health: ComponentHealth) => {
         if (!health.healthy) return;
@@ -391,35 +405,33 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     let connected = false;
     let description: AgentDescription | undefined;
     let components: AvailableComponents | undefined;
-    const check = (signal: AbortSignal): Promise<{ healthy: boolean; lastError?: string }> =>
-      new Promise((resolve) => {
-        const done = () => {
-          if (description !== undefined && (!wantComponents || components !== undefined)) finish({ healthy: true });
-        };
-        const onConnected = () => {
-          connected = true;
-        };
-        const onDescription = (d: AgentDescription) => {
-          description = d;
-          done();
-        };
-        const onComponents = (c: AvailableComponents) => {
-          if (Object.keys(c.components).length > 0) components = c;
-          done();
-        };
-        const finish = (result: { healthy: boolean }) => {
-          this.#local
-            .off("connected", onConnected)
-            .off("description", onDescription)
-            .off("availableComponents", onComponents);
-          resolve(result);
-        };
-        this.#local
-          .on("connected", onConnected)
-          .on("description", onDescription)
-          .on("availableComponents", onComponents);
-        signal.addEventListener("abort", () => finish({ healthy: false }));
-      });
+    // Listening before the spawn: a fast agent may report before the spawn returns.
+    let reported: () => void = () => undefined;
+    const complete = new Promise<void>((resolve) => {
+      reported = resolve;
+    });
+    const done = () => {
+      if (description !== undefined && (!wantComponents || components !== undefined)) reported();
+    };
+    const onConnected = () => {
+      connected = true;
+    };
+    const onDescription = (d: AgentDescription) => {
+      description = d;
+      done();
+    };
+    const onComponents = (c: AvailableComponents) => {
+      if (Object.keys(c.components).length > 0) components = c;
+      done();
+    };
+    this.#local.on("connected", onConnected).on("description", onDescription).on("availableComponents", onComponents);
+    const check = (signal: AbortSignal): Promise<{ healthy: boolean }> =>
+      Promise.race([
+        complete.then(() => ({ healthy: true })),
+        new Promise<{ healthy: boolean }>((resolve) =>
+          signal.addEventListener("abort", () => resolve({ healthy: false })),
+        ),
+      ]);
     await writeFileAtomic(
       this.#state.effectiveConfigPath,
       bootstrapConfig(this.#extensionSettings(), this.#allowNoPipelines),
@@ -442,6 +454,10 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     try {
       outcome = await runner.startHealthy(this.config.agent.bootstrapTimeoutMs);
     } finally {
+      this.#local
+        .off("connected", onConnected)
+        .off("description", onDescription)
+        .off("availableComponents", onComponents);
       await runner.close();
     }
     if (!outcome.ok) {
@@ -563,21 +579,23 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     let message = `${outcome.error}${tail === "" ? "" : `\nAgent log tail:\n${tail}`}`;
     this.#setHealth({ healthy: false, lastError: message });
     const working = this.#lastWorking;
-    if (
-      config.agent.automaticConfigRollback &&
-      working !== undefined &&
-      !sameBytes(working.configHash, remote.configHash)
-    ) {
+    // Without a remote config that ever worked, the last working config is the one the
+    // agent ran healthy on before any: the local config_files alone.
+    const canRollBack =
+      working !== undefined ? !sameBytes(working.configHash, remote.configHash) : this.#baselineHealthy;
+    if (config.agent.automaticConfigRollback && canRollBack) {
+      const what =
+        working === undefined ? "the local config (no remote config ever worked)" : `hash ${hex(working.configHash)}`;
       const restored = await this.#write(working);
       const again = restored.run
         ? await this.#runner.startHealthy(config.agent.configApplyTimeoutMs)
         : ({ ok: true, pid: 0 } as const);
       if (again.ok) {
-        message += `\nRolled back to the last working config (hash ${hex(working.configHash)}).`;
+        message += `\nRolled back to the last working config (${what}).`;
         if (!restored.run) this.#setHealth({ healthy: true });
       } else {
         // Never roll back twice: the restored config keeps restarting with backoff.
-        message += `\nThe last working config (hash ${hex(working.configHash)}) failed too: ${again.error}`;
+        message += `\nThe last working config (${what}) failed too: ${again.error}`;
         this.#startFailed(again);
       }
     } else {

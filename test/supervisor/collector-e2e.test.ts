@@ -264,6 +264,90 @@ describeWithCollector("the supervisor with the real Collector", () => {
     });
   }
 
+  describe("settings of the Collector's supervisor", () => {
+    it("reloads with SIGHUP (use_hup_config_reload): APPLIED with the same Collector process", {
+      timeout: TIMEOUT,
+    }, async () => {
+      const dir = await tempDir();
+      const { server, ws } = await upstream({ heartbeat: { intervalSeconds: 1 } });
+      const supervisor = await startSupervisor(await seedConfig(ws, dir, collector, "  use_hup_config_reload: true"));
+      const id = supervisor.instanceUid;
+      await server.setRemoteConfig(id, { "config.yaml": GOOD("hup1") });
+      await agentWhere(
+        server,
+        (a) => a.remoteConfigStatus?.status === APPLIED && effectiveText(a).includes("otlp/hup1"),
+      );
+      const pid = supervisor.agentPid;
+      const { hash } = await server.setRemoteConfig(id, { "config.yaml": GOOD("hup2") });
+      await agentWhere(
+        server,
+        (a) =>
+          a.remoteConfigStatus?.status === APPLIED &&
+          hex(a.remoteConfigStatus.lastRemoteConfigHash) === hex(hash) &&
+          effectiveText(a).includes("otlp/hup2"),
+      );
+      expect(supervisor.agentPid).toBe(pid);
+    });
+
+    it("validates a config first (validate_config): FAILED with the validator's message, and no restart", {
+      timeout: TIMEOUT,
+    }, async () => {
+      const dir = await tempDir();
+      const { server, ws } = await upstream({ heartbeat: { intervalSeconds: 1 } });
+      const supervisor = await startSupervisor(await seedConfig(ws, dir, collector, "  validate_config: true"));
+      const id = supervisor.instanceUid;
+      await server.setRemoteConfig(id, { "config.yaml": GOOD("valid") });
+      await agentWhere(
+        server,
+        (a) => a.remoteConfigStatus?.status === APPLIED && effectiveText(a).includes("otlp/valid"),
+      );
+      const pid = supervisor.agentPid;
+      const starts: number[] = [];
+      supervisor.on("agentStarted", (p) => starts.push(p));
+      const { hash } = await server.setRemoteConfig(id, { "config.yaml": BAD });
+      const failed = await agentWhere(
+        server,
+        (a) => a.remoteConfigStatus?.status === FAILED && hex(a.remoteConfigStatus.lastRemoteConfigHash) === hex(hash),
+      );
+      expect(failed.remoteConfigStatus?.errorMessage).toMatch(/failed validation[\s\S]*no_such_setting/);
+      expect(starts).toEqual([]);
+      expect(supervisor.agentPid).toBe(pid);
+      expect(readFileSync(join(dir, "state/effective.yaml"), "utf8")).toContain("otlp/valid");
+    });
+
+    it("runs a local config alone, and the persisted last config while the server is unreachable", {
+      timeout: TIMEOUT,
+    }, async () => {
+      const dir = await tempDir();
+      const pipeline = join(dir, "pipeline.yaml");
+      await writeFile(pipeline, GOOD("local"));
+      const up = await upstream({ heartbeat: { intervalSeconds: 1 } });
+      const yaml = (endpoint: string) =>
+        seedConfig(endpoint, dir, collector).then((text) =>
+          text.replace(/config_files: \[(.*)\]/, `config_files: [$1, ${pipeline}]`),
+        );
+      const first = await startSupervisor(await yaml(up.ws));
+      const id = first.instanceUid;
+      await agentWhere(
+        up.server,
+        (a) => a.id === id && a.health?.healthy === true && effectiveText(a).includes("otlp/local"),
+      );
+      await up.server.setRemoteConfig(id, { "config.yaml": GOOD("remote") });
+      await agentWhere(
+        up.server,
+        (a) => a.remoteConfigStatus?.status === APPLIED && effectiveText(a).includes("otlp/remote"),
+      );
+      await first.stop();
+      await up.server.stop();
+      // Nobody listens there any more: the supervisor starts anyway, on what it had.
+      const second = await startSupervisor(await yaml(up.ws));
+      expect(second.agentPid).toBeDefined();
+      const effective = readFileSync(join(dir, "state/effective.yaml"), "utf8");
+      expect(effective).toContain("otlp/remote");
+      expect(effective).toContain("otlp/local");
+    });
+  });
+
   it("leaves no Collector behind when the supervisor is killed with SIGKILL", { timeout: TIMEOUT }, async () => {
     const dir = await tempDir();
     const { server, ws } = await upstream({ heartbeat: { intervalSeconds: 1 } });

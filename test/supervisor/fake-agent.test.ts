@@ -104,6 +104,29 @@ describe("crash loop", () => {
   });
 });
 
+describe("rollback", () => {
+  it("rolls the first remote config that fails back to the local config the agent ran healthy on", {
+    timeout: TIMEOUT,
+  }, async () => {
+    const dir = await tempDir();
+    const { server, ws } = await upstream();
+    const supervisor = await startSupervisor(config(ws, dir));
+    await agentWhere(server, (a) => a.health?.healthy === true);
+    const { hash } = await server.setRemoteConfig(supervisor.instanceUid, { "config.yaml": "fake: { exit: 5 }\n" });
+    const failed = await agentWhere(
+      server,
+      (a) =>
+        a.remoteConfigStatus?.status === RemoteConfigStatuses.RemoteConfigStatuses_FAILED &&
+        Buffer.from(a.remoteConfigStatus.lastRemoteConfigHash).equals(Buffer.from(hash)),
+    );
+    expect(failed.remoteConfigStatus?.errorMessage).toMatch(
+      /exit code 5[\s\S]*exiting with code 5 as configured[\s\S]*Rolled back to the last working config \(the local config/,
+    );
+    await agentWhere(server, (a) => a.health?.healthy === true);
+    expect(readFileSync(join(dir, "state/effective.yaml"), "utf8")).not.toContain("exit: 5");
+  });
+});
+
 describe("kill -9 of the supervisor", () => {
   it("the next supervisor stops the agent the killed one left and comes back on the last working config", {
     timeout: TIMEOUT,
@@ -139,14 +162,26 @@ describe("kill -9 of the supervisor", () => {
       (a) => a.remoteConfigStatus?.status === RemoteConfigStatuses.RemoteConfigStatuses_APPLYING,
     );
     const secondHash = Buffer.from(agent.desiredConfigHash!).toString("hex");
+    // The server must see the old connection gone first: a new one for a UID it still
+    // holds online would be the same session to it (nothing offered again).
+    const gone = once(server, "agentDisconnected");
     first.kill("SIGKILL");
     await once(first, "exit");
-    // The restarted supervisor reconnects reporting what really runs: the first config, APPLIED.
-    const reconnected = once(server, "agentConnected");
+    await gone;
+    // The restarted supervisor's first status report says what really runs: the first
+    // config, APPLIED (its first message carries its whole state).
+    const firstReport = new Promise<{ status: number; lastRemoteConfigHash: Uint8Array }>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error("the restarted supervisor reported no config status")), 20_000);
+      server.on("message", (_agent, m) => {
+        if (m.remoteConfigStatus === undefined) return;
+        clearTimeout(timer);
+        resolve(m.remoteConfigStatus);
+      });
+    });
     const second = run();
-    const [back] = (await reconnected) as [typeof agent];
-    expect(back.remoteConfigStatus?.status).toBe(RemoteConfigStatuses.RemoteConfigStatuses_APPLIED);
-    expect(Buffer.from(back.remoteConfigStatus!.lastRemoteConfigHash).toString("hex")).toBe(firstHash);
+    const report = await firstReport;
+    expect(report.status).toBe(RemoteConfigStatuses.RemoteConfigStatuses_APPLIED);
+    expect(Buffer.from(report.lastRemoteConfigHash).toString("hex")).toBe(firstHash);
     // The orphan was stopped by the sweep before anything else ran.
     expect(processExists(orphan) && readFileSync(`/proc/${orphan}/stat`, "utf8").split(" ")[2] !== "Z").toBe(false);
     // The server offers the second config again; it fails properly this time and the
