@@ -55,5 +55,5 @@ export type {
   SupervisorOptions,
 } from "./options.js";
 export type { AgentCommand, AgentExit } from "./process/agent-process.js";
-export { StateDirectory } from "./state/state-dir.js";
+export { type PersistentState, StateDirectory } from "./state/state-dir.js";
 export { Supervisor } from "./supervisor.js";

@@ -91,13 +91,13 @@ describe("crash loop", () => {
       expect(delays[i]).toBeGreaterThanOrEqual(ceiling * 0.75);
       expect(delays[i]).toBeLessThanOrEqual(ceiling);
     }
-    // The timestamps show it: each gap is the delay plus a node start (well under a second).
+    // The timestamps show it: no restart comes before its delay. (A gap is the delay plus
+    // a node start, which a loaded CI machine stretches, so only the lower bound is exact.)
     const gaps = starts.slice(1).map((t, i) => t - starts[i]!);
-    for (const [i, ceiling] of ceilings.entries()) {
-      expect(gaps[i]).toBeGreaterThanOrEqual(ceiling * 0.75);
-      expect(gaps[i]).toBeLessThan(ceiling + 2_000);
+    for (const [i, delay] of delays.slice(0, 5).entries()) {
+      expect(gaps[i]).toBeGreaterThanOrEqual(delay - 5);
+      expect(gaps[i]).toBeLessThan(delay + 10_000);
     }
-    expect(gaps[3]!).toBeGreaterThan(gaps[0]! * 2);
     const agent = await agentWhere(server, (a) => a.health?.lastError.includes("exiting with code 3") === true);
     expect(agent.health?.healthy).toBe(false);
     expect(agent.health?.lastError).toMatch(/exited unexpectedly, exit code 3/);

@@ -43,18 +43,23 @@ export class StateDirectory {
   get effectiveConfigPath(): string {
     return join(this.directory, "effective.yaml");
   }
+  /** The agent's output (when not passed through), rotated. */
   get agentLogPath(): string {
     return join(this.directory, "agent.log");
   }
+  /** Pid and start time of the running agent (found by the orphan sweep after a kill -9). */
   get agentPidPath(): string {
     return join(this.directory, "agent.pid");
   }
+  /** Pid of the supervisor holding the directory. */
   get supervisorPidPath(): string {
     return join(this.directory, "supervisor.pid");
   }
+  /** Installed agent packages and their `state.json`. */
   get packagesDirectory(): string {
     return join(this.directory, "packages");
   }
+  /** The OpAMP client's state (UID, last config outcome, committed connection settings). */
   get clientStatePath(): string {
     return join(this.directory, "opamp_client.json");
   }
