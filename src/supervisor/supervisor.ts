@@ -6,10 +6,9 @@
  * at a time through one queue.
  */
 
-import { createServer, type Server } from "node:http";
+import type { Server } from "node:http";
 import { create } from "@bufbuild/protobuf";
 import { EventEmitter } from "eventemitter3";
-import type { ClientHooks, RemoteConfigResult } from "../client/hooks.js";
 import { OpAMPClient } from "../client/opamp-client.js";
 import { type KeyValue, KeyValueSchema } from "../gen/opamp/v1/anyvalue_pb.js";
 import {
@@ -19,11 +18,9 @@ import {
   type AgentDescription,
   AgentDescriptionSchema,
   type AgentRemoteConfig,
-  AgentRemoteConfigSchema,
   type AvailableComponents,
   type ComponentHealth,
   type ConnectionSettingsOffers,
-  ConnectionSettingsOffersSchema,
   type EffectiveConfig,
 } from "../gen/opamp/v1/opamp_pb.js";
 import { type Clock, systemClock } from "../internal/clock.js";
@@ -31,7 +28,8 @@ import { toAnyValue } from "../wire/any-value.js";
 import { sameBytes } from "../wire/bytes.js";
 import { OpampError } from "../wire/errors.js";
 import { instanceUidFromString, instanceUidToString, newInstanceUid } from "../wire/uid.js";
-import { AgentRunner, type StartOutcome } from "./agent-runner.js";
+import { AgentRunner } from "./agent-runner.js";
+import { bootstrapCollector } from "./collector/bootstrap.js";
 import {
   ALLOW_NO_PIPELINES_GATE,
   probeAllowNoPipelines,
@@ -39,9 +37,10 @@ import {
 } from "./collector/collector-tools.js";
 import { bootstrapConfig, composeCollectorConfig } from "./collector/compose.js";
 import type { SupervisorConfig } from "./config/supervisor-config.js";
+import { ConfigApplier } from "./config-applier.js";
+import { startHealthEndpoint } from "./health-endpoint.js";
 import { LocalAgentServer } from "./local-server.js";
 import type {
-  BootstrapInfo,
   ComposedAgentConfig,
   SupervisorEvents,
   SupervisorHooks,
@@ -52,9 +51,8 @@ import { PackageInstaller } from "./packages/package-installer.js";
 import type { AgentCommand } from "./process/agent-process.js";
 import { processExists } from "./process/agent-process.js";
 import { sweepOrphanedAgent } from "./process/orphan-sweep.js";
-import { writeFileAtomic } from "./state/atomic-file.js";
 import { StateDirectory } from "./state/state-dir.js";
-import { serverConfigHash, upstreamClientOptions } from "./upstream.js";
+import { serverConfigHash, type UpstreamHost, upstreamClientOptions, upstreamHooks } from "./upstream.js";
 
 type Lifecycle = "new" | "starting" | "running" | "stopping" | "stopped";
 
@@ -69,10 +67,6 @@ function withOverrides(list: readonly KeyValue[], overrides: Readonly<Record<str
     byKey.set(key, create(KeyValueSchema, { key, value: toAnyValue(value) }));
   }
   return [...byKey.values()].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-}
-
-function hex(bytes: Uint8Array | undefined): string {
-  return Buffer.from(bytes ?? new Uint8Array(0)).toString("hex");
 }
 
 /**
@@ -92,6 +86,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   readonly #state: StateDirectory;
   readonly #local: LocalAgentServer;
   readonly #runner: AgentRunner;
+  readonly #applier: ConfigApplier;
   readonly #packages: PackageInstaller | undefined;
   readonly #abort = new AbortController();
   #lifecycle: Lifecycle = "new";
@@ -102,12 +97,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   #components: AvailableComponents | undefined;
   #agentEffective: EffectiveConfig | undefined;
   #lastHealth: { health: ComponentHealth; at: number } | undefined;
-  #lastWorking: AgentRemoteConfig | undefined;
-  /** The agent ran healthy without any remote config (before the first one was applied). */
-  #baselineHealthy = false;
   #ownTelemetry: ConnectionSettingsOffers | undefined;
-  /** What effective.yaml holds and whether the agent is meant to run it. */
-  #running: ComposedAgentConfig | undefined;
   #queue: Promise<unknown> = Promise.resolve();
   #reenrolled = false;
   #health: Server | undefined;
@@ -138,6 +128,26 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
           if (OpampError.from(e).code !== "not_running") this.#emitError(e, "agent_failed");
         });
       },
+    });
+    this.#applier = new ConfigApplier({
+      config: this.config,
+      runner: this.#runner,
+      local: this.#local,
+      state: this.#state,
+      clock: this.#clock,
+      log: this.#log,
+      compose: (remote) => this.#compose(remote),
+      validate: (composed) =>
+        this.#hooks.composeConfig !== undefined
+          ? Promise.resolve(undefined)
+          : validateCollectorConfig(
+              this.#executable(),
+              this.#state.directory,
+              composed.content,
+              this.#featureGateArgs(),
+              this.config.agent.env,
+            ),
+      setHealth: (health) => this.#setHealth(health),
     });
     this.#wireRunner();
     this.#wireLocal();
@@ -305,12 +315,11 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     if (seeded.remoteConfig === undefined && persisted.remoteConfig !== undefined) {
       seeded = { ...seeded, remoteConfig: persisted.remoteConfig };
     }
-    this.#lastWorking = await state.readRemoteConfig("last_working");
+    const working = await this.#applier.load();
     // The agent comes back on the last working config, so that is what the first report
     // must say. The client reports a status before its store has it on disk; a kill in
     // between would otherwise bring back an older status, or none (a FAILED for another
     // hash is kept: it is the last outcome, and the last working config runs meanwhile).
-    const working = this.#lastWorking;
     const stored = seeded.remoteConfig;
     if (working !== undefined && stored?.status !== "failed" && !sameBytes(stored?.hash, working.configHash)) {
       seeded = { ...seeded, remoteConfig: { hash: working.configHash, status: "applied", errorMessage: "" } };
@@ -330,7 +339,20 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     await this.#local.start(config.agent.opampServerPort);
     this.#throwIfStopping();
 
-    const info = await (this.#hooks.bootstrap ?? ((signal) => this.#bootstrap(signal)))(this.#abort.signal);
+    const bootstrap =
+      this.#hooks.bootstrap ??
+      (() =>
+        bootstrapCollector({
+          agent: config.agent,
+          state,
+          local: this.#local,
+          clock: this.#clock,
+          log: this.#log,
+          config: bootstrapConfig(this.#extensionSettings(), this.#allowNoPipelines),
+          wantComponents: config.capabilities.reportsAvailableComponents,
+          command: () => this.#command(),
+        }));
+    const info = await bootstrap(this.#abort.signal);
     this.#throwIfStopping();
     if (info.description !== undefined && this.#description === undefined)
       this.#local.emit("description", info.description);
@@ -340,16 +362,16 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     this.#lifecycle = "running";
     await this.#client.start();
     this.#primeClient(this.#client);
-    await this.#startHealthCheck();
-    // The last working config, or none: a config that failed or whose apply was cut short
-    // by a crash is never what the agent comes back on.
-    await this.#enqueue(async () => {
-      await this.#write(this.#lastWorking);
-      if (this.#running?.run === false) return;
-      const outcome = await this.#runner.startHealthy(config.agent.configApplyTimeoutMs);
-      if (!outcome.ok) this.#startFailed(outcome);
-      else if (this.#lastWorking === undefined) this.#baselineHealthy = true;
-    });
+    const endpoint = config.healthcheck.endpoint;
+    if (endpoint !== undefined) {
+      this.#health = await startHealthEndpoint(endpoint, () => ({
+        running: this.#lifecycle === "running",
+        instanceUid: this.instanceUid,
+        agentPid: this.#runner.pid,
+        agentHealthy: this.#lastHealth?.health.healthy ?? false,
+      }));
+    }
+    await this.#enqueue(() => this.#applier.startup());
   }
 
   #throwIfStopping(): void {
@@ -399,80 +421,6 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     });
   }
 
-  /** The Collector bootstrap: run with only the extension until it reports its description. */
-  async #bootstrap(_signal: AbortSignal): Promise<BootstrapInfo> {
-    const wantComponents = this.config.capabilities.reportsAvailableComponents;
-    let connected = false;
-    let description: AgentDescription | undefined;
-    let components: AvailableComponents | undefined;
-    // Listening before the spawn: a fast agent may report before the spawn returns.
-    let reported: () => void = () => undefined;
-    const complete = new Promise<void>((resolve) => {
-      reported = resolve;
-    });
-    const done = () => {
-      if (description !== undefined && (!wantComponents || components !== undefined)) reported();
-    };
-    const onConnected = () => {
-      connected = true;
-    };
-    const onDescription = (d: AgentDescription) => {
-      description = d;
-      done();
-    };
-    const onComponents = (c: AvailableComponents) => {
-      if (Object.keys(c.components).length > 0) components = c;
-      done();
-    };
-    this.#local.on("connected", onConnected).on("description", onDescription).on("availableComponents", onComponents);
-    const check = (signal: AbortSignal): Promise<{ healthy: boolean }> =>
-      Promise.race([
-        complete.then(() => ({ healthy: true })),
-        new Promise<{ healthy: boolean }>((resolve) =>
-          signal.addEventListener("abort", () => resolve({ healthy: false })),
-        ),
-      ]);
-    await writeFileAtomic(
-      this.#state.effectiveConfigPath,
-      bootstrapConfig(this.#extensionSettings(), this.#allowNoPipelines),
-    );
-    const runner = new AgentRunner({
-      agent: {
-        ...this.config.agent,
-        passthroughLogs: true,
-        crashLogSnippetKib: Math.max(4, this.config.agent.crashLogSnippetKib),
-      },
-      state: this.#state,
-      clock: this.#clock,
-      random: Math.random,
-      command: () => this.#command(),
-      checkHealth: (input) => check(input.signal),
-      schedule: () => undefined,
-    });
-    runner.on("output", (line, stream) => this.#log.debug(line, { logger: "agent", stream, phase: "bootstrap" }));
-    let outcome: StartOutcome;
-    try {
-      outcome = await runner.startHealthy(this.config.agent.bootstrapTimeoutMs);
-    } finally {
-      this.#local
-        .off("connected", onConnected)
-        .off("description", onDescription)
-        .off("availableComponents", onComponents);
-      await runner.close();
-    }
-    if (!outcome.ok) {
-      const why = !connected
-        ? "the agent's OpAMP client never connected to the supervisor"
-        : "the agent connected but never reported its AgentDescription";
-      const tail = runner.logTail();
-      throw new OpampError(
-        outcome.exit === undefined ? "timeout" : "agent_failed",
-        `bootstrap failed: ${why} (${outcome.error})${tail === "" ? "" : `\nAgent log tail:\n${tail}`}`,
-      );
-    }
-    return { description, availableComponents: components };
-  }
-
   #extensionSettings() {
     return {
       instanceUid: instanceUidToString(this.#uid),
@@ -515,127 +463,6 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     return { content: composed.yaml, run: composed.run };
   }
 
-  /** Composes and writes effective.yaml. */
-  async #write(remote: AgentRemoteConfig | undefined): Promise<ComposedAgentConfig> {
-    const composed = await this.#compose(remote);
-    await writeFileAtomic(this.#state.effectiveConfigPath, composed.content);
-    this.#running = composed;
-    return composed;
-  }
-
-  #startFailed(outcome: Extract<StartOutcome, { ok: false }>): void {
-    const tail = this.#runner.logTail();
-    this.#setHealth({
-      healthy: false,
-      lastError: `${outcome.error}${tail === "" ? "" : `\nAgent log tail:\n${tail}`}`,
-    });
-    this.#runner.scheduleRestart(outcome.exit?.ranForMs ?? 0);
-  }
-
-  /** Applies a remote config: APPLIED once the agent is healthy on it, else FAILED and roll back. */
-  async #applyRemote(remote: AgentRemoteConfig): Promise<RemoteConfigResult> {
-    const config = this.config;
-    await this.#state.writeRemoteConfig("last_recv", remote);
-    let composed: ComposedAgentConfig;
-    try {
-      composed = await this.#compose(remote);
-    } catch (cause) {
-      return { status: "failed", errorMessage: `cannot compose the agent config: ${OpampError.from(cause).message}` };
-    }
-    if (config.agent.validateConfig && composed.run && this.#hooks.composeConfig === undefined) {
-      const invalid = await validateCollectorConfig(
-        this.#executable(),
-        this.#state.directory,
-        composed.content,
-        this.#featureGateArgs(),
-        config.agent.env,
-      );
-      if (invalid !== undefined) return { status: "failed", errorMessage: `the config failed validation: ${invalid}` };
-    }
-    const unchanged =
-      this.#running !== undefined &&
-      this.#running.content === composed.content &&
-      this.#running.run === composed.run &&
-      (!composed.run || this.#runner.pid !== undefined);
-    if (unchanged) {
-      await this.#saveWorking(remote);
-      return { status: "applied" };
-    }
-    await writeFileAtomic(this.#state.effectiveConfigPath, composed.content);
-    this.#running = composed;
-    if (!composed.run) {
-      // An empty config map: nothing to run (as the Collector's supervisor: stopped, APPLIED, healthy).
-      await this.#runner.stopAgent();
-      this.#setHealth({ healthy: true });
-      await this.#saveWorking(remote);
-      return { status: "applied" };
-    }
-    const outcome = await this.#restartOrReload();
-    if (outcome.ok) {
-      await this.#saveWorking(remote);
-      return { status: "applied" };
-    }
-    const tail = this.#runner.logTail();
-    let message = `${outcome.error}${tail === "" ? "" : `\nAgent log tail:\n${tail}`}`;
-    this.#setHealth({ healthy: false, lastError: message });
-    const working = this.#lastWorking;
-    // Without a remote config that ever worked, the last working config is the one the
-    // agent ran healthy on before any: the local config_files alone.
-    const canRollBack =
-      working !== undefined ? !sameBytes(working.configHash, remote.configHash) : this.#baselineHealthy;
-    if (config.agent.automaticConfigRollback && canRollBack) {
-      const what =
-        working === undefined ? "the local config (no remote config ever worked)" : `hash ${hex(working.configHash)}`;
-      const restored = await this.#write(working);
-      const again = restored.run
-        ? await this.#runner.startHealthy(config.agent.configApplyTimeoutMs)
-        : ({ ok: true, pid: 0 } as const);
-      if (again.ok) {
-        message += `\nRolled back to the last working config (${what}).`;
-        if (!restored.run) this.#setHealth({ healthy: true });
-      } else {
-        // Never roll back twice: the restored config keeps restarting with backoff.
-        message += `\nThe last working config (${what}) failed too: ${again.error}`;
-        this.#startFailed(again);
-      }
-    } else {
-      this.#runner.scheduleRestart(outcome.exit?.ranForMs ?? 0);
-    }
-    return { status: "failed", errorMessage: message };
-  }
-
-  async #restartOrReload(): Promise<StartOutcome> {
-    const timeout = this.config.agent.configApplyTimeoutMs;
-    if (this.config.agent.useHupConfigReload && this.#runner.pid !== undefined) {
-      const pid = this.#runner.pid;
-      const reloaded = await new Promise<boolean>((resolve) => {
-        let reconnected = false;
-        const timer = this.#clock.setTimeout(() => finish(false), timeout);
-        const onConnected = () => {
-          reconnected = true;
-        };
-        const onHealth = (health: ComponentHealth) => {
-          if (reconnected && health.healthy) finish(true);
-        };
-        const finish = (ok: boolean) => {
-          this.#clock.clearTimeout(timer);
-          this.#local.off("connected", onConnected).off("health", onHealth);
-          resolve(ok);
-        };
-        this.#local.on("connected", onConnected).on("health", onHealth);
-        if (!this.#runner.signal("SIGHUP")) finish(false);
-      });
-      if (reloaded && this.#runner.pid === pid) return { ok: true, pid };
-      this.#log.warn("SIGHUP reload did not bring the agent back healthy; restarting it");
-    }
-    return this.#runner.startHealthy(timeout);
-  }
-
-  async #saveWorking(remote: AgentRemoteConfig): Promise<void> {
-    this.#lastWorking = remote;
-    await this.#state.writeRemoteConfig("last_working", remote);
-  }
-
   /** Restarts the agent on an executable (package switch); rejects when it does not become healthy. */
   #activate(executable: string | undefined): Promise<void> {
     return this.#enqueue(async () => {
@@ -654,80 +481,28 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     return create(AgentConfigMapSchema, {
       configMap: {
         "": create(AgentConfigFileSchema, {
-          body: new TextEncoder().encode(this.#running?.content ?? ""),
+          body: new TextEncoder().encode(this.#applier.running?.content ?? ""),
           contentType: "text/yaml",
         }),
       },
     });
   }
 
-  #clientHooks(): ClientHooks {
-    const caps = this.config.capabilities;
-    const hooks: {
-      -readonly [K in keyof ClientHooks]: ClientHooks[K];
-    } = {};
-    if (caps.acceptsRemoteConfig) {
-      hooks.onRemoteConfig = ({ config, hash }) =>
-        this.#enqueue(() => this.#applyRemote(create(AgentRemoteConfigSchema, { config, configHash: hash })));
-    }
-    if (caps.reportsEffectiveConfig) hooks.getEffectiveConfig = async () => this.#effectiveConfig();
-    if (caps.acceptsOpampConnectionSettings) {
-      hooks.onOpampConnectionSettings = async ({ settings }) => {
-        this.#log.info("connection settings offered; verifying them by connecting", {
-          endpoint: settings.destinationEndpoint,
-        });
-        return true;
-      };
-    }
-    if (caps.reportsOwnMetrics || caps.reportsOwnLogs || caps.reportsOwnTraces) {
-      hooks.onTelemetryConnectionSettings = async (offer) => {
-        const offers = create(ConnectionSettingsOffersSchema, {
-          hash: offer.hash,
-          ...(offer.ownMetrics === undefined ? {} : { ownMetrics: offer.ownMetrics }),
-          ...(offer.ownLogs === undefined ? {} : { ownLogs: offer.ownLogs }),
-          ...(offer.ownTraces === undefined ? {} : { ownTraces: offer.ownTraces }),
-        });
+  #upstreamHost(): UpstreamHost {
+    return {
+      config: this.config,
+      log: this.#log,
+      applyRemote: (remote) => this.#enqueue(() => this.#applier.apply(remote)),
+      effectiveConfig: () => this.#effectiveConfig(),
+      ownTelemetry: async (offers) => {
         await this.#state.writeOwnTelemetry(offers);
         this.#ownTelemetry = offers;
-        await this.#enqueue(() => this.#recompose("own telemetry settings changed"));
-      };
-    }
-    if (caps.acceptsRestartCommand) {
-      hooks.onRestart = () =>
-        this.#enqueue(async () => {
-          if (this.#running?.run === false) return;
-          const outcome = await this.#runner.startHealthy(this.config.agent.configApplyTimeoutMs);
-          if (!outcome.ok) this.#startFailed(outcome);
-        });
-    }
-    hooks.onCustomMessage = async (message) => {
-      if (!this.#local.sendCustomMessage(message)) {
-        this.#log.warn("custom message not forwarded: the agent is not connected or did not announce it", {
-          capability: message.capability,
-        });
-      }
+        await this.#enqueue(() => this.#applier.recompose("own telemetry settings changed"));
+      },
+      restart: () => this.#enqueue(() => this.#applier.restart()),
+      forward: (message) => this.#local.sendCustomMessage(message),
+      verifySignature: this.#packages === undefined ? undefined : (check) => this.#packages!.verifySignature(check),
     };
-    if (this.#packages !== undefined) {
-      const packages = this.#packages;
-      hooks.verifyPackageSignature = (check) => packages.verifySignature(check);
-    }
-    return hooks;
-  }
-
-  /** Writes the config again (new UID, own telemetry) and restarts the agent if it changed. */
-  async #recompose(reason: string): Promise<void> {
-    const before = this.#running;
-    const composed = await this.#compose(this.#lastWorking);
-    if (before !== undefined && before.content === composed.content && before.run === composed.run) return;
-    this.#log.info(`restarting the agent: ${reason}`);
-    await writeFileAtomic(this.#state.effectiveConfigPath, composed.content);
-    this.#running = composed;
-    if (!composed.run) {
-      await this.#runner.stopAgent();
-      return;
-    }
-    const outcome = await this.#runner.startHealthy(this.config.agent.configApplyTimeoutMs);
-    if (!outcome.ok) this.#startFailed(outcome);
   }
 
   #createClient(store: ReturnType<StateDirectory["clientStore"]>): OpAMPClient {
@@ -738,7 +513,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
         store,
         packages: this.#packages,
         description: this.#description ?? {},
-        hooks: this.#clientHooks(),
+        hooks: upstreamHooks(this.#upstreamHost()),
         clock: this.#clock,
       }),
     );
@@ -779,7 +554,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       void this.#state
         .writePersistentState({ instanceUid: this.#uid, serverConfigHash: serverConfigHash(this.config) })
         .catch((e: unknown) => this.#emitError(e, "storage_failed"));
-      void this.#enqueue(() => this.#recompose("new instance UID")).catch((e: unknown) =>
+      void this.#enqueue(() => this.#applier.recompose("new instance UID")).catch((e: unknown) =>
         this.#emitError(e, "agent_failed"),
       );
     });
@@ -811,32 +586,6 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       client.setAvailableComponents(this.#components);
     }
     if (this.#lastHealth !== undefined) this.#setHealth(this.#lastHealth.health);
-  }
-
-  async #startHealthCheck(): Promise<void> {
-    const endpoint = this.config.healthcheck.endpoint;
-    if (endpoint === undefined) return;
-    const colon = endpoint.lastIndexOf(":");
-    const host = endpoint.slice(0, colon) || "0.0.0.0";
-    const port = Number(endpoint.slice(colon + 1));
-    const server = createServer((req, res) => {
-      if (req.url !== "/health" && req.url !== "/") {
-        res.writeHead(404).end();
-        return;
-      }
-      const running = this.#lifecycle === "running";
-      const body = JSON.stringify({
-        status: running ? "ok" : "unavailable",
-        instance_uid: this.instanceUid,
-        agent: { pid: this.#runner.pid ?? null, healthy: this.#lastHealth?.health.healthy ?? false },
-      });
-      res.writeHead(running ? 200 : 503, { "content-type": "application/json" }).end(body);
-    });
-    await new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
-      server.listen(port, host, () => resolve());
-    });
-    this.#health = server;
   }
 
   /**

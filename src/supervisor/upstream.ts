@@ -6,15 +6,24 @@
  * enrollment token in `server.headers` is only sent until the first key arrives.
  */
 import { createHash } from "node:crypto";
-import type { MessageInitShape } from "@bufbuild/protobuf";
-import type { ClientHooks } from "../client/hooks.js";
+import { create, type MessageInitShape } from "@bufbuild/protobuf";
+import type { ClientHooks, PackageSignatureCheck, RemoteConfigResult } from "../client/hooks.js";
 import type { OpAMPClientOptions } from "../client/options.js";
 import type { PackageStore } from "../client/package-store.js";
 import type { ClientStateStore } from "../client/state-store.js";
-import type { AgentDescriptionSchema } from "../gen/opamp/v1/opamp_pb.js";
+import {
+  type AgentConfigMap,
+  type AgentDescriptionSchema,
+  type AgentRemoteConfig,
+  AgentRemoteConfigSchema,
+  type ConnectionSettingsOffers,
+  ConnectionSettingsOffersSchema,
+  type CustomMessage,
+} from "../gen/opamp/v1/opamp_pb.js";
 import type { Clock } from "../internal/clock.js";
 import { nodeTlsFetch } from "../transport/node-tls-fetch.js";
 import type { SupervisorConfig } from "./config/supervisor-config.js";
+import type { SupervisorLogger } from "./options.js";
 
 /** Identifies the `server:` block, so offered settings are dropped when an operator edits it. */
 export function serverConfigHash(config: SupervisorConfig): string {
@@ -71,4 +80,63 @@ export function upstreamClientOptions(input: {
     hooks: input.hooks,
     clock: input.clock,
   };
+}
+
+/** What the client's hooks call in the supervisor. */
+export interface UpstreamHost {
+  readonly config: SupervisorConfig;
+  readonly log: SupervisorLogger;
+  /** Applies a remote config (queued with every other agent operation). */
+  applyRemote(remote: AgentRemoteConfig): Promise<RemoteConfigResult>;
+  /** The effective config to report. */
+  effectiveConfig(): AgentConfigMap;
+  /** Takes new own-telemetry destinations (saved, composed in). */
+  ownTelemetry(offers: ConnectionSettingsOffers): Promise<void>;
+  /** Restarts the agent (restart command). */
+  restart(): Promise<void>;
+  /** Forwards a custom message to the agent; false when it could not. */
+  forward(message: CustomMessage): boolean;
+  /** Checks a package signature; undefined when packages are off. */
+  readonly verifySignature: ((check: PackageSignatureCheck) => Promise<boolean>) | undefined;
+}
+
+/** The client hooks, one per capability the config turns on. */
+export function upstreamHooks(host: UpstreamHost): ClientHooks {
+  const caps = host.config.capabilities;
+  const hooks: { -readonly [K in keyof ClientHooks]: ClientHooks[K] } = {};
+  if (caps.acceptsRemoteConfig) {
+    hooks.onRemoteConfig = ({ config, hash }) =>
+      host.applyRemote(create(AgentRemoteConfigSchema, { config, configHash: hash }));
+  }
+  if (caps.reportsEffectiveConfig) hooks.getEffectiveConfig = async () => host.effectiveConfig();
+  if (caps.acceptsOpampConnectionSettings) {
+    // Accepted, then verified by the client by connecting with them before they are committed.
+    hooks.onOpampConnectionSettings = async ({ settings }) => {
+      host.log.info("connection settings offered; verifying them by connecting", {
+        endpoint: settings.destinationEndpoint,
+      });
+      return true;
+    };
+  }
+  if (caps.reportsOwnMetrics || caps.reportsOwnLogs || caps.reportsOwnTraces) {
+    hooks.onTelemetryConnectionSettings = (offer) =>
+      host.ownTelemetry(
+        create(ConnectionSettingsOffersSchema, {
+          hash: offer.hash,
+          ...(offer.ownMetrics === undefined ? {} : { ownMetrics: offer.ownMetrics }),
+          ...(offer.ownLogs === undefined ? {} : { ownLogs: offer.ownLogs }),
+          ...(offer.ownTraces === undefined ? {} : { ownTraces: offer.ownTraces }),
+        }),
+      );
+  }
+  if (caps.acceptsRestartCommand) hooks.onRestart = () => host.restart();
+  hooks.onCustomMessage = async (message) => {
+    if (!host.forward(message)) {
+      host.log.warn("custom message not forwarded: the agent is not connected or did not announce it", {
+        capability: message.capability,
+      });
+    }
+  };
+  if (host.verifySignature !== undefined) hooks.verifyPackageSignature = host.verifySignature;
+  return hooks;
 }
