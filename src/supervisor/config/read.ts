@@ -4,6 +4,8 @@
  * Scalars are read weakly, as the Collector's mapstructure decoding does: `"8080"` is a
  * port, `8080` is a string where a string is expected.
  */
+import { readFileSync } from "node:fs";
+import { resolve } from "node:path";
 import { OpampError } from "../../wire/errors.js";
 
 /** Builds the error every reader throws. */
@@ -144,4 +146,13 @@ export function readHeaders(value: unknown, path: string): Record<string, string
     out[key] = values.join(", ");
   }
   return out;
+}
+
+/** Reads a file a setting names (relative to `baseDir`). */
+export function readFileSetting(path: string, file: string, baseDir: string): string {
+  try {
+    return readFileSync(resolve(baseDir, file), "utf8");
+  } catch (cause) {
+    throw configError(path, `cannot read ${file}: ${(cause as Error).message}`);
+  }
 }
