@@ -163,6 +163,8 @@ export class AgentRunner extends EventEmitter<AgentRunnerEvents> {
   }
 
   async #spawn(): Promise<{ ok: true; process: AgentProcess } | { ok: false; error: string }> {
+    // Closed (the supervisor is stopping): nothing may start any more.
+    if (this.#closed) return { ok: false, error: "the supervisor is stopping" };
     let command: AgentCommand;
     try {
       command = await this.deps.command();
@@ -172,6 +174,7 @@ export class AgentRunner extends EventEmitter<AgentRunnerEvents> {
     this.#tail.clear();
     this.#partial = { stdout: "", stderr: "" };
     let proc: AgentProcess;
+    if (this.#closed) return { ok: false, error: "the supervisor is stopping" };
     try {
       proc = await AgentProcess.spawn(
         command,

@@ -606,6 +606,9 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       this.#client?.setHealth({ healthy: false, lastError: "Supervisor is shutdown" });
     }
     await this.#client?.stop();
+    // Closing the runner first ends any wait on the agent's health (its exit settles it)
+    // and refuses new starts, so the queue drains at once.
+    await this.#runner.close();
     await this.#queue.catch(() => undefined);
     await this.#runner.close();
     await this.#local.stop();
