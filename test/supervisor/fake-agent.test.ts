@@ -134,7 +134,12 @@ describe("kill -9 of the supervisor", () => {
     const dir = await tempDir();
     const { server, ws } = await upstream();
     const file = join(dir, "supervisor.yaml");
-    await writeFile(file, config(ws, dir).replace("config_apply_timeout: 10s", "config_apply_timeout: 3s"));
+    // A long orphan_detection_interval: the agent the killed supervisor leaves must be
+    // stopped by the next supervisor's sweep, not by its own ppid polling.
+    await writeFile(
+      file,
+      config(ws, dir).replace("config_apply_timeout: 10s", "config_apply_timeout: 3s\n  orphan_detection_interval: 1m"),
+    );
     const cli = join(REPO, "dist/cli/supervisor.js");
     const run = (): ChildProcess => {
       const child = spawn(process.execPath, [cli, "--config", file], { stdio: "ignore" });
