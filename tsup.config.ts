@@ -7,8 +7,11 @@ const entries: Record<string, string> = {
   "client/node": "src/client/node.ts",
   "server/index": "src/server/index.ts",
   "testing/index": "src/testing/index.ts",
+  "supervisor/index": "src/supervisor/index.ts",
   // The `opamp-conformance` bin (package.json "bin"), not an export.
   "cli/conformance": "src/cli/conformance.ts",
+  // The `opamp-supervisor` bin.
+  "cli/supervisor": "src/cli/supervisor.ts",
 };
 
 export default defineConfig({

@@ -43,6 +43,8 @@ export const OPAMP_ERROR_CODES = [
   "hook_failed",
   /** A downloaded package does not match its hash or its signature was refused. */
   "verification_failed",
+  /** A supervised agent process could not be started, exited, or did not become healthy. */
+  "agent_failed",
   /** A bug in opamp-sdk: an invariant did not hold. */
   "internal",
 ] as const;
