@@ -1,10 +1,13 @@
 /**
  * `opamp-sdk/server`: the OpAMP server and what it takes and gives.
  */
+export { InMemoryServerBus } from "../storage/memory-server-bus.js";
 export { InMemoryServerStore } from "../storage/memory-server-store.js";
+export type { BusMember, BusMessageHandler, ServerBus } from "./bus.js";
 export type { FetchRequestInfo } from "./fetch-adapter.js";
 export { DEFAULT_LISTEN_PORT, type ListenAddress, type ListenOptions, OpAMPServer } from "./opamp-server.js";
 export {
+  DEFAULT_BUS_REQUEST_TIMEOUT_MS,
   DEFAULT_HANDSHAKE_TIMEOUT_MS,
   DEFAULT_HEARTBEAT_INTERVAL_SECONDS,
   DEFAULT_MAX_AGENTS_PER_CONNECTION,
