@@ -192,10 +192,14 @@ function pushDesired(
     const id = record.id;
     const desired = storedDesired(record);
     const deliveryKind = kind === "packagesAvailable" ? "packages" : kind;
+    // Both writes are made now, in this order: the agent may answer (APPLYING) before a
+    // slow store has finished the first, and its step must come after `offered`.
     writes.push(
       core.persist(async () => {
-        await core.store.putDesired(id, desired);
-        await core.store.appendDelivery(id, deliveryKind, mine.hash, { status: "offered", at: now });
+        await Promise.all([
+          core.store.putDesired(id, desired),
+          core.store.appendDelivery(id, deliveryKind, mine.hash, { status: "offered", at: now }),
+        ]);
       }),
     );
   });
