@@ -420,7 +420,11 @@ export class ServerCore implements OfferTracker {
       const item = record.desired[kind];
       if (item === undefined || sameBytes(before[kind]?.messageBytes, item.messageBytes)) continue;
       record.offered[kind] = undefined;
-      if (record.channel === undefined || sameBytes(reportedHash(record, kind), item.hash) || this.paused(record, kind)) {
+      if (
+        record.channel === undefined ||
+        sameBytes(reportedHash(record, kind), item.hash) ||
+        this.paused(record, kind)
+      ) {
         continue; // an HTTP agent gets it with its next poll
       }
       try {

@@ -16,8 +16,8 @@ import { ConnectionGate, handleNodeRequest } from "./node-http-adapter.js";
 import { type OpAMPServerOptions, type ResolvedServerOptions, resolveServerOptions } from "./options.js";
 import {
   assignInstanceUid,
-  carryOutForwarded,
   type CustomMessageInput,
+  carryOutForwarded,
   offerConnectionSettings,
   offerPackages,
   type PackagesInput,

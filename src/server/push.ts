@@ -372,7 +372,12 @@ export function sendRestart(core: ServerCore, target: AgentTarget): PushResult {
 export function sendCustomMessage(core: ServerCore, target: AgentTarget, input: CustomMessageInput): PushResult {
   const remote = remoteId(core, target);
   if (remote !== undefined) {
-    const request = { op: "custom", capability: input.capability, type: input.type, data: input.data ?? new Uint8Array(0) } as const;
+    const request = {
+      op: "custom",
+      capability: input.capability,
+      type: input.type,
+      data: input.data ?? new Uint8Array(0),
+    } as const;
     return forwardedResult(remote, core.replicas!.forward(remote, request));
   }
   const bytes = toBinary(

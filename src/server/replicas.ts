@@ -218,7 +218,9 @@ export class Replicas {
     try {
       message = JSON.parse(decoder.decode(payload)) as Wire;
     } catch (e) {
-      this.core.reportError(new OpampError("malformed_message", `an unreadable bus message from ${from}`, { cause: e }));
+      this.core.reportError(
+        new OpampError("malformed_message", `an unreadable bus message from ${from}`, { cause: e }),
+      );
       return;
     }
     switch (message.t) {

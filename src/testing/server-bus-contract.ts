@@ -108,7 +108,9 @@ export function serverBusContract(test: ContractTestApi, name: string, factory: 
         await b.receivedCount(22);
         await a.receivedCount(1);
         expect(b.received.map((r) => r.from)).toEqual(Array(22).fill("replica-a"));
-        expect(b.received.slice(0, 20).map((r) => text(r.payload))).toEqual(Array.from({ length: 20 }, (_, i) => `m${i}`));
+        expect(b.received.slice(0, 20).map((r) => text(r.payload))).toEqual(
+          Array.from({ length: 20 }, (_, i) => `m${i}`),
+        );
         const got = b.received[20]!.payload;
         expect(got.length).toBe(big.length);
         expect(got.every((v, i) => v === big[i])).toBe(true);

@@ -84,7 +84,8 @@ export async function startRoundRobin(backendPorts: readonly number[]): Promise<
         upstream.on("error", () => client.destroy());
         client.on("close", () => upstream.destroy());
         let headText = `${req.method} ${req.url} HTTP/${req.httpVersion}\r\n`;
-        for (let i = 0; i < req.rawHeaders.length; i += 2) headText += `${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}\r\n`;
+        for (let i = 0; i < req.rawHeaders.length; i += 2)
+          headText += `${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}\r\n`;
         upstream.write(`${headText}\r\n`);
         if (head.length > 0) upstream.write(head);
         upstream.pipe(client);

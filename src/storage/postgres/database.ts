@@ -64,7 +64,10 @@ export interface PGliteLike {
   query(text: string, params?: unknown[]): Promise<{ rows: unknown[] }>;
   exec(text: string): Promise<unknown>;
   transaction<T>(
-    fn: (tx: { query(text: string, params?: unknown[]): Promise<{ rows: unknown[] }>; exec(text: string): Promise<unknown> }) => Promise<T>,
+    fn: (tx: {
+      query(text: string, params?: unknown[]): Promise<{ rows: unknown[] }>;
+      exec(text: string): Promise<unknown>;
+    }) => Promise<T>,
   ): Promise<T>;
   listen(channel: string, callback: (payload: string) => void): Promise<() => Promise<void>>;
   close(): Promise<void>;

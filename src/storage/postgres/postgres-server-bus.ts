@@ -261,7 +261,10 @@ class PgMember implements BusMember {
           `INSERT INTO ${this.#s}.bus_spill (payload) VALUES ($1) RETURNING id::text AS id`,
           [payload],
         );
-        await this.#db.query("SELECT pg_notify($1, $2)", [channel, JSON.stringify({ f: this.replicaId, s: rows[0]!.id })]);
+        await this.#db.query("SELECT pg_notify($1, $2)", [
+          channel,
+          JSON.stringify({ f: this.replicaId, s: rows[0]!.id }),
+        ]);
       }),
     );
     this.#sending = next.catch(() => undefined);

@@ -239,7 +239,11 @@ export class PostgresServerStore implements ServerStore {
     );
     const out = new Map<string, StoredAgent>();
     for (const r of rows) {
-      out.set(r.instance_uid, { instanceUid: r.instance_uid, state: bytes(r.state), lastSeen: Math.round(r.last_seen_ms) });
+      out.set(r.instance_uid, {
+        instanceUid: r.instance_uid,
+        state: bytes(r.state),
+        lastSeen: Math.round(r.last_seen_ms),
+      });
     }
     return out;
   }
@@ -258,7 +262,8 @@ export class PostgresServerStore implements ServerStore {
       if (r.remote_config !== null) d.remoteConfig = bytes(r.remote_config);
       if (r.packages_available !== null) d.packagesAvailable = bytes(r.packages_available);
       if (r.connection_settings !== null) d.connectionSettings = bytes(r.connection_settings);
-      if (r.sent_connection_settings_hash !== null) d.sentConnectionSettingsHash = bytes(r.sent_connection_settings_hash);
+      if (r.sent_connection_settings_hash !== null)
+        d.sentConnectionSettingsHash = bytes(r.sent_connection_settings_hash);
       out.set(r.instance_uid, d);
     }
     return out;

@@ -5,9 +5,10 @@
  * load balancer spreads over both replicas keep one consistent agent; when B goes away its
  * agent reconnects to A with its desired config intact.
  */
+
+import { fromBinary } from "@bufbuild/protobuf";
 import { afterEach, describe, expect, it } from "vitest";
 import { OpAMPClient } from "../../../src/client/index.js";
-import { fromBinary } from "@bufbuild/protobuf";
 import { AgentToServerSchema, RemoteConfigStatuses } from "../../../src/gen/opamp/v1/opamp_pb.js";
 import {
   type Agent,

@@ -3,12 +3,7 @@
 // fails alone, the delivery cap, migrations under concurrent starts, and a server restart.
 import * as vitest from "vitest";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  migrate,
-  PostgresServerStore,
-  SCHEMA_VERSION,
-  type SqlDatabase,
-} from "../../../src/storage/postgres/index.js";
+import { migrate, PostgresServerStore, SCHEMA_VERSION, type SqlDatabase } from "../../../src/storage/postgres/index.js";
 import { serverStoreContract } from "../../../src/testing/index.js";
 import { OpampError } from "../../../src/wire/index.js";
 import { describeWithPostgres, freshSchema, pglite, pgPool } from "../../support/postgres.js";
