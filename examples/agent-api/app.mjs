@@ -139,6 +139,20 @@ export async function startAgentApi(options) {
     req.on("close", () => streams.delete(res));
   }
 
+  // A replica that died (kill -9, a lost machine) cannot mark its agents offline: any live
+  // replica does it once the bus has taken the dead one for gone. Agents that reconnected
+  // elsewhere were rewritten by the replica they reached.
+  const sweepDead = setInterval(() => {
+    db.query(
+      `UPDATE agents SET status = 'offline', replica_id = NULL
+        WHERE status = 'online' AND replica_id IS NOT NULL AND replica_id NOT IN (
+          SELECT replica_id FROM opamp.bus_replicas
+           WHERE heartbeat_at > now() - make_interval(secs => $1::float8 / 1000))`,
+      [bus.replicaTtlMs],
+    ).catch(onError);
+  }, bus.replicaTtlMs);
+  sweepDead.unref();
+
   await server.start();
   await new Promise((resolve, reject) => {
     http.once("error", reject);
@@ -164,6 +178,7 @@ export async function startAgentApi(options) {
     /** Stops taking agents, leaves the bus, closes the database (if agent-api opened it). */
     stop() {
       stopping ??= (async () => {
+        clearInterval(sweepDead);
         for (const res of streams) res.end();
         await server.stop();
         await new Promise((resolve) => {
