@@ -343,6 +343,8 @@ export function restApi({ db, server, enrollment, secrets, notifyConfigChanged, 
       if (Array.isArray(out) && typeof out[0] === "number" && out.length === 2) send(out[0], out[1]);
       else send(200, out);
     } catch (e) {
+      // The rest of a body too large is not read: the connection cannot carry another request.
+      if (e instanceof HttpError && e.status === 413) res.setHeader("connection", "close");
       if (e instanceof HttpError) send(e.status, { error: e.message });
       else if (e?.code === "unknown_agent") send(404, { error: e.message });
       else if (e?.code === "22P02" || e?.code === "23503") send(400, { error: e.message });
