@@ -207,7 +207,7 @@ async function oneRun(run) {
   const { token } = await api(base, "POST", `/orgs/${org.id}/enrollment-tokens`, { labels: { env: "prod" } });
   const template = await api(base, "POST", `/orgs/${org.id}/templates`, {
     name: "bench",
-    body: "receivers:\n  otlp: {}\nservice:\n  telemetry:\n    resource: { host: \"${agent:name}\" }\n",
+    body: 'receivers:\n  otlp: {}\nservice:\n  telemetry:\n    resource: { host: "${agent:name}" }\n',
   });
   await sleep(1000);
   const rssIdle = rssOf(child.pid);
@@ -270,7 +270,9 @@ for (let run = 1; run <= RUNS; run++) {
 }
 const line = (label, key, fmt) => {
   const xs = results.map((r) => r[key]);
-  console.log(`${label.padEnd(28)} median ${fmt(median(xs))}  (min ${fmt(Math.min(...xs))}, max ${fmt(Math.max(...xs))})`);
+  console.log(
+    `${label.padEnd(28)} median ${fmt(median(xs))}  (min ${fmt(Math.min(...xs))}, max ${fmt(Math.max(...xs))})`,
+  );
 };
 console.log(`\n${AGENTS} agents, ${RUNS} runs, PostgreSQL ${serverUrl.replace(/\/\/[^@]*@/, "//")}`);
 line("enroll (all on their keys)", "enrollMs", (v) => `${(v / 1000).toFixed(1)} s`);

@@ -73,3 +73,17 @@ describe("envelope encryption (local KMS)", () => {
     expect(() => localKms(randomBytes(16))).toThrow(/32 bytes/);
   });
 });
+
+describe("the README's psql exercises", () => {
+  it("are exercises.sql, which the Collector e2e runs", async () => {
+    const { readFileSync } = await import("node:fs");
+    const readme = readFileSync(new URL("../../examples/agent-api/README.md", import.meta.url), "utf8");
+    const sql = readFileSync(new URL("../../examples/agent-api/exercises.sql", import.meta.url), "utf8");
+    const statements = sql
+      .split("\n\n")
+      .slice(1)
+      .map((s) => s.trim());
+    expect(statements.length).toBe(4);
+    for (const statement of statements) expect(readme).toContain(statement);
+  });
+});
