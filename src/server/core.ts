@@ -480,6 +480,11 @@ export class ServerCore implements OfferTracker {
     this.persist(() => next);
   }
 
+  /** Resolves once the store writes in flight now have settled (later ones are not waited for). */
+  writesSettled(): Promise<void> {
+    return Promise.allSettled([...this.#writes]).then(() => undefined);
+  }
+
   /** Writes every agent whose state changed since its last write. */
   flush(): void {
     for (const record of [...this.#dirty]) this.#saveAgent(record);

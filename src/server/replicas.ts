@@ -242,9 +242,9 @@ export class Replicas {
       case "taken": {
         const record = this.core.agents.get(message.uid);
         if (record !== undefined) this.core.disconnect(record, "moved");
-        // Once this replica's writes of the agent have landed, the new holder reads them.
-        const saving = record?.saving ?? Promise.resolve();
-        void saving.then(() => this.#send(from, { t: "released", uid: message.uid }));
+        // Once this replica's writes have landed (a push made here a moment ago included),
+        // the new holder reads the agent's desired state.
+        void this.core.writesSettled().then(() => this.#send(from, { t: "released", uid: message.uid }));
         return;
       }
       case "released":

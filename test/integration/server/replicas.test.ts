@@ -129,7 +129,8 @@ const applied = (hash: Uint8Array) => (a: Agent) =>
 
 for (const [name, make] of Object.entries(backends)) {
   if (make === undefined) continue;
-  describe(`replicas on ${name}`, () => {
+  // PGlite runs PostgreSQL in WebAssembly on this process's own thread: slow on a loaded machine.
+  describe(`replicas on ${name}`, { timeout: 90_000 }, () => {
     describe.each(["ws", "http"] as const)("over %s", (scheme) => {
       it("a push made on replica A reaches the agent connected to replica B", async () => {
         const { a, b } = await twoReplicas(make);
