@@ -22,6 +22,10 @@ as_owner() {
   if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
 
+# Test workers may start it at once: one at a time.
+exec 9>"${dir}.lock"
+flock 9
+
 case "$cmd" in
   start)
     if [ -f "$dir/port" ] && as_owner "$bin/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then

@@ -19,6 +19,7 @@ import {
   type ServerStore,
 } from "../../../src/server/index.js";
 import { PostgresServerBus, PostgresServerStore, type SqlDatabase } from "../../../src/storage/postgres/index.js";
+import { ManualClock } from "../../../src/testing/index.js";
 import { newInstanceUid, OpampError } from "../../../src/wire/index.js";
 import { freshSchema, pglite, pgPool, postgresUrl } from "../../support/postgres.js";
 import { type RoundRobin, startRoundRobin } from "../../support/round-robin.js";
@@ -245,6 +246,47 @@ for (const [name, make] of Object.entries(backends)) {
     });
   });
 }
+
+describe("replicas: a holder that does not answer", () => {
+  it("fails a forwarded push with timeout after limits.busRequestTimeoutMs (fake time)", async () => {
+    const bus = new InMemoryServerBus();
+    const clock = new ManualClock(1_000_000);
+    const { server } = await startServer({
+      bus,
+      clock,
+      replicaId: "replica-a",
+      limits: { busRequestTimeoutMs: 3_000 },
+    });
+    // A replica that claims an agent and then never answers (hung, or dead but not yet taken for gone).
+    const received: Uint8Array[] = [];
+    const ghost = await bus.join("ghost", (_from, payload) => received.push(payload));
+    const uid = "018f2c6e-0000-7000-8000-00000000dead";
+    await ghost.claim([uid]);
+    expect(await server.locate(uid)).toBe("ghost");
+    const pending = server.setRemoteConfig(uid, { a: "b" }).catch((e: unknown) => e);
+    const restart = server.sendRestart(uid);
+    await until("both requests on the bus", () => (received.length === 2 ? true : undefined));
+    clock.advance(2_999);
+    let settled = false;
+    void restart.forwarded[0]!.done.catch(() => {
+      settled = true;
+    });
+    await new Promise((r) => setImmediate(r));
+    expect(settled).toBe(false);
+    clock.advance(1);
+    const error = await pending;
+    expect(error).toBeInstanceOf(OpampError);
+    expect((error as OpampError).code).toBe("timeout");
+    await expect(restart.forwarded[0]!.done).rejects.toMatchObject({ code: "timeout" });
+    // What was sent to it is a push request the holder could have carried out.
+    const sent = received.map((p) => JSON.parse(new TextDecoder().decode(p)) as { t: string; uid: string; op: string });
+    expect(sent.map((m) => [m.t, m.uid, m.op]).sort()).toEqual([
+      ["push", uid, "remoteConfig"],
+      ["push", uid, "restart"],
+    ]);
+    await ghost.leave();
+  });
+});
 
 describe("replicas: options", () => {
   it("a server without a bus is its own and only replica", async () => {
