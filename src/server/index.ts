@@ -53,6 +53,7 @@ export type {
   AuthRequest,
   CertificateRequestHook,
   DisconnectReason,
+  ForwardedPush,
   InstanceUidHook,
   PushResult,
   ServerEvents,
