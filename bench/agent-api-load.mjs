@@ -120,12 +120,7 @@ class SimAgent {
       this.credential = auth.value.replace(/^Bearer /, "");
       this.ws.removeAllListeners("close");
       this.ws.close();
-      this.connect().then(
-        () => {
-          this.onKey = true;
-        },
-        () => undefined,
-      );
+      this.reconnect();
       return;
     }
     if (message.remoteConfig !== undefined) {
@@ -140,10 +135,26 @@ class SimAgent {
     }
   }
 
+  /** Reconnects with the key, retrying (as an agent would) when the connection fails. */
+  reconnect(attempt = 0) {
+    this.connect().then(
+      () => {
+        this.onKey = true;
+      },
+      (error) => {
+        errors.set(error.message, (errors.get(error.message) ?? 0) + 1);
+        setTimeout(() => this.reconnect(attempt + 1), Math.min(5_000, 100 * 2 ** attempt));
+      },
+    );
+  }
+
   close() {
     this.ws?.terminate();
   }
 }
+
+/** Connection errors the simulated agents met, by message (reported when a phase times out). */
+const errors = new Map();
 
 async function api(base, method, path, body) {
   const res = await fetch(`${base}/api/v1${path}`, {
@@ -163,12 +174,13 @@ async function stats(client) {
   return rows[0];
 }
 
-async function until(what, check, timeoutMs = 600_000) {
+async function until(what, check, timeoutMs = 1_800_000, progress = () => "") {
   const end = Date.now() + timeoutMs;
   for (;;) {
     const v = await check();
     if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out: ${what}`);
+    if (Date.now() > end)
+      throw new Error(`timed out: ${what} (${await progress()}; errors: ${JSON.stringify([...errors])})`);
     await sleep(100);
   }
 }
@@ -219,7 +231,12 @@ async function oneRun(run) {
   for (let i = 0; i < agents.length; i += CONCURRENCY) {
     await Promise.all(agents.slice(i, i + CONCURRENCY).map((a) => a.connect()));
   }
-  await until("every agent on its key", () => agents.every((a) => a.onKey));
+  await until(
+    "every agent on its key",
+    () => agents.every((a) => a.onKey),
+    1_800_000,
+    () => `${agents.filter((a) => a.onKey).length} of ${AGENTS} on their keys`,
+  );
   await until("every agent online", async () => {
     const { rows } = await db.query("SELECT count(*)::int AS n FROM agents WHERE status = 'online'");
     return rows[0].n === AGENTS;

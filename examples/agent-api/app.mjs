@@ -63,10 +63,23 @@ export async function startAgentApi(options) {
   });
   server.on("error", (e) => log(`opamp: ${e.code}: ${e.message}`));
 
-  // Live updates: any replica's change reaches every replica's dashboards.
+  // Live updates: any replica's change reaches every replica's dashboards. Changes within
+  // 100 ms go out as one NOTIFY (a fan-out changes thousands of agents at once).
   const streams = new Set();
+  let changed = new Set();
+  let announceTimer;
   const announce = (agentId) => {
-    db.query("SELECT pg_notify($1, $2)", [AGENT_EVENTS, JSON.stringify({ agent_id: agentId })]).catch(onError);
+    changed.add(agentId);
+    announceTimer ??= setTimeout(() => {
+      announceTimer = undefined;
+      const ids = [...changed];
+      changed = new Set();
+      // A NOTIFY payload holds at most 8000 bytes: 150 UUIDs per notification.
+      for (let i = 0; i < ids.length; i += 150) {
+        const payload = JSON.stringify({ agent_ids: ids.slice(i, i + 150) });
+        db.query("SELECT pg_notify($1, $2)", [AGENT_EVENTS, payload]).catch(onError);
+      }
+    }, 100);
   };
   const configs = new Configs({ db, server, secrets, onChange: announce, onError });
   const fleet = new Fleet({ db, server, configs, replicaId: server.replicaId, onChange: announce, onError });
@@ -179,6 +192,7 @@ export async function startAgentApi(options) {
     stop() {
       stopping ??= (async () => {
         clearInterval(sweepDead);
+        clearTimeout(announceTimer);
         for (const res of streams) res.end();
         await server.stop();
         await new Promise((resolve) => {
