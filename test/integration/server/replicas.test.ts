@@ -95,8 +95,12 @@ async function twoReplicas(make: () => Promise<Backend>) {
   return { a, b };
 }
 
+/** OpAMP settings offered to each client (the clients refuse them, so they stay where they are). */
+const offered = new WeakMap<OpAMPClient, { endpoint: string; headers: Record<string, string> }[]>();
+
 function client(url: string, scheme: "ws" | "http"): OpAMPClient {
-  const c = new OpAMPClient({
+  const seen: { endpoint: string; headers: Record<string, string> }[] = [];
+  const c: OpAMPClient = new OpAMPClient({
     transport: { url: url.replace(/^http/, scheme), heartbeatIntervalMs: 200 },
     agent: {
       description: {
@@ -107,8 +111,14 @@ function client(url: string, scheme: "ws" | "http"): OpAMPClient {
     },
     hooks: {
       onRemoteConfig: async () => ({ status: "applied" }),
+      onOpampConnectionSettings: async (offer) => {
+        const headers = Object.fromEntries((offer.settings.headers?.headers ?? []).map((h) => [h.key, h.value]));
+        seen.push({ endpoint: offer.settings.destinationEndpoint, headers });
+        return false;
+      },
     },
   });
+  offered.set(c, seen);
   cleanups.push(() => c.stop());
   return c;
 }
@@ -165,6 +175,19 @@ for (const [name, make] of Object.entries(backends)) {
         expect(custom.forwarded.map((f) => f.id)).toEqual([onB.id]);
         await custom.forwarded[0]!.done;
         expect(await received).toBe("ping");
+
+        // Connection settings: plain header records carried over, the endpoint filled in by B
+        // (the one the agent connected to there).
+        const settings = await a.server.offerConnectionSettings(onB.id, {
+          opamp: { headers: { Authorization: "Bearer xag_forwarded" } },
+        });
+        expect(settings.forwarded.map((f) => f.id)).toEqual([onB.id]);
+        const seen = offered.get(agent)!;
+        await until("the settings offer on the agent", () => seen[0]);
+        expect(seen[0]).toEqual({
+          endpoint: b.url.replace(/^http/, scheme),
+          headers: { Authorization: "Bearer xag_forwarded" },
+        });
 
         // B's refusal comes back to the caller on A, and no replica holds a made-up agent.
         await expect(a.server.offerPackages(onB.id, { packages: {} })).rejects.toMatchObject({
