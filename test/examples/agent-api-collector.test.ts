@@ -19,6 +19,7 @@ import {
   collectorConfig,
   KEK,
   loadApp,
+  openDashboard,
   restClient,
   setUpOrg,
   startSupervisor,
@@ -136,6 +137,19 @@ describeWithCollector("agent-api with the Collector's opampsupervisor (seed conf
       expect(failed.error).toMatch(/nonexistent/);
       expect(failed.error).toMatch(/unknown type|validation/);
 
+      // The dashboard shows it: the agent with the failed revision and the Collector's error.
+      const dashboard = await openDashboard(app.url);
+      if (dashboard !== undefined) cleanups.push(() => dashboard.close());
+      const page = dashboard?.page;
+      const row = page?.locator(`tr[data-agent-id="${agentId}"]`);
+      if (page !== undefined && row !== undefined) {
+        await row.and(page.locator('[data-config-status="failed"][data-status="online"]')).waitFor();
+        expect(await row.textContent()).toContain(hostname);
+        await row.click();
+        await page.locator("#deliveries", { hasText: "nonexistent" }).waitFor();
+        await page.locator("#effective-config", { hasText: hostname }).waitFor();
+      }
+
       // Rollback: assign revision 2 again.
       await call("PATCH", `/assignments/${assignment.id}`, { revision_id: rev2!.id });
       await until(
@@ -148,6 +162,11 @@ describeWithCollector("agent-api with the Collector's opampsupervisor (seed conf
       );
       const history = (await deliveries()).map((r) => `${r.config_revision}:${r.status}`);
       expect(history).toEqual(["2:applied", "3:failed", "2:applied", "1:applied"]);
+      // … and follows the rollback live.
+      if (page !== undefined && row !== undefined) {
+        await row.and(page.locator('[data-config-status="applied"]', { hasText: "r2 applied" })).waitFor();
+        await page.locator('#deliveries tr[data-status="failed"]').waitFor();
+      }
     });
   });
 });

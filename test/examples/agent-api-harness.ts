@@ -3,6 +3,7 @@
 // Collector's opampsupervisor with the seed's config.
 
 import { type ChildProcess, spawn } from "node:child_process";
+import { existsSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -213,4 +214,24 @@ export async function until<T>(what: string, check: () => Promise<T | undefined>
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ""}`);
     await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+const CHROMIUM = [process.env.CHROMIUM_PATH ?? "", "/usr/bin/chromium", "/usr/bin/chromium-browser"].find(
+  (p) => p !== "" && existsSync(p),
+);
+
+/**
+ * agent-api's dashboard in headless Chromium, logged in with the admin token. Undefined when
+ * Chromium or playwright-core is missing (test/browser fails for that under CI=true).
+ */
+export async function openDashboard(
+  baseUrl: string,
+): Promise<{ page: import("playwright-core").Page; close(): Promise<void> } | undefined> {
+  const playwright = await import("playwright-core").catch(() => undefined);
+  if (CHROMIUM === undefined || playwright === undefined) return undefined;
+  const browser = await playwright.chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox"] });
+  const page = await browser.newPage();
+  await page.goto(`${baseUrl}/#token=${encodeURIComponent(ADMIN_TOKEN)}`);
+  await page.waitForSelector('#live[data-state="open"]');
+  return { page, close: () => browser.close() };
 }

@@ -18,6 +18,7 @@ import {
   type AgentApi,
   KEK,
   loadApp,
+  openDashboard,
   restClient,
   setUpOrg,
   type TestDatabase,
@@ -143,6 +144,13 @@ async function scenario(
       const [row] = (await database.psql.query<{ id: string; replica_id: string }>("SELECT id, replica_id FROM agents"))
         .rows;
       expect(row?.replica_id).toBe("replica-b");
+      // A's dashboard shows the agent held by B.
+      const dashboard = await openDashboard(a.url);
+      const page = dashboard?.page;
+      if (page !== undefined) {
+        await page.locator(`tr[data-agent-id="${row!.id}"]`).click();
+        await page.locator("#detail", { hasText: "online on replica replica-b" }).waitFor();
+      }
 
       // Set through A (REST on A → NOTIFY → B pushes to its agent): on the agent within 1 s.
       const rev2 = await callA<{ id: string }>("POST", `/templates/${template.id}/revisions`, {
@@ -195,6 +203,10 @@ async function scenario(
         );
         return rows[0]?.replica_id === "replica-a" ? true : undefined;
       });
+
+      // The dashboard followed: the agent is back, on A.
+      if (page !== undefined) await page.locator("#detail", { hasText: "online on replica replica-a" }).waitFor();
+      await dashboard?.close();
 
       // And A pushes the next revision to it.
       const rev3 = await callA<{ id: string }>("POST", `/templates/${template.id}/revisions`, {
