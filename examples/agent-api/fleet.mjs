@@ -40,6 +40,8 @@ export class Fleet {
     this.onChange = onChange;
     this.onError = onError;
     this.lastSeenWritten = new Map();
+    /** The tail of each agent's chain of writes. */
+    this.queues = new Map();
   }
 
   attach() {
@@ -63,7 +65,6 @@ export class Fleet {
 
   /** One agent's writes run in order (a status must not overtake the row it updates). */
   #run(agentId, fn) {
-    this.queues ??= new Map();
     const previous = this.queues.get(agentId) ?? Promise.resolve();
     const next = previous.then(fn).catch((e) => this.onError(e));
     this.queues.set(agentId, next);
