@@ -205,6 +205,8 @@ async function oneRun(run) {
     },
     stdio: ["ignore", "pipe", "inherit"],
   });
+  // A run that fails must not leave its agent-api behind.
+  process.once("exit", () => child.kill("SIGKILL"));
   await new Promise((resolve) => {
     let out = "";
     child.stdout.on("data", (c) => {
