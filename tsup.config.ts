@@ -6,6 +6,7 @@ const entries: Record<string, string> = {
   "client/index": "src/client/index.ts",
   "client/node": "src/client/node.ts",
   "server/index": "src/server/index.ts",
+  "storage/postgres/index": "src/storage/postgres/index.ts",
   "testing/index": "src/testing/index.ts",
   "supervisor/index": "src/supervisor/index.ts",
   // The `opamp-conformance` bin (package.json "bin"), not an export.
@@ -26,4 +27,6 @@ export default defineConfig({
   target: "node20",
   platform: "node",
   outDir: "dist",
+  // Optional peer dependencies, loaded on demand by openDatabase(): never bundled.
+  external: ["pg", "@electric-sql/pglite"],
 });

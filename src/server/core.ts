@@ -16,19 +16,22 @@ import { AgentRecord, type DesiredKind, mergeReport, needsFullState, type PushCh
 import { type AuthLimits, PendingAuthentications } from "./auth.js";
 import { AuthThrottle } from "./auth-throttle.js";
 import { answerCertificateRequest } from "./certificate-request.js";
-import { type LoadedRecord, loadRecord, recordDeliveryStatus, storedDesired } from "./delivery.js";
+import { type LoadedRecord, loadRecord, recordDeliveryStatus, restoreDesired, storedDesired } from "./delivery.js";
 import type { ResolvedServerOptions } from "./options.js";
 import { baseReply, encodeWithParts, type Part } from "./outbound.js";
 import { ReconnectGuard } from "./reconnect-guard.js";
+import type { Replicas } from "./replicas.js";
 import {
   DESIRED_KINDS,
+  deliver,
   errorReply,
   identificationPart,
   type OfferTracker,
   ReplyBuilder,
   reofferOnNewStatus,
+  reportedHash,
 } from "./reply.js";
-import type { ServerStore, StoredAgent } from "./store.js";
+import type { ServerStore, StoredAgent, StoredDesired } from "./store.js";
 import type { AgentPart, AgentTransport, AuthRequest, DisconnectReason, ServerEvents } from "./types.js";
 
 /** What an adapter tells the core about the connection a message came on. */
@@ -63,6 +66,8 @@ export class ServerCore implements OfferTracker {
   /** `authenticate` calls still waiting on the hook; stopping settles them at once. */
   readonly authentications = new PendingAuthentications();
   readonly #authThrottle: AuthThrottle;
+  /** The replica side, when a bus is configured (see replicas.ts). */
+  replicas: Replicas | undefined;
   #sweepTimer: TimerHandle | undefined;
   #running = false;
   #accepting = false;
@@ -286,6 +291,7 @@ export class ServerCore implements OfferTracker {
     if (!online) {
       record.resetSession();
       this.agents.set(record.id, record);
+      this.replicas?.claimed(record.id);
     } else if (record.channel !== channel) {
       changes.push("connection");
     }
@@ -349,7 +355,11 @@ export class ServerCore implements OfferTracker {
       record.replying = false;
     }
     // Written in batches by the sweep, so a chatty agent costs one store write per sweep.
-    if (!online || changes.length > 0) this.#dirty.add(record);
+    // With replicas, an HTTP agent's next poll may go to another replica, which reads the
+    // agent from the store: its state (sequence number included) is written after each
+    // message instead.
+    if (this.replicas !== undefined && conn.transport === "http") this.#saveAgent(record);
+    else if (!online || changes.length > 0) this.#dirty.add(record);
 
     if (refused !== undefined) {
       // spec: a failed CSR is answered with BadRequest, and an error reply carries nothing
@@ -480,6 +490,8 @@ export class ServerCore implements OfferTracker {
     record.instanceUid = Uint8Array.from(uid);
     this.agents.set(newId, record);
     this.#aliases.set(oldId, record);
+    this.replicas?.released(oldId);
+    this.replicas?.claimed(newId);
     const desired = storedDesired(record);
     const entry = storedAgent(newId, record);
     // After any write of the old UID still in flight, or it would bring the old UID back.
@@ -491,6 +503,43 @@ export class ServerCore implements OfferTracker {
     return identification;
   }
 
+  /**
+   * Reads the agent's desired state from the store again and takes up what changed: an
+   * agent that moved here from another replica may have been given something there after
+   * this replica loaded it. Changed items go out as if pushed here.
+   */
+  async refreshDesired(id: string): Promise<void> {
+    let desired: StoredDesired | undefined;
+    try {
+      desired = await this.store.getDesired(id);
+    } catch (e) {
+      this.reportError(e, "storage_failed");
+      return;
+    }
+    const record = this.agents.get(id);
+    if (desired === undefined || record === undefined) return;
+    const before = { ...record.desired };
+    restoreDesired(record, desired);
+    for (const kind of DESIRED_KINDS) {
+      const item = record.desired[kind];
+      if (item === undefined || sameBytes(before[kind]?.messageBytes, item.messageBytes)) continue;
+      record.offered[kind] = undefined;
+      if (
+        record.channel === undefined ||
+        sameBytes(reportedHash(record, kind), item.hash) ||
+        this.paused(record, kind)
+      ) {
+        continue; // an HTTP agent gets it with its next poll
+      }
+      try {
+        deliver(this.options, record, [item.part]);
+        this.offered(record, kind, item.hash);
+      } catch (e) {
+        this.reportError(e);
+      }
+    }
+  }
+
   /** Forgets the agent's association and emits agentDisconnected. */
   disconnect(record: AgentRecord, reason: DisconnectReason): void {
     if (this.agents.get(record.id) !== record) return;
@@ -500,8 +549,15 @@ export class ServerCore implements OfferTracker {
     record.channel?.agents.delete(record);
     record.channel = undefined;
     record.previousChannel = undefined;
-    // No message since the last write (same sequence_num, nothing dirty): the store has it.
-    if (this.#dirty.has(record) || record.savedSequenceNum !== record.sequenceNum) this.#saveAgent(record);
+    if (reason === "moved") {
+      // Another replica holds the agent now and writes its state: a write from here could
+      // only put an older state back.
+      this.#dirty.delete(record);
+    } else {
+      this.replicas?.released(record.id);
+      // No message since the last write (same sequence_num, nothing dirty): the store has it.
+      if (this.#dirty.has(record) || record.savedSequenceNum !== record.sequenceNum) this.#saveAgent(record);
+    }
     this.emit("agentDisconnected", record, reason);
   }
 
@@ -526,6 +582,11 @@ export class ServerCore implements OfferTracker {
     const next = previous.then(write);
     record.saving = next.catch(() => undefined);
     this.persist(() => next);
+  }
+
+  /** Resolves once the store writes in flight now have settled (later ones are not waited for). */
+  writesSettled(): Promise<void> {
+    return Promise.allSettled([...this.#writes]).then(() => undefined);
   }
 
   /** Writes every agent whose state changed since its last write. */

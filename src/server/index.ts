@@ -1,11 +1,14 @@
 /**
  * `opamp-sdk/server`: the OpAMP server and what it takes and gives.
  */
+export { InMemoryServerBus } from "../storage/memory-server-bus.js";
 export { InMemoryServerStore } from "../storage/memory-server-store.js";
+export type { BusMember, BusMessageHandler, ServerBus } from "./bus.js";
 export type { FetchRequestInfo } from "./fetch-adapter.js";
 export { DEFAULT_LISTEN_PORT, type ListenAddress, type ListenOptions, OpAMPServer } from "./opamp-server.js";
 export {
   DEFAULT_AUTH_FAILURE_WINDOW_MS,
+  DEFAULT_BUS_REQUEST_TIMEOUT_MS,
   DEFAULT_HANDSHAKE_TIMEOUT_MS,
   DEFAULT_HEARTBEAT_INTERVAL_SECONDS,
   DEFAULT_MAX_AGENTS_PER_CONNECTION,
@@ -54,6 +57,7 @@ export type {
   AuthRequest,
   CertificateRequestHook,
   DisconnectReason,
+  ForwardedPush,
   InstanceUidHook,
   PrincipalKeyHook,
   PushResult,

@@ -17,6 +17,7 @@ import { type OpAMPServerOptions, type ResolvedServerOptions, resolveServerOptio
 import {
   assignInstanceUid,
   type CustomMessageInput,
+  carryOutForwarded,
   offerConnectionSettings,
   offerPackages,
   type PackagesInput,
@@ -28,6 +29,7 @@ import {
   sendRestart,
   setRemoteConfig,
 } from "./push.js";
+import { Replicas } from "./replicas.js";
 import type { ConnectionSettingsInput } from "./settings-offer.js";
 import type { ServerStore, StoredDelivery } from "./store.js";
 import type { Agent, AgentTarget, PushResult, ServerEvents } from "./types.js";
@@ -92,6 +94,12 @@ export class OpAMPServer<P = unknown> extends EventEmitter<ServerEvents<P>> {
     this.options = resolveServerOptions(options as OpAMPServerOptions);
     this.store = options.store ?? new InMemoryServerStore();
     this.#core = new ServerCore(this.options, this.store, this as unknown as EventEmitter<ServerEvents>);
+    if (options.bus !== undefined) {
+      const core = this.#core;
+      core.replicas = new Replicas(core, options.bus, this.options.replicaId, (id, request) =>
+        carryOutForwarded(core, id, request),
+      );
+    }
     this.#gate = new ConnectionGate(this.options.maxConnections);
     this.#ws = new WsAdapter(this.#core, this.#gate);
   }
@@ -99,6 +107,25 @@ export class OpAMPServer<P = unknown> extends EventEmitter<ServerEvents<P>> {
   /** Connected agents by canonical UID string. Live view; do not modify the agents. */
   get agents(): ReadonlyMap<string, Agent<P>> {
     return this.#core.agents as ReadonlyMap<string, Agent<P>>;
+  }
+
+  /** This server's id among replicas (`options.replicaId`, or a random UUID). */
+  get replicaId(): string {
+    return this.options.replicaId;
+  }
+
+  /**
+   * Which replica holds the agent: this server's {@link OpAMPServer.replicaId} when it is
+   * connected here, another replica's id (with `options.bus`), or undefined.
+   *
+   * @throws OpampError (as a rejection) `invalid_instance_uid` for a bad UID,
+   *   `storage_failed` when the bus cannot be read.
+   */
+  async locate(uid: string | Uint8Array): Promise<string | undefined> {
+    const agent = this.getAgent(uid);
+    if (agent !== undefined) return this.replicaId;
+    const id = typeof uid === "string" ? instanceUidToString(instanceUidFromString(uid)) : instanceUidToString(uid);
+    return this.#core.replicas?.locate(id);
   }
 
   /** Open WebSockets plus in-flight HTTP requests. */
@@ -129,11 +156,22 @@ export class OpAMPServer<P = unknown> extends EventEmitter<ServerEvents<P>> {
     return out;
   }
 
-  /** Starts taking connections and the liveness sweep. Idempotent while running. */
+  /**
+   * Starts taking connections and the liveness sweep, after joining the bus when there is
+   * one. Idempotent while running.
+   *
+   * @throws OpampError `not_running` after stop(); `storage_failed` when the bus cannot be joined.
+   */
   async start(): Promise<void> {
     if (this.#state === "running") return;
     if (this.#state !== "new") throw new OpampError("not_running", "a stopped server cannot be started again");
     this.#state = "running";
+    try {
+      await this.#core.replicas?.join();
+    } catch (e) {
+      this.#state = "new";
+      throw e;
+    }
     this.#core.start();
     this.#ws.startPing();
   }
@@ -250,6 +288,7 @@ export class OpAMPServer<P = unknown> extends EventEmitter<ServerEvents<P>> {
       });
     }
     await this.#core.stop();
+    await this.#core.replicas?.leave();
     this.#state = "stopped";
   }
 

@@ -7,6 +7,7 @@ import { type Clock, systemClock } from "../internal/clock.js";
 import { type ServerCapabilityFlags, serverCapabilities } from "../wire/capabilities.js";
 import { OpampError } from "../wire/errors.js";
 import { DEFAULT_MAX_MESSAGE_BYTES } from "../wire/limits.js";
+import type { ServerBus } from "./bus.js";
 import { defaultPrincipalKey } from "./principal-key.js";
 import type { ServerStore } from "./store.js";
 import type {
@@ -55,6 +56,8 @@ export const DEFAULT_RECONNECT_WINDOW_MS = 60_000;
 export const DEFAULT_MAX_AUTH_FAILURES = 10;
 /** Default window of the authentication throttle: 60 s. */
 export const DEFAULT_AUTH_FAILURE_WINDOW_MS = 60_000;
+/** Default time a replica waits for another to answer a forwarded push: 5 s. */
+export const DEFAULT_BUS_REQUEST_TIMEOUT_MS = 5_000;
 /** Default time `stop()` waits for in-flight HTTP requests and WebSocket close handshakes: 5 s. */
 export const DEFAULT_STOP_TIMEOUT_MS = 5_000;
 /**
@@ -188,6 +191,11 @@ export interface OpAMPServerOptions<P = unknown> {
     readonly maxAuthFailures?: number;
     /** Window of the authentication throttle. Default {@link DEFAULT_AUTH_FAILURE_WINDOW_MS}. */
     readonly authFailureWindowMs?: number;
+    /**
+     * With a bus: how long a push forwarded to the replica holding the agent waits for its
+     * answer before failing with `timeout`. Default {@link DEFAULT_BUS_REQUEST_TIMEOUT_MS}.
+     */
+    readonly busRequestTimeoutMs?: number;
   };
   /** Transport details. */
   readonly transport?: {
@@ -198,6 +206,14 @@ export interface OpAMPServerOptions<P = unknown> {
   };
   /** Where agents' state, desired configs and deliveries live. Default: a new in-memory store. */
   readonly store?: ServerStore;
+  /**
+   * Makes this server one replica among several that share `store` (docs/replicas.md): the
+   * bus says which replica holds each agent, and a push for an agent held by another
+   * replica is carried out there. Default: none (a single server; nothing changes).
+   */
+  readonly bus?: ServerBus;
+  /** This replica's id on the bus, unique among live replicas. Default: a random UUID. */
+  readonly replicaId?: string;
   /** Time source, for tests. Default the system clock. */
   readonly clock?: Clock;
   /** How long `stop()` waits for in-flight work. Default {@link DEFAULT_STOP_TIMEOUT_MS}. */
@@ -233,10 +249,20 @@ export interface ResolvedServerOptions {
   readonly maxAuthFailures: number;
   readonly authFailureWindowMs: number;
   readonly authThrottleKey: (request: AuthRequest) => string | undefined;
+  readonly busRequestTimeoutMs: number;
+  readonly replicaId: string;
   readonly perMessageDeflate: boolean;
   readonly gzipResponses: boolean;
   readonly clock: Clock;
   readonly stopTimeoutMs: number;
+}
+
+function replicaId(value: string | undefined): string {
+  if (value === undefined) return globalThis.crypto.randomUUID();
+  if (typeof value !== "string" || value === "" || value.length > 200) {
+    throw new OpampError("invalid_argument", "replicaId must be a non-empty string of at most 200 characters");
+  }
+  return value;
 }
 
 function positiveInt(value: number | undefined, fallback: number, name: string, allowZero = false): number {
@@ -344,6 +370,12 @@ export function resolveServerOptions(options: OpAMPServerOptions): ResolvedServe
       "limits.authFailureWindowMs",
     ),
     authThrottleKey: options.hooks?.authThrottleKey ?? ((request: AuthRequest) => request.remoteAddress),
+    busRequestTimeoutMs: positiveInt(
+      limits.busRequestTimeoutMs,
+      DEFAULT_BUS_REQUEST_TIMEOUT_MS,
+      "limits.busRequestTimeoutMs",
+    ),
+    replicaId: replicaId(options.replicaId),
     perMessageDeflate: options.transport?.perMessageDeflate ?? false,
     gzipResponses: options.transport?.gzipResponses ?? true,
     clock: options.clock ?? systemClock,

@@ -3,9 +3,10 @@
  * agent's capabilities first (spec: Capability negotiation — never send what the agent
  * cannot take) and builds the sub-message once for the whole selection.
  */
-import { clone, create, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
+import { clone, create, fromBinary, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
 import {
   type AgentConfigMap,
+  AgentConfigMapSchema,
   AgentRemoteConfigSchema,
   ConnectionSettingsOffersSchema,
   CustomMessageSchema,
@@ -29,9 +30,10 @@ import type { AgentRecord, DesiredItem, DesiredKind } from "./agent-record.js";
 import type { ServerCore } from "./core.js";
 import { desiredItem, storedDesired } from "./delivery.js";
 import { makePart, type Part } from "./outbound.js";
+import type { ForwardedRequest } from "./replicas.js";
 import { deliver, reportedHash } from "./reply.js";
 import { type ConnectionSettingsInput, normalizeSettingsInput } from "./settings-offer.js";
-import type { AgentTarget, PushResult } from "./types.js";
+import type { AgentTarget, ForwardedPush, PushResult } from "./types.js";
 
 /** A remote config: an AgentConfigMap, or files by name as accepted by `configMap()`. */
 export type RemoteConfigInput =
@@ -53,6 +55,13 @@ interface Resolved {
   readonly single: boolean;
 }
 
+/** The canonical UID string of a single-agent target. */
+function targetId(target: string | Uint8Array): string {
+  if (typeof target === "string") return instanceUidToString(instanceUidFromString(target));
+  if (isInstanceUid(target)) return instanceUidToString(target);
+  throw new OpampError("invalid_instance_uid", "target must be a UID string, 16 bytes or a predicate");
+}
+
 /** The records a target names. A single UID that is not connected throws `unknown_agent`. */
 function resolve(core: ServerCore, target: AgentTarget): Resolved {
   if (typeof target === "function") {
@@ -60,10 +69,7 @@ function resolve(core: ServerCore, target: AgentTarget): Resolved {
     for (const record of core.agents.values()) if (target(record)) records.push(record);
     return { records, single: false };
   }
-  let id: string;
-  if (typeof target === "string") id = instanceUidToString(instanceUidFromString(target));
-  else if (isInstanceUid(target)) id = instanceUidToString(target);
-  else throw new OpampError("invalid_instance_uid", "target must be a UID string, 16 bytes or a predicate");
+  const id = targetId(target);
   const record = core.agents.get(id);
   if (record === undefined) throw new OpampError("unknown_agent", `agent ${id} is not connected`);
   return { records: [record], single: true };
@@ -96,7 +102,31 @@ function each(
     if (single) throw error;
     skipped.push({ agent: record, error });
   }
-  return { sent, skipped };
+  return { sent, skipped, forwarded: NONE };
+}
+
+const NONE: readonly ForwardedPush[] = Object.freeze([]);
+
+/**
+ * With replicas: the UID of a single-agent target that is not connected here, whose push
+ * goes to the replica holding it. Undefined for a local agent, a predicate, or no bus.
+ */
+function remoteId(core: ServerCore, target: AgentTarget): string | undefined {
+  if (core.replicas === undefined || typeof target === "function") return undefined;
+  const id = targetId(target);
+  return core.agents.has(id) ? undefined : id;
+}
+
+/** The result of a push carried out by another replica; `done` never goes unhandled. */
+function forwardedResult(id: string, done: Promise<void>): PushResult {
+  done.catch(() => undefined);
+  return { sent: [], skipped: [], forwarded: [{ id, done }] };
+}
+
+/** A desired-state push forwarded to the replica holding the agent, awaited (it throws as a local push would). */
+async function forwardDesired(core: ServerCore, id: string, request: ForwardedRequest): Promise<PushResult> {
+  await core.replicas!.forward(id, request);
+  return forwardedResult(id, Promise.resolve());
 }
 
 function requireServerCapability(core: ServerCore, bit: bigint, name: string): void {
@@ -162,10 +192,14 @@ function pushDesired(
     const id = record.id;
     const desired = storedDesired(record);
     const deliveryKind = kind === "packagesAvailable" ? "packages" : kind;
+    // Both writes are made now, in this order: the agent may answer (APPLYING) before a
+    // slow store has finished the first, and its step must come after `offered`.
     writes.push(
       core.persist(async () => {
-        await core.store.putDesired(id, desired);
-        await core.store.appendDelivery(id, deliveryKind, mine.hash, { status: "offered", at: now });
+        await Promise.all([
+          core.store.putDesired(id, desired),
+          core.store.appendDelivery(id, deliveryKind, mine.hash, { status: "offered", at: now }),
+        ]);
       }),
     );
   });
@@ -219,6 +253,11 @@ export async function setRemoteConfig(
   const prepared = input instanceof PreparedRemoteConfig ? input : await prepareRemoteConfig(input);
   const item = preparedItems.get(prepared);
   if (item === undefined) throw new OpampError("invalid_argument", "use OpAMPServer.prepareRemoteConfig()");
+  const remote = remoteId(core, target);
+  if (remote !== undefined) {
+    const forwarded = await forwardDesired(core, remote, { op: "remoteConfig", data: item.messageBytes });
+    return { ...forwarded, hash: prepared.hash };
+  }
   const result = await pushDesired(core, target, "remoteConfig", item, (r) =>
     hasBit(r.capabilities, AgentCapability.AcceptsRemoteConfig) ? undefined : missing(r, "AcceptsRemoteConfig"),
   );
@@ -236,6 +275,8 @@ export async function offerPackages(core: ServerCore, target: AgentTarget, input
     msg.allPackagesHash = await sha256(toBinary(PackagesAvailableSchema, sorted));
   }
   const item = desiredItem("packagesAvailable", toBinary(PackagesAvailableSchema, msg), msg.allPackagesHash);
+  const remote = remoteId(core, target);
+  if (remote !== undefined) return forwardDesired(core, remote, { op: "packages", data: item.messageBytes });
   return pushDesired(core, target, "packagesAvailable", item, (r) =>
     hasBit(r.capabilities, AgentCapability.AcceptsPackages) ? undefined : missing(r, "AcceptsPackages"),
   );
@@ -259,6 +300,12 @@ export async function offerConnectionSettings(
 ): Promise<PushResult> {
   requireServerCapability(core, ServerCapability.OffersConnectionSettings, "OffersConnectionSettings");
   const msg = create(ConnectionSettingsOffersSchema, normalizeSettingsInput(input));
+  const remote = remoteId(core, target);
+  if (remote !== undefined) {
+    // The endpoint and heartbeat left out are filled in there, for the agent as it connected there.
+    const data = toBinary(ConnectionSettingsOffersSchema, msg);
+    return forwardDesired(core, remote, { op: "connectionSettings", data });
+  }
   const resolved = resolve(core, target);
   // What an OpAMP part leaves out is filled in for each agent: the endpoint it came to, and
   // for an agent that reports heartbeats the server's interval (0 would turn its heartbeats
@@ -310,6 +357,8 @@ const RESTART_PART: Part = makePart("command", new Uint8Array(0)); // CommandTyp
 
 /** Asks agents to restart (spec: only to agents with AcceptsRestartCommand). */
 export function sendRestart(core: ServerCore, target: AgentTarget): PushResult {
+  const remote = remoteId(core, target);
+  if (remote !== undefined) return forwardedResult(remote, core.replicas!.forward(remote, { op: "restart" }));
   return each(
     core,
     target,
@@ -321,6 +370,16 @@ export function sendRestart(core: ServerCore, target: AgentTarget): PushResult {
 
 /** Sends a custom message; HTTP agents get one queued message per poll. */
 export function sendCustomMessage(core: ServerCore, target: AgentTarget, input: CustomMessageInput): PushResult {
+  const remote = remoteId(core, target);
+  if (remote !== undefined) {
+    const request = {
+      op: "custom",
+      capability: input.capability,
+      type: input.type,
+      data: input.data ?? new Uint8Array(0),
+    } as const;
+    return forwardedResult(remote, core.replicas!.forward(remote, request));
+  }
   const bytes = toBinary(
     CustomMessageSchema,
     create(CustomMessageSchema, {
@@ -343,6 +402,8 @@ export function sendCustomMessage(core: ServerCore, target: AgentTarget, input: 
 
 /** Sets ReportFullState for the targeted agents. Needs no capability. */
 export function requestFullState(core: ServerCore, target: AgentTarget): PushResult {
+  const remote = remoteId(core, target);
+  if (remote !== undefined) return forwardedResult(remote, core.replicas!.forward(remote, { op: "fullState" }));
   return each(
     core,
     target,
@@ -367,4 +428,51 @@ export function assignInstanceUid(core: ServerCore, target: string | Uint8Array,
   deliver(core.options, record, [part]);
   core.emit("agentUpdated", record, ["instanceUid"]);
   return next;
+}
+
+/**
+ * Carries out a push another replica forwarded for an agent connected here (see
+ * replicas.ts), as if it had been made here.
+ *
+ * @throws OpampError `unknown_agent` when the agent is not connected here (any more), or
+ *   what the push itself throws.
+ */
+export async function carryOutForwarded(core: ServerCore, id: string, request: ForwardedRequest): Promise<void> {
+  const local = () => {
+    // Checked right before each push, so that none is forwarded on again.
+    if (!core.agents.has(id)) throw new OpampError("unknown_agent", `agent ${id} is not connected here`);
+  };
+  switch (request.op) {
+    case "remoteConfig": {
+      const config = fromBinary(AgentRemoteConfigSchema, request.data).config ?? create(AgentConfigMapSchema);
+      const prepared = await prepareRemoteConfig(config);
+      local();
+      await setRemoteConfig(core, id, prepared);
+      return;
+    }
+    case "packages":
+      local();
+      await offerPackages(core, id, fromBinary(PackagesAvailableSchema, request.data));
+      return;
+    case "connectionSettings":
+      local();
+      await offerConnectionSettings(
+        core,
+        id,
+        fromBinary(ConnectionSettingsOffersSchema, request.data) as unknown as ConnectionSettingsInput,
+      );
+      return;
+    case "restart":
+      local();
+      sendRestart(core, id);
+      return;
+    case "custom":
+      local();
+      sendCustomMessage(core, id, { capability: request.capability, type: request.type, data: request.data });
+      return;
+    case "fullState":
+      local();
+      requestFullState(core, id);
+      return;
+  }
 }

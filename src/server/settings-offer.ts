@@ -102,7 +102,10 @@ function withHeaders<T extends object>(settings: T | undefined, path: string): T
   if (settings === null || typeof settings !== "object") throw invalid(path, "an object", settings);
   const headers = (settings as { headers?: unknown }).headers;
   if (headers === undefined) return settings;
-  return { ...settings, headers: normalizeHeaders(headers, `${path}.headers`) };
+  // A decoded message (a forwarded offer) is turned back into an init shape: `create` takes
+  // an object with `$typeName` as a finished message and would not convert the new headers.
+  const { $typeName: _, ...rest } = settings as T & { $typeName?: string };
+  return { ...rest, headers: normalizeHeaders(headers, `${path}.headers`) } as T;
 }
 
 /**
@@ -112,7 +115,8 @@ function withHeaders<T extends object>(settings: T | undefined, path: string): T
  */
 export function normalizeSettingsInput(input: ConnectionSettingsInput): OffersInit {
   if (input === null || typeof input !== "object") throw invalid("connection settings", "an object", input);
-  const out: Record<string, unknown> = { ...input };
+  const { $typeName: _, ...plain } = input as ConnectionSettingsInput & { $typeName?: string };
+  const out: Record<string, unknown> = { ...plain };
   for (const key of ["opamp", "ownMetrics", "ownTraces", "ownLogs"] as const) {
     if (input[key] !== undefined) out[key] = withHeaders(input[key] as object, key);
   }

@@ -175,8 +175,16 @@ export type CertificateRequestHook<P = unknown> = (input: {
   readonly principal: P | undefined;
 }) => Promise<MessageInitShape<typeof OpAMPConnectionSettingsSchema> | undefined>;
 
-/** Why an agent left. */
-export type DisconnectReason = "agent_disconnect" | "connection_closed" | "heartbeat_timeout" | "server_stopped";
+/**
+ * Why an agent left. `moved`: with replicas (`options.bus`), the agent connected to (or
+ * polled) another replica, which holds it now.
+ */
+export type DisconnectReason =
+  | "agent_disconnect"
+  | "connection_closed"
+  | "heartbeat_timeout"
+  | "server_stopped"
+  | "moved";
 
 /** Events of {@link OpAMPServer}. Listeners observe; they cannot change what the server does. */
 export interface ServerEvents<P = unknown> {
@@ -195,10 +203,28 @@ export interface ServerEvents<P = unknown> {
 /** Which agents a push addresses: one UID (string or bytes) or a predicate over connected agents. */
 export type AgentTarget<P = unknown> = string | Uint8Array | ((agent: Agent<P>) => boolean);
 
+/** A push handed to the replica that holds the agent (see `OpAMPServerOptions.bus`). */
+export interface ForwardedPush {
+  /** Canonical UID string of the agent. */
+  readonly id: string;
+  /**
+   * Settles once the replica holding the agent carried out the push: it rejects with that
+   * replica's OpampError (`unknown_agent` when no live replica holds the agent,
+   * `capability_missing`, …, or `timeout`). Already settled for the pushes that return a
+   * promise (they throw instead); never an unhandled rejection when left unawaited.
+   */
+  readonly done: Promise<void>;
+}
+
 /** Outcome of a push to a selection. */
 export interface PushResult<P = unknown> {
   /** Agents the message was sent to (WebSocket) or queued for (HTTP, next poll). */
   readonly sent: readonly Agent<P>[];
   /** Agents left out, with why (e.g. `capability_missing`). */
   readonly skipped: readonly { readonly agent: Agent<P>; readonly error: OpampError }[];
+  /**
+   * With replicas: a single UID target connected to another replica, whose push went there.
+   * Empty otherwise (a predicate selects among this replica's own agents only).
+   */
+  readonly forwarded: readonly ForwardedPush[];
 }

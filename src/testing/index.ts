@@ -45,5 +45,6 @@ export {
   startClientChecks,
   summarize,
 } from "./conformance/index.js";
+export { type ServerBusFactory, serverBusContract } from "./server-bus-contract.js";
 export { type ServerStoreFactory, serverStoreContract } from "./server-store-contract.js";
 export type { ContractMatchers, ContractTestApi } from "./test-api.js";
