@@ -6,9 +6,12 @@ const entries: Record<string, string> = {
   "client/index": "src/client/index.ts",
   "client/node": "src/client/node.ts",
   "server/index": "src/server/index.ts",
+  "gateway/index": "src/gateway/index.ts",
   "testing/index": "src/testing/index.ts",
   // The `opamp-conformance` bin (package.json "bin"), not an export.
   "cli/conformance": "src/cli/conformance.ts",
+  // The `opamp-gateway` bin.
+  "cli/gateway": "src/cli/gateway.ts",
 };
 
 export default defineConfig({

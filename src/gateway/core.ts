@@ -614,6 +614,11 @@ export class GatewayCore implements UpstreamHandler {
    */
   #move(link: AgentLink, from: string | undefined): void {
     if (link.state === "closed" || this.#stopping) return;
+    if (link.state === "pending") {
+      // Still being authenticated: that handshake fails (503) and the agent comes back.
+      link.upstream = undefined;
+      return;
+    }
     link.state = "moving";
     link.requestUid = undefined;
     for (const entry of link.uids.values()) {

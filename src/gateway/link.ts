@@ -109,8 +109,11 @@ export abstract class AgentLink {
   readonly relayedRequests = new Set<string>();
 
   constructor(
-    /** The request's headers and address, kept to authenticate again after a move. */
-    readonly auth: { readonly headers: GoHeaders; readonly remoteAddress: string },
+    /**
+     * The request's headers and address, kept to authenticate again after a move (an HTTP
+     * agent's are those of its latest poll).
+     */
+    public auth: { readonly headers: GoHeaders; readonly remoteAddress: string },
     /** The agent's address as node saw it. */
     readonly remoteAddress: string | undefined,
   ) {}
