@@ -324,14 +324,36 @@ export class HttpDownstream {
     const key = instanceUidToString(message.instanceUid);
     const auth = { headers: goHeaders(req), remoteAddress: goRemoteAddress(req) };
     let link = this.#links.get(key);
+    let fresh = false;
     if (link === undefined || link.state === "closed") {
       link = new HttpLink(this.host, key, auth, req.socket.remoteAddress);
       if (!core.assign(link)) return plain(503, "no upstream connection is open", retry);
       this.#links.set(key, link);
-      this.host.linkStarted(link);
+      fresh = true;
     } else {
       link.auth = auth;
     }
+    const admitted = await this.#poll(link, key, fresh, message, payload, accept);
+    if (fresh && admitted.status !== 200 && link.inFlight === 0) {
+      // Never admitted: no trace of it stays (counts, routes, events).
+      if (this.#links.get(key) === link) this.#links.delete(key);
+      core.release(link);
+    }
+    return admitted;
+  }
+
+  async #poll(
+    link: HttpLink,
+    key: string,
+    fresh: boolean,
+    message: AgentToServer,
+    payload: Uint8Array,
+    accept: boolean,
+  ): Promise<Reply> {
+    const core = this.host.core;
+    const options = core.options;
+    const mode = options.auth.mode;
+    const retry = { "retry-after": retryAfterSeconds(options.retryAfterMs) };
     if (link.upstream === undefined || !link.upstream.open) {
       // Its upstream dropped and no other is open yet.
       return plain(503, "no upstream connection is open", retry);
@@ -353,6 +375,8 @@ export class HttpDownstream {
         for (const entry of link.uids.values()) entry.attached = false;
       }
       if (link.state === "closed") return plain(503, "the gateway is stopping", retry);
+      if (fresh) this.host.linkStarted(link);
+      fresh = false;
       core.ready(link, requestUid);
       const answer = link.wait();
       core.agentMessage(link, encodeWsFrame(payload), message, now());
