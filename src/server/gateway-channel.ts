@@ -43,8 +43,10 @@ interface AcceptedRequest {
   readonly conn: CoreConnection;
   /** UIDs attached to it; when the last one goes, so does the request. */
   readonly uids: Set<string>;
-  /** Clock time of acceptance; an unattached request expires after the handshake timeout. */
+  /** Clock time of acceptance; one never attached expires after the handshake timeout. */
   readonly acceptedAt: number;
+  /** A UID was attached to it once (an agent that spoke; its request outlives a UID moving away). */
+  attachedOnce: boolean;
 }
 
 /** Go header lists to the lower-case, comma-joined record `authenticate` takes. */
@@ -134,13 +136,28 @@ export class GatewayChannel {
     return this.#trusted;
   }
 
-  /** The agent said goodbye: its UID is no longer tied to the request it spoke under. */
+  /** The agent said goodbye: its UID is no longer tied to the request it spoke under, which ends with it. */
   detach(uid: string, conn: CoreConnection): void {
     const request = this.#uids.get(uid);
     if (request === undefined || request.conn !== conn) return;
     this.#uids.delete(uid);
     request.uids.delete(uid);
-    if (request.uids.size === 0) this.#requests.delete(request.id);
+    if (request.uids.size === 0) {
+      this.#requests.delete(request.id);
+      this.#unattached.delete(request.id);
+    }
+  }
+
+  /**
+   * A UID moved to another request (an HTTP agent's next poll, another agent claiming it).
+   * The old request stays usable, as unattached: its agent may attach again. Unattached
+   * requests are bounded (the oldest goes first) rather than timed, except those never
+   * attached, which expire with the handshake timeout.
+   */
+  #moveAway(uid: string, request: AcceptedRequest): void {
+    this.#uids.delete(uid);
+    request.uids.delete(uid);
+    if (request.uids.size === 0) this.#unattached.set(request.id, request);
   }
 
   /**
@@ -182,14 +199,26 @@ export class GatewayChannel {
     );
   }
 
-  /** Drops accepted requests that no UID was attached to within the handshake timeout. */
+  /**
+   * Drops requests that no UID was attached to within the handshake timeout, and the
+   * oldest unattached ones beyond `limits.maxAgentsPerConnection`.
+   */
   #expire(): void {
     const deadline = this.core.options.clock.now() - this.core.options.handshakeTimeoutMs;
-    for (const request of this.#unattached.values()) {
-      if (request.acceptedAt > deadline) break;
-      this.#unattached.delete(request.id);
-      if (request.uids.size === 0) this.#requests.delete(request.id);
+    for (const request of [...this.#unattached.values()]) {
+      if (request.attachedOnce || request.acceptedAt > deadline) continue;
+      this.#drop(request);
     }
+    const max = this.core.options.maxAgentsPerConnection;
+    for (const request of this.#unattached.values()) {
+      if (this.#unattached.size < max) break;
+      this.#drop(request);
+    }
+  }
+
+  #drop(request: AcceptedRequest): void {
+    this.#unattached.delete(request.id);
+    if (request.uids.size === 0) this.#requests.delete(request.id);
   }
 
   async #connect(data: Uint8Array): Promise<void> {
@@ -221,13 +250,13 @@ export class GatewayChannel {
       this.#answer(requestUid, false, 400, {});
       return;
     }
-    // Requests waiting on the hook or on their first attach are bounded like agents are.
-    if (this.#pending + this.#unattached.size >= options.maxAgentsPerConnection) {
+    // Requests waiting on the hook are bounded like agents are.
+    if (this.#pending >= options.maxAgentsPerConnection) {
       this.core.reportError(
         new OpampError(
           "limit_exceeded",
-          `gateway connection from ${this.base.remoteAddress} has ${options.maxAgentsPerConnection} requests ` +
-            "waiting to be attached: connect refused with 503",
+          `gateway connection from ${this.base.remoteAddress} has ${options.maxAgentsPerConnection} ` +
+            "authentications in progress: connect refused with 503",
           { details: { limit: options.maxAgentsPerConnection } },
         ),
       );
@@ -270,6 +299,7 @@ export class GatewayChannel {
       },
       uids: new Set(),
       acceptedAt: options.clock.now(),
+      attachedOnce: false,
     };
     this.#requests.set(requestUid, request);
     this.#unattached.set(requestUid, request);
@@ -294,7 +324,7 @@ export class GatewayChannel {
     if (request === undefined) {
       // Unknown or expired: the agent is not authenticated here.
       const previous = this.#uids.get(uid);
-      if (previous !== undefined) this.detach(uid, previous.conn);
+      if (previous !== undefined) this.#moveAway(uid, previous);
       this.refuse(
         uidBytes,
         new OpampError("unauthenticated", `gateway attached ${uid} to unknown request ${requestUid}`),
@@ -303,8 +333,9 @@ export class GatewayChannel {
     }
     const previous = this.#uids.get(uid);
     if (previous === request) return;
-    if (previous !== undefined) this.detach(uid, previous.conn);
+    if (previous !== undefined) this.#moveAway(uid, previous);
     request.uids.add(uid);
+    request.attachedOnce = true;
     this.#uids.set(uid, request);
     this.#unattached.delete(requestUid);
   }
