@@ -19,9 +19,10 @@ export class TcpRelay {
     readonly port: number,
   ) {}
 
-  static async start(targetPort: number): Promise<TcpRelay> {
+  /** Forwards `port` (0: a free one) on 127.0.0.1 to `targetPort`. */
+  static async start(targetPort: number, port = 0): Promise<TcpRelay> {
     const listener = createServer();
-    await new Promise<void>((resolve) => listener.listen(0, "127.0.0.1", resolve));
+    await new Promise<void>((resolve) => listener.listen(port, "127.0.0.1", resolve));
     const relay = new TcpRelay(listener, (listener.address() as AddressInfo).port);
     listener.on("connection", (client) => {
       const server = connect(targetPort, "127.0.0.1");
