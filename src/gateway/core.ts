@@ -141,12 +141,12 @@ export class GatewayCore implements UpstreamHandler {
     return this.#pool.some((m) => m.upstream.open);
   }
 
-  /** Least connections among open members; ties broken at random. */
-  #pick(): PoolMember | undefined {
+  /** Least connections among open members (but `except`); ties broken at random. */
+  #pick(except?: UpstreamConnection): PoolMember | undefined {
     let best: PoolMember[] = [];
     let fewest = Number.POSITIVE_INFINITY;
     for (const member of this.#pool) {
-      if (!member.upstream.open) continue;
+      if (!member.upstream.open || member.upstream === except) continue;
       const n = member.links.size;
       if (n < fewest) {
         fewest = n;
@@ -612,7 +612,7 @@ export class GatewayCore implements UpstreamHandler {
    * dropped it with the old connection). A chained gateway is closed instead: it moves its
    * own agents with their own credentials.
    */
-  #move(link: AgentLink, from: string | undefined): void {
+  #move(link: AgentLink, from: string | undefined, except?: UpstreamConnection): void {
     if (link.state === "closed" || this.#stopping) return;
     if (link.state === "pending") {
       // Still being authenticated: that handshake fails (503) and the agent comes back.
@@ -630,8 +630,9 @@ export class GatewayCore implements UpstreamHandler {
       link.close(1013, "upstream connection lost", 503, "upstream_unavailable");
       return;
     }
-    const member = this.#pick();
+    const member = this.#pick(except);
     if (member === undefined) {
+      if (link.upstream !== undefined) this.#members.get(link.upstream)?.links.delete(link);
       link.upstream = undefined;
       this.#waiting.add(link);
       return;
@@ -655,7 +656,8 @@ export class GatewayCore implements UpstreamHandler {
         if (outcome.t === "timeout") {
           link.close(1013, "the server did not answer the authentication", 504, "timeout");
         } else if (link.state === "moving") {
-          this.#move(link, upstream.id);
+          // That upstream is going too: try another, else wait for one to open.
+          this.#move(link, upstream.id, upstream);
         }
         return;
       }

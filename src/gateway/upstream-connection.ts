@@ -85,9 +85,9 @@ export class UpstreamConnection {
     return this.#state;
   }
 
-  /** True while the WebSocket is open. */
+  /** True while the WebSocket is open (not closing). */
   get open(): boolean {
-    return this.#open;
+    return this.#open && this.#socket?.readyState === WebSocket.OPEN;
   }
 
   /** Bytes handed to the socket and not yet written to the network. */
