@@ -46,7 +46,10 @@ console.log(`server ${serverUrl}, gateway ${gatewayUrl} (2 upstream connections 
 const agents = ["agent-1", "agent-2"].map(
   (token, i) =>
     new OpAMPClient({
-      transport: { url: gatewayUrl.replace("http", i === 0 ? "ws" : "http"), headers: { Authorization: `Bearer ${token}` } },
+      transport: {
+        url: gatewayUrl.replace("http", i === 0 ? "ws" : "http"),
+        headers: { Authorization: `Bearer ${token}` },
+      },
       agent: { description: agentDescription({ identifying: { "service.name": token } }) },
       hooks: {
         onRemoteConfig: async ({ config }) => {

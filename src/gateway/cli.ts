@@ -58,7 +58,12 @@ export async function runGatewayCli(args: readonly string[]): Promise<number> {
     await gateway.stop();
     return 1;
   }
-  line(process.stdout, { event: "listening", url: address.url, port: address.port, upstream: gateway.options.upstreamUrl });
+  line(process.stdout, {
+    event: "listening",
+    url: address.url,
+    port: address.port,
+    upstream: gateway.options.upstreamUrl,
+  });
   await new Promise<void>((resolve) => {
     const done = () => {
       process.off("SIGTERM", done);

@@ -91,7 +91,13 @@ function expand(value: unknown, env: ConfigContext["env"], where: string): unkno
   return value;
 }
 
-async function pem(obj: Obj, inline: string, file: string, where: string, ctx: ConfigContext): Promise<string | undefined> {
+async function pem(
+  obj: Obj,
+  inline: string,
+  file: string,
+  where: string,
+  ctx: ConfigContext,
+): Promise<string | undefined> {
   const text = str(obj, inline, where);
   const path = str(obj, file, where);
   if (text !== undefined && path !== undefined) throw bad(`${where}${inline} and ${where}${file} are exclusive`);
@@ -124,7 +130,9 @@ async function clientTls(obj: Obj, ctx: ConfigContext): Promise<TlsSettings | un
   const min = tlsVersion(str(obj, "min_version", where), `${where}min_version`);
   const max = tlsVersion(str(obj, "max_version", where), `${where}max_version`);
   return {
-    ...(ca === undefined ? {} : { ca: [ca], includeSystemCa: bool(obj, "include_system_ca_certs_pool", where) === true }),
+    ...(ca === undefined
+      ? {}
+      : { ca: [ca], includeSystemCa: bool(obj, "include_system_ca_certs_pool", where) === true }),
     ...(cert === undefined ? {} : { cert }),
     ...(key === undefined ? {} : { key }),
     ...(skip === true ? { rejectUnauthorized: false } : {}),
@@ -176,7 +184,10 @@ export async function parseGatewayConfig(text: string, ctx: ConfigContext): Prom
     else throw bad(`server.headers.${name} must be a string or a list of strings`);
   }
   const connections = server["connections"];
-  if (connections !== undefined && (typeof connections !== "number" || !Number.isInteger(connections) || connections < 1)) {
+  if (
+    connections !== undefined &&
+    (typeof connections !== "number" || !Number.isInteger(connections) || connections < 1)
+  ) {
     throw bad("server.connections must be an integer of at least 1");
   }
   const tls = await clientTls(section(server, "tls", "server."), ctx);
@@ -235,7 +246,9 @@ export async function loadGatewayConfig(path: string, env: ConfigContext["env"] 
   try {
     text = await readFile(path, "utf8");
   } catch (e) {
-    throw new OpampError("invalid_argument", `gateway config: cannot read ${path}: ${(e as Error).message}`, { cause: e });
+    throw new OpampError("invalid_argument", `gateway config: cannot read ${path}: ${(e as Error).message}`, {
+      cause: e,
+    });
   }
   return parseGatewayConfig(text, { baseDir: dirname(resolve(path)), env, readFile: (p) => readFile(p, "utf8") });
 }

@@ -7,11 +7,12 @@
  * with the other agents of the same upstream so that no agent waits behind another's
  * backlog. Server → agent: by `instance_uid`, following `new_instance_uid`.
  */
-import type { EventEmitter } from "eventemitter3";
+
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
-import { type AgentToServer, type CustomMessage, CustomCapabilitiesSchema } from "../gen/opamp/v1/opamp_pb.js";
+import type { EventEmitter } from "eventemitter3";
+import { type AgentToServer, CustomCapabilitiesSchema, type CustomMessage } from "../gen/opamp/v1/opamp_pb.js";
 import { OpampError } from "../wire/errors.js";
-import { decodeWsFrame } from "../wire/frame.js";
+import { decodeWsFrame, encodeWsFrame } from "../wire/frame.js";
 import {
   agentControlFrame,
   decodeGatewayAttach,
@@ -30,7 +31,6 @@ import {
   peekRequestUid,
   serverControlMessage,
 } from "../wire/gateway-protocol.js";
-import { encodeWsFrame } from "../wire/frame.js";
 import { instanceUidFromString, instanceUidToString, isInstanceUid } from "../wire/uid.js";
 import type { GatewayEvents } from "./events.js";
 import {
@@ -390,7 +390,7 @@ export class GatewayCore implements UpstreamHandler {
     if (!this.links.has(link)) return;
     const upstream = link.upstream;
     const member = upstream === undefined ? undefined : this.#members.get(upstream);
-    if (member !== undefined && upstream !== undefined && upstream.open && link.state === "ready") {
+    if (member !== undefined && upstream?.open === true && link.state === "ready") {
       // Messages still queued go first: the goodbye must be the agent's last word.
       this.#flush(link, member);
       for (const [id, entry] of link.uids) {
@@ -476,7 +476,8 @@ export class GatewayCore implements UpstreamHandler {
       entry.delivered = true;
       // opamp-go sends its custom capabilities once per WebSocket: the agents behind the
       // gateway would never see them otherwise.
-      if (info.customCapabilities === undefined && member.inject !== undefined) frame = appendToFrame(data, member.inject);
+      if (info.customCapabilities === undefined && member.inject !== undefined)
+        frame = appendToFrame(data, member.inject);
     }
     link.deliver(frame, receivedAt);
   }
@@ -493,7 +494,9 @@ export class GatewayCore implements UpstreamHandler {
     member.inject =
       forAgents.length === 0
         ? undefined
-        : customCapabilitiesField(toBinary(CustomCapabilitiesSchema, create(CustomCapabilitiesSchema, { capabilities: forAgents })));
+        : customCapabilitiesField(
+            toBinary(CustomCapabilitiesSchema, create(CustomCapabilitiesSchema, { capabilities: forAgents })),
+          );
   }
 
   #connectResult(member: PoolMember, data: Uint8Array, control: CustomMessage, receivedAt: number): void {
@@ -509,7 +512,11 @@ export class GatewayCore implements UpstreamHandler {
       settle(
         result.accept
           ? { t: "accepted", requestUid: result.requestUid }
-          : { t: "refused", status: result.httpStatusCode === 0 ? 401 : result.httpStatusCode, headers: result.responseHeaders },
+          : {
+              t: "refused",
+              status: result.httpStatusCode === 0 ? 401 : result.httpStatusCode,
+              headers: result.responseHeaders,
+            },
       );
       return;
     }

@@ -184,7 +184,10 @@ export function agentDisconnectFrame(instanceUid: Uint8Array, sequenceNum: bigin
 
 /** A ServerToAgent (protobuf, no header) asking the agent for its full state. */
 export function fullStateRequest(instanceUid: Uint8Array): Uint8Array {
-  return toBinary(ServerToAgentSchema, create(ServerToAgentSchema, { instanceUid, flags: ServerToAgentFlag.ReportFullState }));
+  return toBinary(
+    ServerToAgentSchema,
+    create(ServerToAgentSchema, { instanceUid, flags: ServerToAgentFlag.ReportFullState }),
+  );
 }
 
 /** The WebSocket frame of {@link fullStateRequest}. */

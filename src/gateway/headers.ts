@@ -95,7 +95,9 @@ export function forwardedHeaders(
 }
 
 /** Response headers of the server that a relayed HTTP answer carries back to the agent. */
-export function relayedResponseHeaders(headers: Readonly<Record<string, string | string[] | undefined>>): Record<string, string> {
+export function relayedResponseHeaders(
+  headers: Readonly<Record<string, string | string[] | undefined>>,
+): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [name, value] of Object.entries(headers)) {
     if (value === undefined || HOP_BY_HOP.has(name.toLowerCase())) continue;

@@ -366,7 +366,10 @@ export class HttpDownstream {
         const outcome = await core.authenticate(link);
         if (outcome.t === "refused") return plain(outcome.status, "refused by the server", { ...outcome.headers });
         if (outcome.t === "timeout") {
-          core.events.emit("error", new OpampError("timeout", `the server did not answer the authentication of ${key} in time`));
+          core.events.emit(
+            "error",
+            new OpampError("timeout", `the server did not answer the authentication of ${key} in time`),
+          );
           return plain(504, "the server did not answer the authentication", retry);
         }
         if (outcome.t === "unavailable") return plain(503, "no upstream connection is open", retry);

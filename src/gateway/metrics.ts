@@ -25,10 +25,7 @@ export interface InstrumentOptionsLike {
 /** What the gateway needs of an OpenTelemetry `Meter`. */
 export interface MeterLike {
   createCounter(name: string, options?: InstrumentOptionsLike): { add(value: number, attributes?: object): void };
-  createUpDownCounter(
-    name: string,
-    options?: InstrumentOptionsLike,
-  ): { add(value: number, attributes?: object): void };
+  createUpDownCounter(name: string, options?: InstrumentOptionsLike): { add(value: number, attributes?: object): void };
   createHistogram(name: string, options?: InstrumentOptionsLike): { record(value: number, attributes?: object): void };
 }
 
@@ -137,7 +134,8 @@ export class GatewayMetrics {
     this.#otel = undefined;
     if (otel === undefined) return;
     for (const direction of ["upstream", "downstream"] as const) {
-      if (this.#connections[direction] !== 0) otel.connections.add(-this.#connections[direction], ATTRIBUTES[direction]);
+      if (this.#connections[direction] !== 0)
+        otel.connections.add(-this.#connections[direction], ATTRIBUTES[direction]);
     }
   }
 

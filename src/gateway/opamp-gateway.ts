@@ -93,7 +93,11 @@ export class OpAMPGateway extends EventEmitter<GatewayEvents> {
 
   /** The upstream pool (empty in pass-through mode, where each agent has its own connection). */
   get upstreams(): readonly GatewayUpstream[] {
-    return (this.#run?.core.pool ?? []).map((m) => ({ id: m.upstream.id, open: m.upstream.open, agents: m.links.size }));
+    return (this.#run?.core.pool ?? []).map((m) => ({
+      id: m.upstream.id,
+      open: m.upstream.open,
+      agents: m.links.size,
+    }));
   }
 
   /** Agent connections held now (WebSockets and HTTP agents). */

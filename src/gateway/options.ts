@@ -272,7 +272,9 @@ export function resolveGatewayOptions(options: OpAMPGatewayOptions): ResolvedGat
     retry,
     auth,
     authTimeoutMs:
-      auth.mode === "delegate" ? int(auth.timeoutMs, DEFAULT_AUTH_TIMEOUT_MS, "auth.timeoutMs") : DEFAULT_AUTH_TIMEOUT_MS,
+      auth.mode === "delegate"
+        ? int(auth.timeoutMs, DEFAULT_AUTH_TIMEOUT_MS, "auth.timeoutMs")
+        : DEFAULT_AUTH_TIMEOUT_MS,
     forwardHeaders: forward === undefined ? undefined : new Set(forward.map((name) => name.toLowerCase())),
     path: options.path,
     maxMessageBytes: int(limits.maxMessageBytes, DEFAULT_MAX_MESSAGE_BYTES, "limits.maxMessageBytes"),
@@ -310,7 +312,11 @@ export function resolveGatewayOptions(options: OpAMPGatewayOptions): ResolvedGat
     ),
     retryAfterMs: int(limits.retryAfterMs, DEFAULT_GATEWAY_RETRY_AFTER_MS, "limits.retryAfterMs", 0),
     wsPingIntervalMs: int(heartbeat.wsPingIntervalMs, DEFAULT_WS_PING_INTERVAL_MS, "heartbeat.wsPingIntervalMs", 0),
-    httpAgentTimeoutMs: int(heartbeat.httpAgentTimeoutMs, DEFAULT_HTTP_AGENT_TIMEOUT_MS, "heartbeat.httpAgentTimeoutMs"),
+    httpAgentTimeoutMs: int(
+      heartbeat.httpAgentTimeoutMs,
+      DEFAULT_HTTP_AGENT_TIMEOUT_MS,
+      "heartbeat.httpAgentTimeoutMs",
+    ),
     sweepIntervalMs: int(heartbeat.sweepIntervalMs, DEFAULT_SWEEP_INTERVAL_MS, "heartbeat.sweepIntervalMs"),
     meterProvider: options.metrics?.meterProvider,
     metricsEnabled: options.metrics?.enabled ?? true,

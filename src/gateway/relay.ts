@@ -9,14 +9,14 @@
  * queue, and once it is back the agent is asked for its full state. A refusal on
  * reconnecting (401/403) closes the agent with 1008.
  */
-import { Agent as HttpAgent, type IncomingMessage, request as httpRequest, type ServerResponse } from "node:http";
+import { Agent as HttpAgent, request as httpRequest, type IncomingMessage, type ServerResponse } from "node:http";
 import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
-import { STATUS_TEXT, retryAfterSeconds } from "../server/auth.js";
+import type { AgentToServer } from "../gen/opamp/v1/opamp_pb.js";
+import { retryAfterSeconds, STATUS_TEXT } from "../server/auth.js";
 import { readNodeBody } from "../server/node-http-adapter.js";
 import { nodeRootCertificates, nodeTlsOptions } from "../transport/tls.js";
 import { OpampError } from "../wire/errors.js";
 import { instanceUidToString, isInstanceUid } from "../wire/uid.js";
-import type { AgentToServer } from "../gen/opamp/v1/opamp_pb.js";
 import { forwardedHeaders, relayedResponseHeaders } from "./headers.js";
 import { Fifo, type QueuedFrame } from "./link.js";
 import { UpstreamConnection, type UpstreamHandler } from "./upstream-connection.js";
@@ -34,7 +34,9 @@ export class RelayUpstream implements UpstreamHandler {
   readonly #queue = new Fifo<QueuedFrame>();
   #link: WsLink | undefined;
   #opened = false;
-  #settleFirst: ((outcome: { ok: true } | { ok: false; status: number; retryAfterMs: number | undefined }) => void) | undefined;
+  #settleFirst:
+    | ((outcome: { ok: true } | { ok: false; status: number; retryAfterMs: number | undefined }) => void)
+    | undefined;
 
   constructor(
     readonly host: DownstreamHost,
@@ -214,7 +216,9 @@ export class HttpRelay {
         body = await readNodeBody(req, o.maxMessageBytes, this.host.core);
       } catch (e) {
         const error = OpampError.from(e);
-        reject(error.code === "message_too_large" ? 413 : error.code === "timeout" ? 408 : 400, { connection: "close" });
+        reject(error.code === "message_too_large" ? 413 : error.code === "timeout" ? 408 : 400, {
+          connection: "close",
+        });
         return;
       }
       const receivedAt = now();
@@ -249,7 +253,9 @@ export class HttpRelay {
         upstream.on("error", (e) => {
           this.host.core.events.emit(
             "error",
-            new OpampError("transport_failed", `relaying a poll to ${this.#url.host} failed: ${e.message}`, { cause: e }),
+            new OpampError("transport_failed", `relaying a poll to ${this.#url.host} failed: ${e.message}`, {
+              cause: e,
+            }),
           );
           if (!res.headersSent) reject(503, retry);
           resolve();

@@ -146,7 +146,12 @@ export class UpstreamConnection {
       request.destroy();
       const status = response.statusCode ?? 0;
       const retryAfter = parseRetryAfter(firstHeader(response.headers["retry-after"]), this.settings.clock.now());
-      const code = status === 401 || status === 403 ? "unauthenticated" : status === 429 || status === 503 ? "unavailable" : "http_status";
+      const code =
+        status === 401 || status === 403
+          ? "unauthenticated"
+          : status === 429 || status === 503
+            ? "unavailable"
+            : "http_status";
       this.#fail(
         new OpampError(code, `${this.id}: the server refused the upgrade with HTTP ${status}`, {
           details: retryAfter === undefined ? { status } : { status, retryAfterMs: retryAfter },
@@ -188,7 +193,11 @@ export class UpstreamConnection {
     socket.on("close", (code, reason) => {
       if (this.#socket !== socket) return;
       const text = reason.length > 0 ? `: ${reason.toString()}` : "";
-      this.#fail(new OpampError("transport_failed", `${this.id}: closed by the server (${code}${text})`), undefined, undefined);
+      this.#fail(
+        new OpampError("transport_failed", `${this.id}: closed by the server (${code}${text})`),
+        undefined,
+        undefined,
+      );
     });
   }
 

@@ -8,6 +8,7 @@ import type { Duplex } from "node:stream";
 import { type WebSocket, WebSocketServer } from "ws";
 import { type AgentToServer, AgentToServerSchema } from "../gen/opamp/v1/opamp_pb.js";
 import type { TimerHandle } from "../internal/clock.js";
+import type { PendingAuthentications } from "../server/auth.js";
 import { authenticate, flattenHeaders, retryAfterSeconds } from "../server/auth.js";
 import type { ConnectionGate } from "../server/node-http-adapter.js";
 import { peerCertificate, requestUrl } from "../server/node-http-adapter.js";
@@ -19,9 +20,8 @@ import { decodeWsFrame, parse } from "../wire/frame.js";
 import type { AuthOutcome, GatewayCore } from "./core.js";
 import { fullStateRequestFrame } from "./frames.js";
 import { forwardedHeaders, goHeaders, goRemoteAddress } from "./headers.js";
-import { RelayUpstream } from "./relay.js";
 import { AgentLink, type LinkCloseReason } from "./link.js";
-import type { PendingAuthentications } from "../server/auth.js";
+import { RelayUpstream } from "./relay.js";
 
 /** What the WebSocket side needs from the gateway that owns it. */
 export interface DownstreamHost {
@@ -353,7 +353,10 @@ export class WsDownstream {
         // Validated here: a bad message must never reach the shared upstream connection.
         const error = OpampError.from(e);
         link.reason = "protocol_error";
-        ws.close(error.code === "message_too_large" ? WS_CLOSE.messageTooBig : WS_CLOSE.protocolError, error.message.slice(0, 120));
+        ws.close(
+          error.code === "message_too_large" ? WS_CLOSE.messageTooBig : WS_CLOSE.protocolError,
+          error.message.slice(0, 120),
+        );
         return;
       }
       sink.message(frame, message, receivedAt);

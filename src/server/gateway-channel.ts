@@ -172,9 +172,7 @@ export class GatewayChannel {
       reason: authz ? error.message : "internal error",
     });
     this.send(
-      encodeWsFrame(
-        serverControlMessage(GATEWAY_EXTENSION_CAPABILITY, GATEWAY_REFUSED, data, { instanceUid: uid }),
-      ),
+      encodeWsFrame(serverControlMessage(GATEWAY_EXTENSION_CAPABILITY, GATEWAY_REFUSED, data, { instanceUid: uid })),
     );
   }
 

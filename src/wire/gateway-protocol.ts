@@ -120,7 +120,8 @@ export function decodeGatewayConnect(data: Uint8Array): GatewayConnect {
   if (requestUid === "") throw malformed('connect: "request_uid" is missing');
   const remoteAddress = optionalString(obj, "remote_address", "connect");
   const raw = obj["headers"] ?? {};
-  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) throw malformed('connect: "headers" is not an object');
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw))
+    throw malformed('connect: "headers" is not an object');
   const headers: Record<string, string[]> = {};
   for (const [name, value] of Object.entries(raw)) {
     if (typeof value === "string") headers[name] = [value];
@@ -133,7 +134,11 @@ export function decodeGatewayConnect(data: Uint8Array): GatewayConnect {
 /** The JSON of a `connect`, as Bindplane's gateway writes it. */
 export function encodeGatewayConnect(connect: GatewayConnect): Uint8Array {
   return encoder.encode(
-    JSON.stringify({ request_uid: connect.requestUid, remote_address: connect.remoteAddress, headers: connect.headers }),
+    JSON.stringify({
+      request_uid: connect.requestUid,
+      remote_address: connect.remoteAddress,
+      headers: connect.headers,
+    }),
   );
 }
 
@@ -225,7 +230,9 @@ export function encodeGatewayRefused(refused: GatewayRefused): Uint8Array {
  * gateway sends `connect`.
  */
 export function agentControlFrame(capability: string, type: string, data: Uint8Array): Uint8Array {
-  return encodeWsFrame(toBinary(AgentToServerSchema, create(AgentToServerSchema, { customMessage: { capability, type, data } })));
+  return encodeWsFrame(
+    toBinary(AgentToServerSchema, create(AgentToServerSchema, { customMessage: { capability, type, data } })),
+  );
 }
 
 /**

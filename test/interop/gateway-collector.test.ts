@@ -11,7 +11,12 @@ import { afterEach, beforeAll, expect, it } from "vitest";
 import { RemoteConfigStatuses } from "../../src/gen/opamp/v1/opamp_pb.js";
 import { cleanup, defer, startGateway, startServer } from "../integration/gateway/helpers.js";
 import { waitFor } from "../integration/server/test-agent.js";
-import { COLLECTOR_TEST_ARGS, collectorStack, describeWithCollector, STACK_BUILD_TIMEOUT_MS } from "./collector-stack.js";
+import {
+  COLLECTOR_TEST_ARGS,
+  collectorStack,
+  describeWithCollector,
+  STACK_BUILD_TIMEOUT_MS,
+} from "./collector-stack.js";
 
 afterEach(cleanup);
 
@@ -59,7 +64,10 @@ describeWithCollector("the Collector supervisor through the gateway", () => {
       const { url } = await startGateway(wsUrl, { upstream: { url: "", connections: 2 } });
       const dir = mkdtempSync(join(tmpdir(), "gateway-supervisor-"));
       const config = join(dir, "supervisor.yaml");
-      writeFileSync(config, supervisorConfig(`${scheme}://${new URL(url).host}/v1/opamp`, stack.collector, join(dir, "state")));
+      writeFileSync(
+        config,
+        supervisorConfig(`${scheme}://${new URL(url).host}/v1/opamp`, stack.collector, join(dir, "state")),
+      );
       const connected = waitFor(server, "agentConnected");
       const child: ChildProcess = spawn(stack.supervisor, ["--config", config], { stdio: "ignore", cwd: dir });
       defer(async () => {

@@ -44,9 +44,9 @@ describeWithGo("opamp-go through the gateway", () => {
       defer(() => void agent.stop());
       const [seen] = await connected;
       expect(seen.principal).toBe("bob");
-      expect(seen.agentDescription?.identifyingAttributes.find((a) => a.key === "service.name")?.value?.value.value).toBe(
-        "go-behind-gateway",
-      );
+      expect(
+        seen.agentDescription?.identifyingAttributes.find((a) => a.key === "service.name")?.value?.value.value,
+      ).toBe("go-behind-gateway");
       const applied = waitFor(
         server,
         "agentUpdated",
@@ -67,10 +67,21 @@ describeWithGo("opamp-go through the gateway", () => {
     const server = await startGo(["server", "-auth-token", "go-secret", "-config", "receivers: {}\n"]);
     defer(() => void server.stop());
     const listening = await server.waitFor((e) => e.event === "listening", EVENT_MS);
-    const { url } = await startGateway(String(listening["wsUrl"]), { auth: { mode: "passthrough" }, upstream: { url: "" } });
+    const { url } = await startGateway(String(listening["wsUrl"]), {
+      auth: { mode: "passthrough" },
+      upstream: { url: "" },
+    });
     const host = new URL(url).host;
     for (const transport of ["ws", "http"] as const) {
-      const agent = await startGo(["agent", "-url", `${transport}://${host}/v1/opamp`, "-auth-token", "go-secret", "-heartbeat", "1s"]);
+      const agent = await startGo([
+        "agent",
+        "-url",
+        `${transport}://${host}/v1/opamp`,
+        "-auth-token",
+        "go-secret",
+        "-heartbeat",
+        "1s",
+      ]);
       defer(() => void agent.stop());
       const started = await agent.waitFor((e) => e.event === "started", EVENT_MS);
       await agent.waitFor((e) => e.event === "config_applied", EVENT_MS);
@@ -95,7 +106,10 @@ describeWithGo("opamp-go through the gateway", () => {
     const uid = newInstanceUid();
     const client = new OpAMPClient({
       transport: { url: `ws://${host}/v1/opamp`, headers: { Authorization: "Bearer go-secret" } },
-      agent: { instanceUid: uid, description: agentDescription({ identifying: { "service.name": "sdk-behind-gateway" } }) },
+      agent: {
+        instanceUid: uid,
+        description: agentDescription({ identifying: { "service.name": "sdk-behind-gateway" } }),
+      },
       hooks: { onRemoteConfig: async () => ({ status: "applied" }) },
     });
     defer(() => client.stop());

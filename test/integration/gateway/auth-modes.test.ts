@@ -7,7 +7,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import type { AuthRequest } from "../../../src/server/index.js";
 import { ServerToAgentFlag } from "../../../src/wire/index.js";
-import { HttpStatusError, isAgent, TestAgent, waitFor } from "../server/test-agent.js";
+import { type HttpStatusError, isAgent, TestAgent, waitFor } from "../server/test-agent.js";
 import { cleanup, defer, nextEvent, startGateway, startServer, waitUpstreams } from "./helpers.js";
 import { TcpRelay } from "./tcp-relay.js";
 

@@ -6,8 +6,8 @@
  * neighbours; HTTP-polling agents are served; gateways chain; stop() is graceful.
  */
 import { afterEach, describe, expect, it } from "vitest";
-import { ServerToAgentFlag } from "../../../src/wire/index.js";
 import { ManualClock } from "../../../src/testing/index.js";
+import { ServerToAgentFlag } from "../../../src/wire/index.js";
 import { isAgent, TestAgent, waitFor } from "../server/test-agent.js";
 import { cleanup, defer, nextEvent, startGateway, startServer, waitUpstreams } from "./helpers.js";
 import { TcpRelay } from "./tcp-relay.js";
@@ -67,7 +67,9 @@ for (const transport of ["websocket", "http"] as const) {
     for (const agent of agents) await agent.send(agent.fullState());
     expect(gateway.upstreams.map((u) => u.agents)).toEqual([2, 2]);
     const onZero = gateway.agents.filter((a) => a.upstream === "upstream-0");
-    const moving = agents.filter((agent) => onZero.some((a) => a.instanceUids.includes(server.getAgent(agent.uid)!.id)));
+    const moving = agents.filter((agent) =>
+      onZero.some((a) => a.instanceUids.includes(server.getAgent(agent.uid)!.id)),
+    );
     expect(moving).toHaveLength(2);
     const dropped = moving.map((agent) => waitFor(server, "agentDisconnected", isAgent(agent.uid)));
     const moved = [nextEvent(gateway, "agentMoved"), nextEvent(gateway, "agentMoved", (a) => a.id !== -1)];
@@ -137,7 +139,8 @@ it("a flooding agent does not hold up its neighbour on the same upstream", async
   await neighbour.send(neighbour.fullState());
   const total = 3000;
   let last: Promise<unknown> = Promise.resolve();
-  for (let i = 0; i < total; i++) last = flood.send(flood.message({ health: { healthy: true, status: "x".repeat(200) } }));
+  for (let i = 0; i < total; i++)
+    last = flood.send(flood.message({ health: { healthy: true, status: "x".repeat(200) } }));
   const neighbourReply = await neighbour.send(neighbour.message());
   expect(neighbourReply.instanceUid).toEqual(neighbour.uid);
   // The neighbour was answered while the flood was still queued at the gateway.
@@ -171,7 +174,9 @@ describe("chained gateways: gateway → gateway → server", () => {
     it(`${transport}: agents of the lower gateway round-trip with their own principals; leaving is seen`, async () => {
       const { server, wsUrl } = await startServer();
       const { url: upper } = await startGateway(wsUrl, { upstream: { url: "", connections: 2 } });
-      const { url: lower } = await startGateway(upper.replace(/^http/, "ws"), { upstream: { url: "", connections: 2 } });
+      const { url: lower } = await startGateway(upper.replace(/^http/, "ws"), {
+        upstream: { url: "", connections: 2 },
+      });
       const a = await TestAgent.connect(transport, lower, A);
       const b = await TestAgent.connect(transport, lower, B);
       expect((await a.send(a.fullState())).instanceUid).toEqual(a.uid);

@@ -303,7 +303,7 @@ describe("Bindplane's test list, our way", () => {
       Array.from({ length: 50 }, () => TestAgent.connect("websocket", url, { headers: AUTH })),
     );
     const replies = await Promise.all(agents.map((agent) => agent.send(agent.fullState())));
-    replies.forEach((reply, i) => expect(reply.instanceUid).toEqual(agents[i]!.uid));
+    for (const [i, reply] of replies.entries()) expect(reply.instanceUid).toEqual(agents[i]!.uid);
     const counts = gateway.upstreams.map((u) => u.agents);
     expect(counts.reduce((a, b) => a + b, 0)).toBe(50);
     expect(Math.max(...counts) - Math.min(...counts)).toBeLessThanOrEqual(1);

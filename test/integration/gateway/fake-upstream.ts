@@ -9,12 +9,6 @@ import type { AddressInfo } from "node:net";
 import { create, fromBinary, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
 import { type WebSocket, WebSocketServer } from "ws";
 import {
-  type AgentToServer,
-  AgentToServerSchema,
-  type ServerToAgent,
-  ServerToAgentSchema,
-} from "../../../src/gen/opamp/v1/opamp_pb.js";
-import {
   decodeGatewayConnect,
   encodeGatewayConnectResult,
   GATEWAY_CAPABILITY,
@@ -22,10 +16,19 @@ import {
   GATEWAY_CONNECT_RESULT,
   type GatewayConnect,
 } from "../../../src/gateway/index.js";
+import {
+  type AgentToServer,
+  AgentToServerSchema,
+  type ServerToAgent,
+  ServerToAgentSchema,
+} from "../../../src/gen/opamp/v1/opamp_pb.js";
 import { decodeWsFrame, encodeWsFrame } from "../../../src/wire/index.js";
 
 /** How the fake answers a connect. */
-export type ConnectPolicy = "accept" | "ignore" | { readonly status: number; readonly headers?: Record<string, string> };
+export type ConnectPolicy =
+  | "accept"
+  | "ignore"
+  | { readonly status: number; readonly headers?: Record<string, string> };
 
 export type ReplyInit = MessageInitShape<typeof ServerToAgentSchema>;
 
@@ -88,7 +91,11 @@ export class FakeUpstream {
     ws.on("message", (data) => {
       const message = fromBinary(AgentToServerSchema, decodeWsFrame(new Uint8Array(data as Buffer)));
       const custom = message.customMessage;
-      if (message.instanceUid.length === 0 && custom?.capability === GATEWAY_CAPABILITY && custom.type === GATEWAY_CONNECT) {
+      if (
+        message.instanceUid.length === 0 &&
+        custom?.capability === GATEWAY_CAPABILITY &&
+        custom.type === GATEWAY_CONNECT
+      ) {
         const connect = decodeGatewayConnect(custom.data);
         this.connects.push(connect);
         const policy = this.connectPolicy;

@@ -133,7 +133,7 @@ describe.skipIf(!existsSync(BIN))("the gateway process (opamp-gateway, built)", 
         "server:",
         `  endpoint: ${serverUrl.replace(/^http/, "ws")}`,
         "  headers:",
-        '    Authorization: "Bearer ${env:GW_TOKEN}"',
+        `    Authorization: "Bearer $\{env:GW_TOKEN}"`,
         "  connections: 2",
         "listener:",
         `  endpoint: 127.0.0.1:${port}`,
@@ -170,7 +170,10 @@ describe.skipIf(!existsSync(BIN))("the gateway process (opamp-gateway, built)", 
       waitFor(
         server,
         "agentUpdated",
-        (a, changes) => isAgent(uid)(a) && changes.includes("remoteConfigStatus") && a.remoteConfigStatus?.status === RemoteConfigStatuses.RemoteConfigStatuses_APPLIED,
+        (a, changes) =>
+          isAgent(uid)(a) &&
+          changes.includes("remoteConfigStatus") &&
+          a.remoteConfigStatus?.status === RemoteConfigStatuses.RemoteConfigStatuses_APPLIED,
       ),
     );
     const { hash } = await server.setRemoteConfig(() => true, { "fleet.yaml": "fleet: 1\n" });

@@ -1,6 +1,6 @@
 /** Servers and gateways on loopback for the gateway tests. */
 import type { EventEmitter } from "eventemitter3";
-import { OpAMPGateway, type GatewayEvents, type OpAMPGatewayOptions } from "../../../src/gateway/index.js";
+import { type GatewayEvents, OpAMPGateway, type OpAMPGatewayOptions } from "../../../src/gateway/index.js";
 import { OpAMPServer, type OpAMPServerOptions } from "../../../src/server/index.js";
 
 const cleanups: (() => Promise<void> | void)[] = [];

@@ -44,11 +44,13 @@ for (const transport of ["websocket", "http"] as const) {
 
     it("refuses an agent whose credentials the server refuses (401 with the server's headers)", async () => {
       const { url } = await startServer();
-      const { url: gatewayUrl } = await startGateway(url.replace(/^http/, "ws"), { upstream: { url: "", connections: 1 } });
+      const { url: gatewayUrl } = await startGateway(url.replace(/^http/, "ws"), {
+        upstream: { url: "", connections: 1 },
+      });
       if (transport === "websocket") {
-        const error = await TestAgent.connect(transport, gatewayUrl, { headers: { authorization: "Bearer nope" } }).catch(
-          (e: unknown) => e,
-        );
+        const error = await TestAgent.connect(transport, gatewayUrl, {
+          headers: { authorization: "Bearer nope" },
+        }).catch((e: unknown) => e);
         expect(error).toBeInstanceOf(HttpStatusError);
         expect((error as HttpStatusError).status).toBe(401);
       } else {

@@ -3,8 +3,9 @@
  * upstream connection (by the `X-Opamp-Gateway-Connection-Id` of its upgrade request)
  * without stopping the server.
  */
-import { connect, createServer, type Server, type Socket } from "node:net";
+
 import type { AddressInfo } from "node:net";
+import { connect, createServer, type Server, type Socket } from "node:net";
 
 interface Piped {
   readonly client: Socket;

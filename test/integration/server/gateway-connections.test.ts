@@ -8,19 +8,8 @@
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { afterEach, describe, expect, it } from "vitest";
 import WebSocket from "ws";
-import {
-  AgentToServerSchema,
-  type ServerToAgent,
-  ServerToAgentSchema,
-} from "../../../src/gen/opamp/v1/opamp_pb.js";
+import { AgentToServerSchema, type ServerToAgent, ServerToAgentSchema } from "../../../src/gen/opamp/v1/opamp_pb.js";
 import type { AuthRequest } from "../../../src/server/index.js";
-import {
-  agentDescription,
-  decodeWsFrame,
-  encodeWsFrame,
-  instanceUidToString,
-  newInstanceUid,
-} from "../../../src/wire/index.js";
 import {
   agentControlFrame,
   decodeGatewayConnectResult,
@@ -34,6 +23,13 @@ import {
   GATEWAY_EXTENSION_CAPABILITY,
   GATEWAY_REFUSED,
 } from "../../../src/wire/gateway-protocol.js";
+import {
+  agentDescription,
+  decodeWsFrame,
+  encodeWsFrame,
+  instanceUidToString,
+  newInstanceUid,
+} from "../../../src/wire/index.js";
 import { startServer, stopAll } from "./helpers.js";
 import { waitFor } from "./test-agent.js";
 
@@ -134,7 +130,12 @@ describe("OpAMPServer: gateway connections", () => {
     const { url } = await startServer({
       allowAnonymous: false,
       customCapabilities: ["io.example.server"],
-      hooks: { authenticate: (r) => (seen.push(r), authenticate(r)) },
+      hooks: {
+        authenticate: (r) => {
+          seen.push(r);
+          return authenticate(r);
+        },
+      },
     });
     const gw = await RawGateway.open(url);
     const { reply, result } = await gw.connect("token-a", "[2001:db8::7]:4711");
@@ -163,7 +164,10 @@ describe("OpAMPServer: gateway connections", () => {
       allowAnonymous: false,
       hooks: {
         authenticate,
-        authorizeMessage: ({ principal, gateway }) => (authorized.push({ principal, gateway }), true),
+        authorizeMessage: ({ principal, gateway }) => {
+          authorized.push({ principal, gateway });
+          return true;
+        },
       },
     });
     const gw = await RawGateway.open(url);
@@ -177,7 +181,11 @@ describe("OpAMPServer: gateway connections", () => {
     await gw.report(uidA);
     await gw.report(uidB);
     await connected;
-    expect(server.getAgent(uidA)).toMatchObject({ principal: "alice", boundPrincipal: "alice", remoteAddress: "10.0.0.1" });
+    expect(server.getAgent(uidA)).toMatchObject({
+      principal: "alice",
+      boundPrincipal: "alice",
+      remoteAddress: "10.0.0.1",
+    });
     expect(server.getAgent(uidB)).toMatchObject({ principal: "bob", boundPrincipal: "bob", remoteAddress: "10.0.0.2" });
     expect(authorized.map((x) => x.principal)).toEqual(["alice", "bob"]);
     expect(authorized[0]!.gateway).toEqual({ principal: "gateway", remoteAddress: "127.0.0.1" });
@@ -237,7 +245,13 @@ describe("OpAMPServer: gateway connections", () => {
     const { url } = await startServer({ allowAnonymous: false, hooks: { authenticate }, gateways: { accept: false } });
     const gw = await RawGateway.open(url);
     const answer = gw.next(() => true);
-    gw.ws.send(agentControlFrame(GATEWAY_CAPABILITY, GATEWAY_CONNECT, encodeGatewayConnect({ requestUid: "x", remoteAddress: "", headers: {} })));
+    gw.ws.send(
+      agentControlFrame(
+        GATEWAY_CAPABILITY,
+        GATEWAY_CONNECT,
+        encodeGatewayConnect({ requestUid: "x", remoteAddress: "", headers: {} }),
+      ),
+    );
     expect((await answer).errorResponse).toBeDefined();
     gw.ws.close();
   });
@@ -248,7 +262,13 @@ describe("OpAMPServer: gateway connections", () => {
     const gw = await RawGateway.open(url);
     await gw.connect("token-a");
     const answer = gw.next((m) => m.customMessage?.type === GATEWAY_CONNECT_RESULT);
-    gw.ws.send(agentControlFrame(GATEWAY_CAPABILITY, GATEWAY_CONNECT, new TextEncoder().encode('{"request_uid":"r9","headers":7}')));
+    gw.ws.send(
+      agentControlFrame(
+        GATEWAY_CAPABILITY,
+        GATEWAY_CONNECT,
+        new TextEncoder().encode('{"request_uid":"r9","headers":7}'),
+      ),
+    );
     expect(decodeGatewayConnectResult((await answer).customMessage!.data)).toMatchObject({
       requestUid: "r9",
       accept: false,

@@ -3,11 +3,14 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { loadGatewayConfig, parseGatewayConfig } from "../../../src/gateway/index.js";
 import { parseDuration } from "../../../src/gateway/config.js";
-import { OpAMPGateway } from "../../../src/gateway/index.js";
+import { loadGatewayConfig, OpAMPGateway, parseGatewayConfig } from "../../../src/gateway/index.js";
 
-const files: Record<string, string> = { "/etc/gw/ca.pem": "CA PEM", "/etc/gw/cert.pem": "CERT", "/etc/gw/key.pem": "KEY" };
+const files: Record<string, string> = {
+  "/etc/gw/ca.pem": "CA PEM",
+  "/etc/gw/cert.pem": "CERT",
+  "/etc/gw/key.pem": "KEY",
+};
 const ctx = {
   baseDir: "/etc/gw",
   env: { KEY: "s3cret" } as Record<string, string | undefined>,
@@ -25,7 +28,7 @@ describe("gateway config", () => {
         "server:",
         "  endpoint: wss://opamp.example.com/v1/opamp",
         "  headers:",
-        '    Authorization: "Secret-Key ${env:KEY}"',
+        `    Authorization: "Secret-Key $\{env:KEY}"`,
         "    X-Many: [a, b]",
         "  tls: { ca_file: ca.pem, cert_file: cert.pem, key_file: key.pem, insecure_skip_verify: true, min_version: '1.2' }",
         "  connections: 5",
@@ -38,7 +41,14 @@ describe("gateway config", () => {
     expect(config.gateway.upstream).toEqual({
       url: "wss://opamp.example.com/v1/opamp",
       headers: { Authorization: "Secret-Key s3cret", "X-Many": ["a", "b"] },
-      tls: { ca: ["CA PEM"], includeSystemCa: false, cert: "CERT", key: "KEY", rejectUnauthorized: false, minVersion: "TLSv1.2" },
+      tls: {
+        ca: ["CA PEM"],
+        includeSystemCa: false,
+        cert: "CERT",
+        key: "KEY",
+        rejectUnauthorized: false,
+        minVersion: "TLSv1.2",
+      },
       connections: 5,
     });
     expect(config.gateway.auth).toEqual({ mode: "delegate" });
@@ -74,7 +84,7 @@ describe("gateway config", () => {
     ["server: { endpoint: ws://u }", /listener\.endpoint is required/],
     ["server: { endpoint: ws://u, connections: 0 }\nlistener: { endpoint: ':1' }", /server\.connections/],
     ["server: { endpoint: ws://u, headers: { A: 1 } }\nlistener: { endpoint: ':1' }", /server\.headers\.A/],
-    ["server: { endpoint: 'ws://u', headers: { A: '${env:MISSING}' } }\nlistener: { endpoint: ':1' }", /MISSING/],
+    [`server: { endpoint: 'ws://u', headers: { A: '$\{env:MISSING}' } }\nlistener: { endpoint: ':1' }`, /MISSING/],
     ["server: { endpoint: ws://u, tls: { ca_file: nope.pem } }\nlistener: { endpoint: ':1' }", /server\.tls\.ca_file/],
     ["server: { endpoint: ws://u, tls: { cert_file: cert.pem } }\nlistener: { endpoint: ':1' }", /both a certificate/],
     ["server: { endpoint: ws://u }\nlistener: { endpoint: 'nohostport' }", /host:port/],

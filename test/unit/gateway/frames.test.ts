@@ -1,7 +1,6 @@
 /** The bytes the gateway reads and writes itself: the top-level scan of server messages and the messages it makes. */
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { describe, expect, it } from "vitest";
-import { AgentToServerSchema, ServerToAgentSchema } from "../../../src/gen/opamp/v1/opamp_pb.js";
 import {
   agentDisconnectFrame,
   appendToFrame,
@@ -10,6 +9,7 @@ import {
   scanServerToAgent,
 } from "../../../src/gateway/frames.js";
 import { canonicalHeaderName } from "../../../src/gateway/headers.js";
+import { AgentToServerSchema, ServerToAgentSchema } from "../../../src/gen/opamp/v1/opamp_pb.js";
 import { decodeWsFrame, encodeWsFrame, newInstanceUid } from "../../../src/wire/index.js";
 
 describe("gateway frames", () => {
@@ -22,7 +22,10 @@ describe("gateway frames", () => {
         instanceUid: uid,
         flags: 3n,
         capabilities: 0xffn,
-        remoteConfig: { config: { configMap: { "a.yaml": { body: new Uint8Array(5000) } } }, configHash: new Uint8Array(32) },
+        remoteConfig: {
+          config: { configMap: { "a.yaml": { body: new Uint8Array(5000) } } },
+          configHash: new Uint8Array(32),
+        },
         agentIdentification: { newInstanceUid: next },
         customCapabilities: { capabilities: ["io.x"] },
         customMessage: { capability: "io.x", type: "t", data: new Uint8Array([1]) },
@@ -43,13 +46,20 @@ describe("gateway frames", () => {
     ["runaway varint", [0x30, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]],
     ["truncated fixed64", [0x09, 1, 2]],
   ])("refuses a malformed top level: %s", (_name, bytes) => {
-    expect(() => scanServerToAgent(new Uint8Array(bytes))).toThrow(expect.objectContaining({ code: "malformed_message" }));
+    expect(() => scanServerToAgent(new Uint8Array(bytes))).toThrow(
+      expect.objectContaining({ code: "malformed_message" }),
+    );
   });
 
   it("appending the custom_capabilities field sets it and keeps the original fields", () => {
     const uid = newInstanceUid();
-    const frame = encodeWsFrame(toBinary(ServerToAgentSchema, create(ServerToAgentSchema, { instanceUid: uid, flags: 2n })));
-    const caps = toBinary(ServerToAgentSchema, create(ServerToAgentSchema, { customCapabilities: { capabilities: ["a", "b"] } }));
+    const frame = encodeWsFrame(
+      toBinary(ServerToAgentSchema, create(ServerToAgentSchema, { instanceUid: uid, flags: 2n })),
+    );
+    const caps = toBinary(
+      ServerToAgentSchema,
+      create(ServerToAgentSchema, { customCapabilities: { capabilities: ["a", "b"] } }),
+    );
     const field = customCapabilitiesField(scanServerToAgent(caps).customCapabilities!);
     const message = fromBinary(ServerToAgentSchema, decodeWsFrame(appendToFrame(frame, field)));
     expect(message.instanceUid).toEqual(uid);

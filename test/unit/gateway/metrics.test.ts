@@ -7,8 +7,8 @@ import { metrics as otelMetrics } from "@opentelemetry/api";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { LATENCY_BUCKETS_MS, type MeterLike, type MeterProviderLike } from "../../../src/gateway/index.js";
 import { GatewayMetrics, globalMeterProvider } from "../../../src/gateway/metrics.js";
-import { TestAgent } from "../../integration/server/test-agent.js";
 import { cleanup, startGateway, startServer } from "../../integration/gateway/helpers.js";
+import { TestAgent } from "../../integration/server/test-agent.js";
 
 afterEach(cleanup);
 
