@@ -379,7 +379,6 @@ export class HttpDownstream {
       }
       if (link.state === "closed") return plain(503, "the gateway is stopping", retry);
       if (fresh) this.host.linkStarted(link);
-      fresh = false;
       core.ready(link, requestUid);
       const answer = link.wait();
       core.agentMessage(link, encodeWsFrame(payload), message, now());

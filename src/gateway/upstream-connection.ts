@@ -231,7 +231,6 @@ export class UpstreamConnection {
 
   #detach(): void {
     const socket = this.#socket;
-    const wasOpen = this.#open;
     this.#socket = undefined;
     this.#open = false;
     this.#raw?.off("drain", this.#onDrain);
@@ -243,7 +242,6 @@ export class UpstreamConnection {
       socket.on("error", () => undefined);
       if (socket.readyState !== WebSocket.CLOSED) socket.terminate();
     }
-    return void wasOpen;
   }
 
   #fail(error: OpampError, retryAfterMs: number | undefined, status: number | undefined): void {

@@ -42,6 +42,28 @@ for (const transport of ["websocket", "http"] as const) {
       b.close();
     });
 
+    it("follows new_instance_uid: a push to the new UID reaches the agent before and after it switches", async () => {
+      const { server, url } = await startServer();
+      const { url: gatewayUrl } = await startGateway(url.replace(/^http/, "ws"), { upstream: { url: "", connections: 2 } });
+      const agent = await TestAgent.connect(transport, gatewayUrl, { headers: { authorization: "Bearer token-a" } });
+      await agent.send(agent.fullState());
+      const identified = agent.next((m) => m.agentIdentification !== undefined);
+      const next = server.assignInstanceUid(agent.uid);
+      if (transport === "http") await agent.send(agent.message());
+      expect((await identified).agentIdentification?.newInstanceUid).toEqual(next);
+      // Still under the old UID: a push addressed to the new one is routed to it anyway.
+      const pushed = agent.next((m) => m.remoteConfig !== undefined);
+      await server.setRemoteConfig(next, { "n.yaml": "n: 1\n" });
+      if (transport === "http") await agent.send(agent.message());
+      // Over HTTP the push rides in the answer to a poll made under the old UID.
+      expect((await pushed).instanceUid).toEqual(transport === "websocket" ? next : agent.uid);
+      agent.uid = next;
+      const reply = await agent.send(agent.message());
+      expect(reply.instanceUid).toEqual(next);
+      expect(server.getAgent(next)?.principal).toBe("alice");
+      agent.close();
+    });
+
     it("refuses an agent whose credentials the server refuses (401 with the server's headers)", async () => {
       const { url } = await startServer();
       const { url: gatewayUrl } = await startGateway(url.replace(/^http/, "ws"), {
