@@ -51,6 +51,7 @@ export type {
   AuthRequest,
   CertificateRequestHook,
   DisconnectReason,
+  GatewayInfo,
   InstanceUidHook,
   PrincipalKeyHook,
   PushResult,

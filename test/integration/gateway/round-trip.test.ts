@@ -44,7 +44,9 @@ for (const transport of ["websocket", "http"] as const) {
 
     it("follows new_instance_uid: a push to the new UID reaches the agent before and after it switches", async () => {
       const { server, url } = await startServer();
-      const { url: gatewayUrl } = await startGateway(url.replace(/^http/, "ws"), { upstream: { url: "", connections: 2 } });
+      const { url: gatewayUrl } = await startGateway(url.replace(/^http/, "ws"), {
+        upstream: { url: "", connections: 2 },
+      });
       const agent = await TestAgent.connect(transport, gatewayUrl, { headers: { authorization: "Bearer token-a" } });
       await agent.send(agent.fullState());
       const identified = agent.next((m) => m.agentIdentification !== undefined);
