@@ -12,8 +12,9 @@
 // fanout: N agents through G gateway processes into one OpAMPServer, spread over L
 //   load-generator processes, each with its own 127.0.0.x source address (≤ 20,000 sockets
 //   per process); then a config is pushed to all of them, timed until the last agent has
-//   it. Also N agents directly (--direct, default on), to compare the server's memory per
-//   agent (RSS and heap after a GC, divided by the agents).
+//   it. Before that, up to --direct-agents (default 15,000: the server process keeps under
+//   20,000 files) connect directly (--no-direct skips it), to compare the server's memory
+//   per agent (RSS and heap after a GC, divided by the agents).
 //
 // Every process is a child of this one and is ended with it. Results: one JSON object on
 // stdout (--out FILE to also write it). Each role is this same file with --role.
@@ -40,6 +41,7 @@ const { values } = parseArgs({
     "local-address": { type: "string" },
     "config-bytes": { type: "string", default: "4096" },
     direct: { type: "boolean", default: true },
+    "direct-agents": { type: "string", default: "15000" },
     out: { type: "string" },
     help: { type: "boolean", default: false },
   },
@@ -329,14 +331,14 @@ async function fanout() {
     return reply;
   };
   const base = await memoryOf(server);
-  const runFleet = async (targets, offset) => {
+  const runFleet = async (targets, offset, each) => {
     const gens = [];
     for (let i = 0; i < loadgens; i++) {
       const g = child("loadgen", [
         "--url",
         targets[i % targets.length],
         "--agents",
-        String(per),
+        String(each),
         "--local-address",
         `127.0.${1 + Math.floor((offset + i) / 250)}.${2 + ((offset + i) % 250)}`,
       ]);
@@ -352,7 +354,10 @@ async function fanout() {
     upstreamsPerGateway: Number(values.upstreams),
   };
   if (values.direct) {
-    const gens = await runFleet([url], 0);
+    // The server holds one socket per direct agent: at most --direct-agents of them (a
+    // process keeps to 20,000 files), enough for a per-agent figure.
+    const direct = Math.min(per * loadgens, Number(values["direct-agents"]));
+    const gens = await runFleet([url], 0, Math.ceil(direct / loadgens));
     const mem = await memoryOf(server);
     result.direct = perAgent(mem, base);
     for (const g of gens) g.proc.kill("SIGKILL");
@@ -367,7 +372,7 @@ async function fanout() {
     gws.push(g);
   }
   const baseGw = await memoryOf(server);
-  const gens = await runFleet(gwUrls, loadgens);
+  const gens = await runFleet(gwUrls, loadgens, per);
   const mem = await memoryOf(server);
   result.gateway = perAgent(mem, baseGw);
   const pushed = server.wait((m) => m.event === "pushed");

@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeAll, expect, it } from "vitest";
 import { RemoteConfigStatuses } from "../../src/gen/opamp/v1/opamp_pb.js";
+import { startGo } from "../conformance/peers.js";
 import { cleanup, defer, startGateway, startServer } from "../integration/gateway/helpers.js";
 import { waitFor } from "../integration/server/test-agent.js";
 import {
@@ -17,6 +18,7 @@ import {
   describeWithCollector,
   STACK_BUILD_TIMEOUT_MS,
 } from "./collector-stack.js";
+import { buildHarness } from "./go-harness.js";
 
 afterEach(cleanup);
 
@@ -33,12 +35,12 @@ const CONFIG = [
   "",
 ].join("\n");
 
-function supervisorConfig(endpoint: string, collector: string, storage: string): string {
+function supervisorConfig(endpoint: string, collector: string, storage: string, token = "token-a"): string {
   return [
     "server:",
     `  endpoint: ${endpoint}`,
     "  headers:",
-    '    Authorization: ["Bearer token-a"]',
+    `    Authorization: ["Bearer ${token}"]`,
     "capabilities:",
     "  accepts_remote_config: true",
     "  reports_remote_config: true",
@@ -55,7 +57,10 @@ function supervisorConfig(endpoint: string, collector: string, storage: string):
 }
 
 describeWithCollector("the Collector supervisor through the gateway", () => {
-  beforeAll(() => collectorStack(), STACK_BUILD_TIMEOUT_MS);
+  beforeAll(async () => {
+    await collectorStack();
+    await buildHarness();
+  }, STACK_BUILD_TIMEOUT_MS);
 
   for (const scheme of ["ws", "http"] as const) {
     it(`${scheme}: authenticated by delegation, described, remote config applied`, { timeout: 150_000 }, async () => {
@@ -69,15 +74,7 @@ describeWithCollector("the Collector supervisor through the gateway", () => {
         supervisorConfig(`${scheme}://${new URL(url).host}/v1/opamp`, stack.collector, join(dir, "state")),
       );
       const connected = waitFor(server, "agentConnected");
-      const child: ChildProcess = spawn(stack.supervisor, ["--config", config], { stdio: "ignore", cwd: dir });
-      defer(async () => {
-        if (child.exitCode !== null) return;
-        const exited = new Promise((resolve) => child.once("exit", resolve));
-        child.kill("SIGTERM");
-        const timer = setTimeout(() => child.kill("SIGKILL"), 15_000);
-        await exited;
-        clearTimeout(timer);
-      });
+      runSupervisor(stack.supervisor, config, dir);
       const [agent] = await connected;
       expect(agent.principal).toBe("alice");
       const described = (a: typeof agent) =>
@@ -93,4 +90,40 @@ describeWithCollector("the Collector supervisor through the gateway", () => {
       expect([...(updated.remoteConfigStatus?.lastRemoteConfigHash ?? [])]).toEqual([...hash]);
     });
   }
+
+  it("ws: into opamp-go's server through a pass-through gateway: its own token, the offered config applied", {
+    timeout: 150_000,
+  }, async () => {
+    const stack = await collectorStack();
+    const server = await startGo(["server", "-auth-token", "supervisor-secret", "-config", CONFIG]);
+    defer(() => void server.stop());
+    const listening = await server.waitFor((e) => e.event === "listening", 20_000);
+    const { url } = await startGateway(String(listening["wsUrl"]), {
+      auth: { mode: "passthrough" },
+      upstream: { url: "" },
+    });
+    const dir = mkdtempSync(join(tmpdir(), "gateway-supervisor-"));
+    const config = join(dir, "supervisor.yaml");
+    writeFileSync(
+      config,
+      supervisorConfig(`ws://${new URL(url).host}/v1/opamp`, stack.collector, join(dir, "state"), "supervisor-secret"),
+    );
+    runSupervisor(stack.supervisor, config, dir);
+    const message = await server.waitFor((e) => e.event === "message" && e["description"] === true, 60_000);
+    expect(message["auth"]).toBe("Bearer supervisor-secret");
+    await server.waitFor((e) => e.event === "config_applied" && e["uid"] === message["uid"], 90_000);
+  });
 });
+
+/** Runs the supervisor until the test ends (SIGTERM, then SIGKILL after 15 s). */
+function runSupervisor(supervisor: string, config: string, dir: string): void {
+  const child: ChildProcess = spawn(supervisor, ["--config", config], { stdio: "ignore", cwd: dir });
+  defer(async () => {
+    if (child.exitCode !== null) return;
+    const exited = new Promise((resolve) => child.once("exit", resolve));
+    child.kill("SIGTERM");
+    const timer = setTimeout(() => child.kill("SIGKILL"), 15_000);
+    await exited;
+    clearTimeout(timer);
+  });
+}

@@ -119,7 +119,10 @@ describe.skipIf(!existsSync(BIN))("the gateway process (opamp-gateway, built)", 
     });
   }
 
-  it("killed with SIGKILL and restarted: SDK clients over both transports come back; the server lost nothing", async () => {
+  // Two process starts and client backoffs: slow when other suites load the two cores.
+  it("killed with SIGKILL and restarted: SDK clients over both transports come back; the server lost nothing", {
+    timeout: 90_000,
+  }, async () => {
     // Agents take the server's heartbeat interval: the HTTP agent then polls every second.
     const server = new OpAMPServer<string>({ hooks: tokenAuth(), heartbeat: { intervalSeconds: 1 } });
     const { url: serverUrl } = await server.listen({ port: 0, host: "127.0.0.1" });
