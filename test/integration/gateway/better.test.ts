@@ -7,8 +7,9 @@
  */
 import { afterEach, describe, expect, it } from "vitest";
 import { ManualClock } from "../../../src/testing/index.js";
-import { ServerToAgentFlag } from "../../../src/wire/index.js";
+import { instanceUidToString, ServerToAgentFlag } from "../../../src/wire/index.js";
 import { isAgent, TestAgent, waitFor } from "../server/test-agent.js";
+import { FakeUpstream } from "./fake-upstream.js";
 import { cleanup, defer, nextEvent, startGateway, startServer, waitUpstreams } from "./helpers.js";
 import { TcpRelay } from "./tcp-relay.js";
 
@@ -217,4 +218,38 @@ it("stop() is graceful: what agents sent reaches the server, agents get 1001, th
   for (const agent of agents) expect((await agent.waitClosed()).code).toBe(1001);
   await Promise.all(left);
   expect(server.agents.size).toBe(0);
+});
+
+it("a stalled upstream connection holds up only its own agents; the pool's other connection carries on", async () => {
+  const upstream = await FakeUpstream.start();
+  defer(() => upstream.stop());
+  const { gateway, url } = await startGateway(upstream.url, {
+    upstream: { url: "", connections: 2 },
+    limits: { maxQueuedBytesPerAgent: 16 * 1024, upstreamHighWaterBytes: 16 * 1024 },
+  });
+  const agents = await Promise.all([1, 2, 3, 4].map(() => TestAgent.connect("websocket", url, A)));
+  for (const agent of agents) await agent.send(agent.fullState());
+  const stalledId = "upstream-0";
+  const record = upstream.connection(stalledId);
+  (record.ws as unknown as { _socket: { pause(): void; resume(): void } })._socket.pause();
+  const isOn = (agent: TestAgent, id: string) =>
+    gateway.agents.some((g) => g.upstream === id && g.instanceUids.includes(instanceUidToString(agent.uid)));
+  const slow = agents.filter((a) => isOn(a, stalledId));
+  const fine = agents.filter((a) => isOn(a, "upstream-1"));
+  expect(slow).toHaveLength(2);
+  expect(fine).toHaveLength(2);
+  // The stalled connection's agents keep sending; their messages pile up at the gateway.
+  const pending = slow.map((agent) => {
+    let last: Promise<unknown> = Promise.resolve();
+    for (let i = 0; i < 400; i++)
+      last = agent.send(agent.message({ health: { healthy: true, status: "y".repeat(500) } }));
+    return last;
+  });
+  for (const agent of fine) expect((await agent.send(agent.message())).instanceUid).toEqual(agent.uid);
+  // Answered while the stalled connection had answered none of the 800 waiting messages.
+  for (const agent of slow) expect(agent.received).toHaveLength(1);
+  expect(slow.every((agent) => agent.closed === undefined)).toBe(true);
+  (record.ws as unknown as { _socket: { resume(): void } })._socket.resume();
+  await Promise.all(pending);
+  for (const agent of agents) agent.close();
 });
