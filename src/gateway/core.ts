@@ -19,7 +19,6 @@ import {
   decodeGatewayConnectResult,
   decodeGatewayRefused,
   encodeGatewayAttach,
-  encodeGatewayConnect,
   encodeGatewayConnectResult,
   GATEWAY_ATTACH,
   GATEWAY_CAPABILITY,
@@ -40,32 +39,11 @@ import {
   customCapabilitiesField,
   scanServerToAgent,
 } from "./frames.js";
-import { type AgentLink, Fifo, type QueuedFrame, type UidEntry } from "./link.js";
+import type { AgentLink, QueuedFrame, UidEntry } from "./link.js";
 import type { GatewayMetrics } from "./metrics.js";
 import type { ResolvedGatewayOptions } from "./options.js";
-import { UpstreamConnection, type UpstreamHandler } from "./upstream-connection.js";
-
-/** What one pool member holds besides its socket. */
-interface PoolMember {
-  readonly upstream: UpstreamConnection;
-  /** Links assigned to it: the count least-connections compares is this set's size. */
-  readonly links: Set<AgentLink>;
-  /** Links with queued messages, served in turn. */
-  readonly ready: Fifo<AgentLink>;
-  /** The encoded custom_capabilities field injected into agents' first messages. */
-  inject: Uint8Array | undefined;
-  /** The server understands opamp-sdk's `attach` (it listed the extension capability). */
-  extension: boolean;
-  /** `connect`s waiting for their `connectResult`, by request UID. */
-  readonly pending: Map<string, (result: AuthOutcome) => void>;
-}
-
-/** The answer to a delegated authentication. */
-export type AuthOutcome =
-  | { readonly t: "accepted"; readonly requestUid: string }
-  | { readonly t: "refused"; readonly status: number; readonly headers: Readonly<Record<string, string>> }
-  | { readonly t: "timeout" }
-  | { readonly t: "unavailable" };
+import { type AuthOutcome, type PoolMember, UpstreamPool } from "./pool.js";
+import type { UpstreamConnection, UpstreamHandler } from "./upstream-connection.js";
 
 /** Performance time in ms (the latency metric); the clock option is for timers, not this. */
 function now(): number {
@@ -77,8 +55,7 @@ const PROTOCOL_CAPABILITIES = new Set([GATEWAY_CAPABILITY, GATEWAY_EXTENSION_CAP
 
 /** The core of one OpAMPGateway run (made by start(), dropped by stop()). */
 export class GatewayCore implements UpstreamHandler {
-  readonly #members = new Map<UpstreamConnection, PoolMember>();
-  readonly #pool: PoolMember[] = [];
+  readonly #pool: UpstreamPool;
   /** Server → agent routes by canonical UID. */
   readonly routes = new Map<string, AgentLink>();
   /** Every link the core knows, assigned or waiting. */
@@ -93,70 +70,20 @@ export class GatewayCore implements UpstreamHandler {
     readonly options: ResolvedGatewayOptions,
     readonly events: EventEmitter<GatewayEvents>,
     readonly metrics: GatewayMetrics,
-  ) {}
+  ) {
+    this.#pool = new UpstreamPool(options);
+  }
 
   // ── Pool ───────────────────────────────────────────────────────────────────────────
 
   /** Creates and starts the pool (not in pass-through mode, where each agent has its own). */
   startPool(): void {
-    const o = this.options;
-    for (let i = 0; i < o.connections; i++) {
-      const id = `upstream-${i}`;
-      const upstream = new UpstreamConnection(
-        id,
-        {
-          url: o.upstreamUrl,
-          headers: { ...o.upstreamHeaders, "X-Opamp-Gateway-Connection-Id": id },
-          tls: o.upstreamTls,
-          clock: o.clock,
-          backoff: o.retry,
-          random: o.random,
-          maxMessageBytes: o.maxMessageBytes,
-          pingIntervalMs: o.wsPingIntervalMs,
-          closeTimeoutMs: o.stopTimeoutMs,
-        },
-        this,
-      );
-      const member: PoolMember = {
-        upstream,
-        links: new Set(),
-        ready: new Fifo(),
-        inject: undefined,
-        extension: false,
-        pending: new Map(),
-      };
-      this.#members.set(upstream, member);
-      this.#pool.push(member);
-      upstream.start();
-    }
+    this.#pool.start(this);
   }
 
   /** The pool members, for inspection. */
   get pool(): readonly { readonly upstream: UpstreamConnection; readonly links: ReadonlySet<AgentLink> }[] {
-    return this.#pool;
-  }
-
-  /** True while at least one upstream connection is open. */
-  get anyOpen(): boolean {
-    return this.#pool.some((m) => m.upstream.open);
-  }
-
-  /** Least connections among open members (but `except`); ties broken at random. */
-  #pick(except?: UpstreamConnection): PoolMember | undefined {
-    let best: PoolMember[] = [];
-    let fewest = Number.POSITIVE_INFINITY;
-    for (const member of this.#pool) {
-      if (!member.upstream.open || member.upstream === except) continue;
-      const n = member.links.size;
-      if (n < fewest) {
-        fewest = n;
-        best = [member];
-      } else if (n === fewest) {
-        best.push(member);
-      }
-    }
-    if (best.length <= 1) return best[0];
-    return best[Math.floor(this.options.random() * best.length)];
+    return this.#pool.members;
   }
 
   /**
@@ -164,23 +91,17 @@ export class GatewayCore implements UpstreamHandler {
    * life: affinity). False when no upstream is open.
    */
   assign(link: AgentLink): boolean {
-    const member = this.#pick();
+    const member = this.#pool.pick();
     if (member === undefined) return false;
-    this.#assignTo(link, member);
+    this.#pool.assignTo(link, member);
     this.links.add(link);
     return true;
-  }
-
-  #assignTo(link: AgentLink, member: PoolMember): void {
-    if (link.upstream !== undefined) this.#members.get(link.upstream)?.links.delete(link);
-    link.upstream = member.upstream;
-    member.links.add(link);
   }
 
   /** The link is gone: its assignment, routes and queue go with it (counts stay exact). */
   release(link: AgentLink): void {
     if (!this.links.delete(link)) return;
-    if (link.upstream !== undefined) this.#members.get(link.upstream)?.links.delete(link);
+    if (link.upstream !== undefined) this.#pool.member(link.upstream)?.links.delete(link);
     this.#waiting.delete(link);
     link.state = "closed";
     for (const id of [...link.uids.keys(), ...link.aliases]) {
@@ -200,33 +121,7 @@ export class GatewayCore implements UpstreamHandler {
    * at most `auth.timeoutMs`. The upgrade or poll waits meanwhile.
    */
   authenticate(link: AgentLink): Promise<AuthOutcome> {
-    const upstream = link.upstream;
-    const member = upstream === undefined ? undefined : this.#members.get(upstream);
-    if (member === undefined || !member.upstream.open) return Promise.resolve({ t: "unavailable" });
-    const requestUid = globalThis.crypto.randomUUID();
-    const frame = agentControlFrame(
-      GATEWAY_CAPABILITY,
-      GATEWAY_CONNECT,
-      encodeGatewayConnect({ requestUid, remoteAddress: link.auth.remoteAddress, headers: link.auth.headers }),
-    );
-    return new Promise<AuthOutcome>((resolve) => {
-      const clock = this.options.clock;
-      const timer = clock.setTimeout(() => {
-        member.pending.delete(requestUid);
-        resolve({ t: "timeout" });
-      }, this.options.authTimeoutMs);
-      member.pending.set(requestUid, (outcome) => {
-        clock.clearTimeout(timer);
-        member.pending.delete(requestUid);
-        resolve(outcome);
-      });
-      if (!member.upstream.send(frame)) member.pending.get(requestUid)?.({ t: "unavailable" });
-    });
-  }
-
-  /** Ends every authentication still waiting (stop). */
-  abortAuthentications(): void {
-    for (const member of this.#pool) for (const settle of [...member.pending.values()]) settle({ t: "unavailable" });
+    return this.#pool.authenticate(link);
   }
 
   /** The link is authenticated (or needs no authentication): its messages may flow. */
@@ -341,7 +236,7 @@ export class GatewayCore implements UpstreamHandler {
 
   #schedule(link: AgentLink): void {
     if (link.scheduled || link.state !== "ready" || link.queue.length === 0 || link.upstream === undefined) return;
-    const member = this.#members.get(link.upstream);
+    const member = this.#pool.member(link.upstream);
     if (member === undefined) return;
     link.scheduled = true;
     member.ready.push(link);
@@ -389,7 +284,7 @@ export class GatewayCore implements UpstreamHandler {
   linkClosed(link: AgentLink): void {
     if (!this.links.has(link)) return;
     const upstream = link.upstream;
-    const member = upstream === undefined ? undefined : this.#members.get(upstream);
+    const member = upstream === undefined ? undefined : this.#pool.member(upstream);
     if (member !== undefined && upstream?.open === true && link.state === "ready") {
       // Messages still queued go first: the goodbye must be the agent's last word.
       this.#flush(link, member);
@@ -428,7 +323,7 @@ export class GatewayCore implements UpstreamHandler {
   /** {@inheritDoc UpstreamHandler.frame} */
   frame(upstream: UpstreamConnection, data: Uint8Array): void {
     const receivedAt = now();
-    const member = this.#members.get(upstream);
+    const member = this.#pool.member(upstream);
     if (member === undefined) return;
     let info: ReturnType<typeof scanServerToAgent>;
     try {
@@ -563,7 +458,7 @@ export class GatewayCore implements UpstreamHandler {
 
   /** {@inheritDoc UpstreamHandler.opened} */
   opened(upstream: UpstreamConnection): void {
-    const member = this.#members.get(upstream);
+    const member = this.#pool.member(upstream);
     if (member === undefined) return;
     member.inject = undefined;
     member.extension = false;
@@ -578,7 +473,7 @@ export class GatewayCore implements UpstreamHandler {
 
   /** {@inheritDoc UpstreamHandler.closed} */
   closed(upstream: UpstreamConnection, error: OpampError): void {
-    const member = this.#members.get(upstream);
+    const member = this.#pool.member(upstream);
     if (member === undefined) return;
     this.metrics.connection("upstream", -1);
     member.inject = undefined;
@@ -608,7 +503,7 @@ export class GatewayCore implements UpstreamHandler {
 
   /** {@inheritDoc UpstreamHandler.drained} */
   drained(upstream: UpstreamConnection): void {
-    const member = this.#members.get(upstream);
+    const member = this.#pool.member(upstream);
     if (member !== undefined) this.#pump(member);
   }
 
@@ -637,14 +532,14 @@ export class GatewayCore implements UpstreamHandler {
       link.close(1013, "upstream connection lost", 503, "upstream_unavailable");
       return;
     }
-    const member = this.#pick(except);
+    const member = this.#pool.pick(except);
     if (member === undefined) {
-      if (link.upstream !== undefined) this.#members.get(link.upstream)?.links.delete(link);
+      if (link.upstream !== undefined) this.#pool.member(link.upstream)?.links.delete(link);
       link.upstream = undefined;
       this.#waiting.add(link);
       return;
     }
-    this.#assignTo(link, member);
+    this.#pool.assignTo(link, member);
     this.events.emit("agentMoved", link.view(), from, member.upstream.id);
     void this.#reauthenticate(link, member.upstream);
   }
@@ -679,17 +574,17 @@ export class GatewayCore implements UpstreamHandler {
   /** Begins stopping: nothing moves any more. */
   beginStop(): void {
     this.#stopping = true;
-    this.abortAuthentications();
+    this.#pool.abortAuthentications();
   }
 
   /** Stops every pool member (close handshakes within the stop timeout). */
   async stopPool(): Promise<void> {
-    await Promise.all(this.#pool.map((m) => m.upstream.stop()));
+    await this.#pool.stop();
   }
 
   /** Writes every queued message now (stop: nothing the agents sent is left behind). */
   flushAll(): void {
-    for (const member of this.#pool) {
+    for (const member of this.#pool.members) {
       if (!member.upstream.open) continue;
       for (const link of member.links) if (link.state === "ready") this.#flush(link, member);
     }

@@ -17,10 +17,11 @@ import { rejectSocket, toBytes, WS_CLOSE } from "../server/ws-adapter.js";
 import { rawSocketOf, writeBinaryFrame } from "../server/ws-frame-writer.js";
 import { OpampError } from "../wire/errors.js";
 import { decodeWsFrame, parse } from "../wire/frame.js";
-import type { AuthOutcome, GatewayCore } from "./core.js";
+import type { GatewayCore } from "./core.js";
 import { fullStateRequestFrame } from "./frames.js";
 import { forwardedHeaders, goHeaders, goRemoteAddress } from "./headers.js";
 import { AgentLink, type LinkCloseReason } from "./link.js";
+import type { AuthOutcome } from "./pool.js";
 import { RelayUpstream } from "./relay.js";
 
 /** What the WebSocket side needs from the gateway that owns it. */
