@@ -15,22 +15,18 @@ import { OpampError } from "../wire/errors.js";
 import { decodeWsFrame, encodeWsFrame } from "../wire/frame.js";
 import {
   agentControlFrame,
-  decodeGatewayAttach,
   decodeGatewayConnectResult,
   decodeGatewayRefused,
   encodeGatewayAttach,
-  encodeGatewayConnectResult,
   GATEWAY_ATTACH,
   GATEWAY_CAPABILITY,
-  GATEWAY_CONNECT,
   GATEWAY_CONNECT_RESULT,
   GATEWAY_EXTENSION_CAPABILITY,
   GATEWAY_REFUSED,
   type GatewayConnectResult,
-  peekRequestUid,
-  serverControlMessage,
 } from "../wire/gateway-protocol.js";
-import { instanceUidFromString, instanceUidToString, isInstanceUid } from "../wire/uid.js";
+import { instanceUidToString, isInstanceUid } from "../wire/uid.js";
+import { ChainedGateways } from "./chain.js";
 import type { GatewayEvents } from "./events.js";
 import {
   agentDisconnectFrame,
@@ -39,7 +35,7 @@ import {
   customCapabilitiesField,
   scanServerToAgent,
 } from "./frames.js";
-import type { AgentLink, QueuedFrame, UidEntry } from "./link.js";
+import { type AgentLink, newEntry, type QueuedFrame, type UidEntry } from "./link.js";
 import type { GatewayMetrics } from "./metrics.js";
 import type { ResolvedGatewayOptions } from "./options.js";
 import { type AuthOutcome, type PoolMember, UpstreamPool } from "./pool.js";
@@ -62,8 +58,8 @@ export class GatewayCore implements UpstreamHandler {
   readonly links = new Set<AgentLink>();
   /** Links whose upstream dropped while no other was open. */
   readonly #waiting = new Set<AgentLink>();
-  /** Relayed `connect`s (chained gateways) by request UID: their answer goes back down. */
-  readonly #relayed = new Map<string, AgentLink>();
+  /** Control messages of gateways chained below this one. */
+  readonly #chained: ChainedGateways;
   #stopping = false;
 
   constructor(
@@ -72,6 +68,7 @@ export class GatewayCore implements UpstreamHandler {
     readonly metrics: GatewayMetrics,
   ) {
     this.#pool = new UpstreamPool(options);
+    this.#chained = new ChainedGateways(this);
   }
 
   // ── Pool ───────────────────────────────────────────────────────────────────────────
@@ -107,9 +104,7 @@ export class GatewayCore implements UpstreamHandler {
     for (const id of [...link.uids.keys(), ...link.aliases]) {
       if (this.routes.get(id) === link) this.routes.delete(id);
     }
-    for (const requestUid of link.relayedRequests) {
-      if (this.#relayed.get(requestUid) === link) this.#relayed.delete(requestUid);
-    }
+    this.#chained.forget(link);
     link.queue.clear();
     link.queuedBytes = 0;
   }
@@ -140,7 +135,7 @@ export class GatewayCore implements UpstreamHandler {
   agentMessage(link: AgentLink, frame: Uint8Array, message: AgentToServer, receivedAt: number): void {
     if (link.state === "closed") return;
     if (message.instanceUid.length === 0 && isControl(message.customMessage)) {
-      this.#relayControl(link, frame, message.customMessage, receivedAt);
+      this.#chained.control(link, frame, message.customMessage, receivedAt);
       return;
     }
     if (!isInstanceUid(message.instanceUid)) {
@@ -166,64 +161,18 @@ export class GatewayCore implements UpstreamHandler {
       entry = newEntry(id, message.instanceUid);
       link.uids.set(id, entry);
     }
-    this.#route(id, link);
+    this.route(id, link);
     entry.seq = message.sequenceNum;
     if (message.agentDisconnect !== undefined) entry.goodbye = true;
     this.enqueue(link, { bytes: frame, receivedAt, entry });
   }
 
   /** Routes `id` to `link`; a UID that moved from another link is no longer that link's (newest wins). */
-  #route(id: string, link: AgentLink): void {
+  route(id: string, link: AgentLink): void {
     const previous = this.routes.get(id);
     if (previous === link) return;
     if (previous !== undefined) previous.uids.delete(id);
     this.routes.set(id, link);
-  }
-
-  /** A gateway below this one relays its own control messages through us. */
-  #relayControl(link: AgentLink, frame: Uint8Array, control: CustomMessage, receivedAt: number): void {
-    if (control.capability === GATEWAY_CAPABILITY && control.type === GATEWAY_CONNECT) {
-      const requestUid = peekRequestUid(control.data);
-      const owner = this.#relayed.get(requestUid);
-      if (requestUid === "" || (owner !== undefined && owner !== link)) {
-        // No way to route the answer, or another connection's request: answer it here.
-        if (requestUid !== "") this.#answerDown(link, requestUid, 400, receivedAt);
-        return;
-      }
-      link.relaysGateway = true;
-      link.relayedRequests.add(requestUid);
-      this.#relayed.set(requestUid, link);
-      this.enqueue(link, { bytes: frame, receivedAt, entry: undefined });
-      return;
-    }
-    if (control.capability === GATEWAY_EXTENSION_CAPABILITY && control.type === GATEWAY_ATTACH) {
-      let id: string;
-      let bytes: Uint8Array;
-      try {
-        bytes = instanceUidFromString(decodeGatewayAttach(control.data).instanceUid);
-        id = instanceUidToString(bytes);
-      } catch (e) {
-        this.events.emit("error", OpampError.from(e, "malformed_message"));
-        return;
-      }
-      let entry = link.uids.get(id);
-      if (entry === undefined) {
-        entry = newEntry(id, bytes);
-        link.uids.set(id, entry);
-      }
-      entry.relayed = true;
-      entry.attached = true;
-      this.#route(id, link);
-      this.enqueue(link, { bytes: frame, receivedAt, entry: undefined });
-      return;
-    }
-    // Nothing else of the gateway protocol goes from a gateway to its server.
-  }
-
-  /** A `connectResult` made here for a chained gateway's request that cannot be relayed. */
-  #answerDown(link: AgentLink, requestUid: string, status: number, receivedAt: number): void {
-    const data = encodeGatewayConnectResult({ requestUid, accept: false, httpStatusCode: status, responseHeaders: {} });
-    link.deliver(encodeWsFrame(serverControlMessage(GATEWAY_CAPABILITY, GATEWAY_CONNECT_RESULT, data)), receivedAt);
   }
 
   /** Queues a message for the link's upstream and pauses the agent when its queue is full. */
@@ -415,13 +364,8 @@ export class GatewayCore implements UpstreamHandler {
       );
       return;
     }
-    const owner = this.#relayed.get(result.requestUid);
-    if (owner !== undefined) {
-      this.#relayed.delete(result.requestUid);
-      owner.relayedRequests.delete(result.requestUid);
-      owner.deliver(data, receivedAt);
-    }
-    // Otherwise a late answer to a request that timed out: nobody waits for it.
+    // Else a chained gateway's request, or a late answer to one that timed out (dropped).
+    this.#chained.answered(result.requestUid, data, receivedAt);
   }
 
   /** The server refused one relayed agent: close its connection as a direct agent's would be. */
@@ -450,7 +394,7 @@ export class GatewayCore implements UpstreamHandler {
     link.uids.set(id, { ...entry, id, bytes: Uint8Array.from(uid), attached: false, forwarded: entry.forwarded });
     // The old UID still routes here until the agent uses the new one.
     link.aliases.add(entry.id);
-    this.#route(id, link);
+    this.route(id, link);
     this.routes.set(entry.id, link);
   }
 
@@ -596,17 +540,4 @@ function isControl(message: CustomMessage | undefined): message is CustomMessage
     message !== undefined &&
     (message.capability === GATEWAY_CAPABILITY || message.capability === GATEWAY_EXTENSION_CAPABILITY)
   );
-}
-
-function newEntry(id: string, bytes: Uint8Array): UidEntry {
-  return {
-    id,
-    bytes: Uint8Array.from(bytes),
-    seq: 0n,
-    attached: false,
-    forwarded: false,
-    relayed: false,
-    delivered: false,
-    goodbye: false,
-  };
 }

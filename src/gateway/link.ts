@@ -26,6 +26,20 @@ export interface UidEntry {
   goodbye: boolean;
 }
 
+/** A fresh entry for a UID a link speaks for (`bytes` copied: the frame it came in goes). */
+export function newEntry(id: string, bytes: Uint8Array): UidEntry {
+  return {
+    id,
+    bytes: Uint8Array.from(bytes),
+    seq: 0n,
+    attached: false,
+    forwarded: false,
+    relayed: false,
+    delivered: false,
+    goodbye: false,
+  };
+}
+
 /** One message waiting for the upstream. */
 export interface QueuedFrame {
   /** The whole WebSocket message (header byte + protobuf), as the agent sent it. */
