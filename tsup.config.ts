@@ -7,12 +7,15 @@ const entries: Record<string, string> = {
   "client/node": "src/client/node.ts",
   "server/index": "src/server/index.ts",
   "storage/postgres/index": "src/storage/postgres/index.ts",
+  "gateway/index": "src/gateway/index.ts",
   "testing/index": "src/testing/index.ts",
   "supervisor/index": "src/supervisor/index.ts",
   // The `opamp-conformance` bin (package.json "bin"), not an export.
   "cli/conformance": "src/cli/conformance.ts",
   // The `opamp-supervisor` bin.
   "cli/supervisor": "src/cli/supervisor.ts",
+  // The `opamp-gateway` bin.
+  "cli/gateway": "src/cli/gateway.ts",
 };
 
 export default defineConfig({

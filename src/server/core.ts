@@ -32,7 +32,7 @@ import {
   reportedHash,
 } from "./reply.js";
 import type { ServerStore, StoredAgent, StoredDesired } from "./store.js";
-import type { AgentPart, AgentTransport, AuthRequest, DisconnectReason, ServerEvents } from "./types.js";
+import type { AgentPart, AgentTransport, AuthRequest, DisconnectReason, GatewayInfo, ServerEvents } from "./types.js";
 
 /** What an adapter tells the core about the connection a message came on. */
 export interface CoreConnection {
@@ -43,6 +43,8 @@ export interface CoreConnection {
   readonly channel: PushChannel | undefined;
   /** The OpAMP URL the agent used (sent back as the heartbeat offer's destination). */
   readonly endpoint: string;
+  /** The gateway connection that relays the agent, when one does (see gateway-channel.ts). */
+  readonly gateway?: GatewayInfo | undefined;
 }
 
 /** Distinct endpoint strings kept for sharing between agents (see {@link ServerCore.endpoint}). */
@@ -221,6 +223,7 @@ export class ServerCore implements OfferTracker {
           principal: conn.principal,
           transport: conn.transport,
           boundPrincipal: rebound ?? record.boundPrincipal,
+          ...(conn.gateway === undefined ? {} : { gateway: conn.gateway }),
         });
       } catch (e) {
         throw new OpampError("hook_failed", "authorizeMessage threw", { cause: e });

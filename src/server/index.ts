@@ -58,6 +58,7 @@ export type {
   CertificateRequestHook,
   DisconnectReason,
   ForwardedPush,
+  GatewayInfo,
   InstanceUidHook,
   PrincipalKeyHook,
   PushResult,

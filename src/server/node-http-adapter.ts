@@ -4,6 +4,7 @@
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { TLSSocket } from "node:tls";
+import type { Clock } from "../internal/clock.js";
 import { OpampError } from "../wire/index.js";
 import { flattenHeaders, retryAfterSeconds, STATUS_TEXT } from "./auth.js";
 import type { ServerCore } from "./core.js";
@@ -97,8 +98,15 @@ function parseUrl(target: string, base: string): URL | undefined {
   }
 }
 
-/** Reads a node request body up to `limit` bytes within `timeoutMs`. */
-function readNodeBody(req: IncomingMessage, limit: number, core: ServerCore): Promise<Uint8Array> {
+/**
+ * Reads a node request body up to `limit` bytes within `handshakeTimeoutMs` (also used by
+ * the gateway, hence the narrow `core` type).
+ */
+export function readNodeBody(
+  req: IncomingMessage,
+  limit: number,
+  core: { readonly options: { readonly clock: Clock; readonly handshakeTimeoutMs: number } },
+): Promise<Uint8Array> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;

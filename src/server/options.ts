@@ -122,6 +122,27 @@ export interface OpAMPServerOptions<P = unknown> {
   readonly duplicateUid?: "newest-wins" | "reassign";
   /** Must be true to run without an `authenticate` hook. Default false. */
   readonly allowAnonymous?: boolean;
+  /**
+   * Gateways that relay many agents over one WebSocket and delegate each agent's
+   * authentication to this server (Bindplane's `com.bindplane.opamp-gateway` handshake,
+   * and opamp-sdk's `OpAMPGateway`). See docs/server.md "Gateways".
+   */
+  readonly gateways?: {
+    /**
+     * Answer `connect` requests by running `authenticate` on the headers and address the
+     * gateway forwards. Default true. When false, such messages are treated as any other
+     * message (an empty instance UID gets `error_response` BadRequest).
+     */
+    readonly accept?: boolean;
+    /**
+     * On a gateway connection (one that sent `connect`), an instance UID the gateway never
+     * tied to an authenticated request (opamp-sdk's `attach`) is refused by default: the
+     * gateway cannot speak for an agent it did not authenticate. Set true for a gateway
+     * that authenticates agents but does not send `attach` (Bindplane's opampgateway):
+     * such UIDs then speak with the gateway connection's own principal. Default false.
+     */
+    readonly trustUnattached?: boolean;
+  };
   /** Capabilities advertised in the first reply. Default {@link DEFAULT_SERVER_CAPABILITIES}. */
   readonly capabilities?: ServerCapabilityFlags;
   /** Custom capabilities (reverse-FQDN names) the server supports; sent with capabilities. */
@@ -230,6 +251,8 @@ export interface ResolvedServerOptions {
   readonly allowRebind: RebindHook | undefined;
   readonly newInstanceUid: InstanceUidHook | undefined;
   readonly onCertificateRequest: CertificateRequestHook | undefined;
+  readonly acceptGateways: boolean;
+  readonly trustUnattachedGatewayAgents: boolean;
   readonly capabilities: bigint;
   readonly customCapabilities: readonly string[];
   readonly heartbeatIntervalSeconds: number;
@@ -322,6 +345,8 @@ export function resolveServerOptions(options: OpAMPServerOptions): ResolvedServe
     allowRebind: options.hooks?.allowRebind,
     newInstanceUid: options.hooks?.newInstanceUid,
     onCertificateRequest: options.hooks?.onCertificateRequest,
+    acceptGateways: options.gateways?.accept ?? true,
+    trustUnattachedGatewayAgents: options.gateways?.trustUnattached ?? false,
     capabilities: caps,
     customCapabilities: Object.freeze([...(options.customCapabilities ?? [])]),
     heartbeatIntervalSeconds,

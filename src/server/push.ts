@@ -424,8 +424,11 @@ export function assignInstanceUid(core: ServerCore, target: string | Uint8Array,
   }
   const { records } = resolve(core, target);
   const record = records[0]!;
+  // Addressed to the UID the agent still uses (spec: instance_uid names the agent): a
+  // gateway routes by it, and the new one means nothing to anyone yet.
+  const current = record.instanceUid;
   const part = core.rekey(record, next);
-  deliver(core.options, record, [part]);
+  deliver(core.options, record, [part], 0n, current);
   core.emit("agentUpdated", record, ["instanceUid"]);
   return next;
 }

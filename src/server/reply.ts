@@ -194,7 +194,14 @@ export function reportedHash(record: AgentRecord, kind: DesiredKind): Uint8Array
  * WebSocket parts and flags are folded into that reply too, except custom messages: they
  * are events and go out at once, in order.
  */
-export function deliver(options: ResolvedServerOptions, record: AgentRecord, parts: readonly Part[], flags = 0n): void {
+export function deliver(
+  options: ResolvedServerOptions,
+  record: AgentRecord,
+  parts: readonly Part[],
+  flags = 0n,
+  /** The UID the message is addressed to; default the agent's (see assignInstanceUid). */
+  addressedTo: Uint8Array = record.instanceUid,
+): void {
   const channel = record.channel;
   if (channel !== undefined) {
     if (record.replying) {
@@ -204,7 +211,7 @@ export function deliver(options: ResolvedServerOptions, record: AgentRecord, par
       if (parts.length === 0) return;
       flags = 0n;
     }
-    const reply = baseReply(record.instanceUid);
+    const reply = baseReply(addressedTo);
     reply.flags = flags;
     if (!record.capabilitiesSent) {
       reply.capabilities = options.capabilities;

@@ -105,6 +105,22 @@ export interface AuthRequest {
   readonly tlsAuthorizationError?: string;
   /** Which transport the request starts. */
   readonly transport: AgentTransport;
+  /**
+   * Set when a gateway forwarded the request (a `connect` of the auth delegation
+   * handshake, see docs/server.md "Gateways"): `headers` and `remoteAddress` are then the
+   * agent's as the gateway reports them, and this names the gateway's own connection.
+   * `remoteAddress` is only as trustworthy as the gateway; `tlsPeerCertificate` is
+   * undefined (the gateway terminated the agent's TLS).
+   */
+  readonly gateway?: GatewayInfo;
+}
+
+/** The gateway connection a request or message came through. */
+export interface GatewayInfo<P = unknown> {
+  /** What `authenticate` attached to the gateway's own WebSocket. */
+  readonly principal: P | undefined;
+  /** The gateway's address (the agent's is in `remoteAddress`). */
+  readonly remoteAddress: string | undefined;
 }
 
 /** Outcome of `authenticate`. */
@@ -132,6 +148,13 @@ export type AuthorizeMessageHook<P = unknown> = (input: {
    * `hooks.principalKey`), after the binding check passed; undefined for a UID not bound.
    */
   readonly boundPrincipal: string | undefined;
+  /**
+   * Set when the message came through a gateway connection. `principal` is then the one
+   * `authenticate` returned for this agent's own request (delegated by the gateway), or,
+   * for a gateway that does not tie agents to requests and `gateways.trustUnattached`,
+   * the gateway's.
+   */
+  readonly gateway?: GatewayInfo<P>;
 }) => boolean | Promise<boolean>;
 
 /**

@@ -8,10 +8,12 @@ import { type RawData, type WebSocket, WebSocketServer } from "ws";
 import { type AgentToServer, AgentToServerSchema } from "../gen/opamp/v1/opamp_pb.js";
 import { concatBytes } from "../wire/bytes.js";
 import { parse } from "../wire/frame.js";
-import { decodeWsFrame, OpampError } from "../wire/index.js";
+import { isGatewayControl } from "../wire/gateway-protocol.js";
+import { decodeWsFrame, instanceUidToString, isInstanceUid, OpampError } from "../wire/index.js";
 import type { AgentRecord, PushChannel } from "./agent-record.js";
 import { authenticate, flattenHeaders, retryAfterSeconds, STATUS_TEXT } from "./auth.js";
-import type { ServerCore } from "./core.js";
+import type { CoreConnection, ServerCore } from "./core.js";
+import { GatewayChannel } from "./gateway-channel.js";
 import { type ConnectionGate, peerCertificate, requestUrl, tlsVerdict } from "./node-http-adapter.js";
 import type { AuthRequest } from "./types.js";
 import { rawSocketOf, writeBinaryFrame } from "./ws-frame-writer.js";
@@ -28,7 +30,8 @@ export const WS_CLOSE = {
   tryAgainLater: 1013,
 } as const;
 
-function rejectSocket(socket: Duplex, status: number, headers: Readonly<Record<string, string>> = {}): void {
+/** Answers an upgrade request with a bodyless HTTP status and closes the socket. */
+export function rejectSocket(socket: Duplex, status: number, headers: Readonly<Record<string, string>> = {}): void {
   if (!socket.writable) {
     socket.destroy();
     return;
@@ -42,7 +45,7 @@ function rejectSocket(socket: Duplex, status: number, headers: Readonly<Record<s
  * The message as a plain Uint8Array over the same memory: decoded bytes fields are then
  * plain views whose .slice() copies (on a Buffer, .slice() is another view).
  */
-function toBytes(data: RawData): Uint8Array {
+export function toBytes(data: RawData): Uint8Array {
   const bytes = Array.isArray(data) ? Buffer.concat(data) : data;
   if (bytes instanceof ArrayBuffer) return new Uint8Array(bytes);
   return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -238,13 +241,15 @@ export class WsAdapter {
         return true;
       },
     };
-    const conn = {
+    const conn: CoreConnection = {
       transport: "websocket" as const,
       principal,
       remoteAddress,
       channel,
       endpoint,
     };
+    /** Made on the first gateway control message (see gateway-channel.ts). */
+    let gateway: GatewayChannel | undefined;
     let handshake: ReturnType<typeof options.clock.setTimeout> | undefined = options.clock.setTimeout(() => {
       handshake = undefined;
       ws.close(WS_CLOSE.policyViolation, "no OpAMP message in time");
@@ -271,17 +276,53 @@ export class WsAdapter {
         message = parse(AgentToServerSchema, payload);
       } catch (e) {
         const error = OpampError.from(e);
+        if (gateway?.active && error.code !== "message_too_large") {
+          // One relayed agent's bad bytes must not disconnect every agent of the gateway.
+          core.reportError(error);
+          return;
+        }
         fail(error.code === "message_too_large" ? WS_CLOSE.messageTooBig : WS_CLOSE.protocolError, error.message);
         return;
       }
+      if (options.acceptGateways && message.instanceUid.length === 0 && isGatewayControl(message.customMessage)) {
+        gateway ??= new GatewayChannel(core, conn, (frame) => channel.send(frame));
+        gateway.handle(message.customMessage);
+        return;
+      }
+      // On a gateway connection each agent speaks with the principal of its own request.
+      const relay = gateway?.active === true && isInstanceUid(message.instanceUid) ? gateway : undefined;
+      let speaker: CoreConnection = conn;
+      let uid = "";
+      if (relay !== undefined) {
+        uid = instanceUidToString(message.instanceUid);
+        const attached = relay.connectionFor(uid);
+        if (attached === undefined) {
+          const error = new OpampError(
+            "unauthenticated",
+            `gateway connection from ${remoteAddress} spoke for ${uid} without authenticating it: refused`,
+            { details: { instanceUid: uid } },
+          );
+          chain = chain.then(() => {
+            core.reportError(error);
+            relay.refuse(message.instanceUid, error);
+          });
+          return;
+        }
+        speaker = attached;
+      }
       chain = chain
-        .then(() => core.handleMessage(conn, message, payload))
+        .then(() => core.handleMessage(speaker, message, payload))
         .then((frame) => {
           channel.send(frame);
+          if (relay !== undefined && message.agentDisconnect !== undefined) relay.detach(uid, speaker);
         })
         .catch((e: unknown) => {
           const error = OpampError.from(e);
-          if (error.code === "unauthenticated") {
+          if (relay !== undefined) {
+            // Only this agent is refused; the gateway's other agents carry on.
+            if (error.code !== "unauthenticated") core.reportError(error);
+            relay.refuse(message.instanceUid, error);
+          } else if (error.code === "unauthenticated") {
             fail(WS_CLOSE.policyViolation, error.message);
           } else {
             core.reportError(error);

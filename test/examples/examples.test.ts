@@ -44,4 +44,19 @@ describe("examples", () => {
     expect(stdout).toMatch(/disconnected \(agent_disconnect\)[\s\S]*disconnected \(agent_disconnect\)/);
     expect(stdout).toMatch(/done: config applied over http and websocket/);
   });
+
+  it("examples/gateway.mjs: two agents behind a gateway, each authenticated by the server, apply a config", async () => {
+    const { code, stdout, stderr } = await runNode("examples/gateway.mjs", 25_000);
+    expect(stderr).toBe("");
+    expect(code).toBe(0);
+    expect(stdout).toMatch(/2 upstream connections open/);
+    expect(stdout).toMatch(/server: team-a\/agent-1 connected \(via the gateway/);
+    expect(stdout).toMatch(/server: team-a\/agent-2 connected \(via the gateway/);
+    expect(stdout).toMatch(/agent-1 applies collector\.yaml/);
+    expect(stdout).toMatch(/agent-2 applies collector\.yaml/);
+    expect(stdout).toMatch(/server: team-a\/agent-1 reports config APPLIED/);
+    expect(stdout).toMatch(/server: team-a\/agent-2 reports config APPLIED/);
+    expect(stdout).toMatch(/gateway metrics: [1-9]\d* messages up, [1-9]\d* down, 2 upstream and 2 agent connections/);
+    expect(stdout).toMatch(/done: two agents behind one gateway/);
+  });
 });
