@@ -90,6 +90,13 @@ CREATE TABLE ${s}.bus_spill (
 );
 `,
   },
+  {
+    version: 3,
+    name: "store: the principal each instance UID is bound to",
+    sql: (s) => `
+ALTER TABLE ${s}.agents ADD COLUMN bound_principal text;
+`,
+  },
 ];
 
 /** The newest schema version the migrations bring a database to. */

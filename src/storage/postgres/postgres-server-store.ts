@@ -49,6 +49,7 @@ interface AgentRow {
   instance_uid: string;
   state: Uint8Array;
   last_seen_ms: number;
+  bound_principal: string | null;
 }
 
 interface DesiredRow {
@@ -232,18 +233,15 @@ export class PostgresServerStore implements ServerStore {
   async #loadAgents(uids: readonly string[]): Promise<ReadonlyMap<string, StoredAgent>> {
     const { rows } = await this.#read(() =>
       this.db.query<AgentRow>(
-        `SELECT instance_uid, state, (extract(epoch FROM last_seen) * 1000)::float8 AS last_seen_ms
+        `SELECT instance_uid, state, (extract(epoch FROM last_seen) * 1000)::float8 AS last_seen_ms, bound_principal
            FROM ${this.schema}.agents WHERE instance_uid = ANY($1::uuid[])`,
         [uids],
       ),
     );
     const out = new Map<string, StoredAgent>();
     for (const r of rows) {
-      out.set(r.instance_uid, {
-        instanceUid: r.instance_uid,
-        state: bytes(r.state),
-        lastSeen: Math.round(r.last_seen_ms),
-      });
+      const agent = { instanceUid: r.instance_uid, state: bytes(r.state), lastSeen: Math.round(r.last_seen_ms) };
+      out.set(r.instance_uid, r.bound_principal === null ? agent : { ...agent, boundPrincipal: r.bound_principal });
     }
     return out;
   }
@@ -291,11 +289,18 @@ export class PostgresServerStore implements ServerStore {
     for (const w of run) last.set(w.agent.instanceUid, w.agent);
     const agents = [...last.values()];
     await tx.query(
-      `INSERT INTO ${this.schema}.agents (instance_uid, state, last_seen)
-       SELECT u, st, to_timestamp(ls / 1000) FROM unnest($1::uuid[], $2::bytea[], $3::float8[]) AS t(u, st, ls)
+      `INSERT INTO ${this.schema}.agents (instance_uid, state, last_seen, bound_principal)
+       SELECT u, st, to_timestamp(ls / 1000), bp
+         FROM unnest($1::uuid[], $2::bytea[], $3::float8[], $4::text[]) AS t(u, st, ls, bp)
        ON CONFLICT (instance_uid) DO UPDATE
-         SET state = excluded.state, last_seen = excluded.last_seen, updated_at = now()`,
-      [agents.map((a) => a.instanceUid), agents.map((a) => a.state), agents.map((a) => a.lastSeen)],
+         SET state = excluded.state, last_seen = excluded.last_seen, bound_principal = excluded.bound_principal,
+             updated_at = now()`,
+      [
+        agents.map((a) => a.instanceUid),
+        agents.map((a) => a.state),
+        agents.map((a) => a.lastSeen),
+        agents.map((a) => a.boundPrincipal ?? null),
+      ],
     );
   }
 
