@@ -38,6 +38,7 @@ export const MAX_EVENT_STREAMS = 100;
  *   databaseUrl?: string, dataDir?: string, db?: import("../../dist/storage/postgres/index.js").SqlDatabase,
  *   port?: number, host?: string, adminToken: string, kek?: Buffer, kms?: import("./secrets.mjs").Kms,
  *   replicaId?: string, heartbeatIntervalSeconds?: number, log?: (line: string) => void,
+ *   limits?: import("../../dist/server/index.js").OpAMPServerOptions["limits"],
  * }} options
  */
 export async function startAgentApi(options) {
@@ -59,7 +60,12 @@ export async function startAgentApi(options) {
     bus,
     ...(options.replicaId ? { replicaId: options.replicaId } : {}),
     heartbeat: { intervalSeconds: options.heartbeatIntervalSeconds ?? 30 },
-    hooks: { authenticate: enrollment.authenticate, authorizeMessage: enrollment.authorizeMessage },
+    ...(options.limits ? { limits: options.limits } : {}),
+    hooks: {
+      authenticate: enrollment.authenticate,
+      authorizeMessage: enrollment.authorizeMessage,
+      allowRebind: enrollment.allowRebind,
+    },
   });
   server.on("error", (e) => log(`opamp: ${e.code}: ${e.message}`));
 

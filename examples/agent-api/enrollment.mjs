@@ -15,8 +15,10 @@
 // used. An agent whose key was just issued and not yet used is not given another one for
 // `pendingKeyMs`, so polls still carrying the fleet token do not pile up keys.
 //
-// Applications that bind instance UIDs to principals (issue 16) relax that binding here:
-// `authorizeMessage` is where an enrolling principal may speak for a known UID of its org.
+// OpAMPServer binds each instance UID to the principal that first spoke for it (its `id`
+// here: the agent's UID for a key, `enroll:<token id>` for a fleet token). The binding moves
+// where this file says a UID may change hands (`allowRebind`): to the key issued for the
+// UID, and to a fleet token of the agent's own org (re-enrollment).
 
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import { AgentCapability, hasBit, instanceUidToString } from "../../dist/index.js";
@@ -78,7 +80,7 @@ export class Enrollment {
       const match = rows.find((r) => anyEqual([Buffer.from(r.key_hash)], digest));
       if (match === undefined) return UNAUTHORIZED;
       if (match.first_used_at === null) await this.#firstUse(key[1], match.id);
-      return { accept: true, principal: { kind: "agent", agentId: key[1], orgId: match.org_id } };
+      return { accept: true, principal: { kind: "agent", id: key[1], agentId: key[1], orgId: match.org_id } };
     }
     const token = TOKEN.exec(credential);
     if (token !== null) {
@@ -89,7 +91,16 @@ export class Enrollment {
       );
       const row = rows[0];
       if (row === undefined || !anyEqual([Buffer.from(row.token_hash)], digest)) return UNAUTHORIZED;
-      return { accept: true, principal: { kind: "enrolling", orgId: row.org_id, tokenId: row.id, labels: row.labels } };
+      return {
+        accept: true,
+        principal: {
+          kind: "enrolling",
+          id: `enroll:${row.id}`,
+          orgId: row.org_id,
+          tokenId: row.id,
+          labels: row.labels,
+        },
+      };
     }
     return UNAUTHORIZED;
   };
@@ -117,6 +128,13 @@ export class Enrollment {
     const { rows } = await this.db.query("SELECT org_id FROM agents WHERE id = $1", [uid]);
     return rows.length === 0 || rows[0].org_id === principal.orgId;
   };
+
+  /**
+   * `hooks.allowRebind`: a UID bound to one principal may be taken over by another exactly
+   * when `authorizeMessage` would let that principal speak for it: the key issued for the
+   * UID, or a fleet token of its org.
+   */
+  allowRebind = ({ message, principal }) => this.authorizeMessage({ message, principal });
 
   /** Gives every agent that speaks with a fleet token a key of its own (see the top of this file). */
   attach(server) {
