@@ -192,17 +192,31 @@ export class OpAMPServer<P = unknown> extends EventEmitter<ServerEvents<P>> {
    * other paths go to `next` (or get 404 without it). Never throws; errors become statuses.
    */
   readonly requestHandler = (req: IncomingMessage, res: ServerResponse, next?: (error?: unknown) => void): void => {
-    handleNodeRequest(this.#core, this.#gate, req, res).then(
-      (mine) => {
+    // Nothing thrown here may reach node:http's emitter (it would end the process): a throw
+    // is reported on `error` and answered 500, or the socket destroyed once headers went out.
+    const failed = (e: unknown) => {
+      this.#core.reportError(e);
+      try {
+        if (!res.headersSent) res.writeHead(500, { connection: "close" }).end();
+        else res.destroy();
+      } catch {
+        res.destroy();
+      }
+    };
+    let handled: Promise<boolean>;
+    try {
+      handled = handleNodeRequest(this.#core, this.#gate, req, res);
+    } catch (e) {
+      failed(e);
+      return;
+    }
+    handled
+      .then((mine) => {
         if (mine) return;
         if (next) next();
         else res.writeHead(404).end();
-      },
-      (e: unknown) => {
-        this.#core.reportError(e);
-        if (!res.headersSent) res.writeHead(500).end();
-      },
-    );
+      })
+      .catch(failed);
   };
 
   /**

@@ -6,6 +6,7 @@ import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
 import { type RawData, type WebSocket, WebSocketServer } from "ws";
 import { type AgentToServer, AgentToServerSchema } from "../gen/opamp/v1/opamp_pb.js";
+import { closeReason } from "../internal/close-reason.js";
 import { concatBytes } from "../wire/bytes.js";
 import { parse } from "../wire/frame.js";
 import { decodeWsFrame, OpampError } from "../wire/index.js";
@@ -122,9 +123,21 @@ export class WsAdapter {
 
   /**
    * Handles an `upgrade` event. Returns false without touching the socket when the path is
-   * not the OpAMP path, so other upgrade listeners can take it.
+   * not the OpAMP path, so other upgrade listeners can take it. Never rejects: an
+   * unexpected throw is reported on `error` (`internal`) and the socket destroyed.
    */
   async handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<boolean> {
+    try {
+      return await this.#upgrade(req, socket, head);
+    } catch (e) {
+      // A bug of ours must cost this one socket, never the process and its other agents.
+      this.core.reportError(e);
+      socket.destroy();
+      return true;
+    }
+  }
+
+  async #upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<boolean> {
     const { pathname, url } = requestUrl(req, true);
     if (pathname !== this.core.options.path) return false;
     if (url === undefined) {
@@ -182,7 +195,13 @@ export class WsAdapter {
       const endpoint = url.origin + url.pathname;
       const principal = decision.principal;
       this.#wss.handleUpgrade(req, socket, head, (ws) => {
-        this.#accept(ws, remoteAddress, endpoint, principal, release);
+        try {
+          this.#accept(ws, remoteAddress, endpoint, principal, release);
+        } catch (e) {
+          // Its close listener, registered first, releases the slot.
+          this.core.reportError(e);
+          ws.terminate();
+        }
       });
     } catch (e) {
       release();
@@ -210,8 +229,8 @@ export class WsAdapter {
     const slice = this.#slices[this.#nextSlice]!;
     this.#nextSlice = (this.#nextSlice + 1) % this.#slices.length;
     slice.add(ws);
-    ws.on("pong", () => this.#alive.add(ws));
     let closed = false;
+    let handshake: ReturnType<typeof options.clock.setTimeout> | undefined;
     const channel: PushChannel = {
       agents: new Set<AgentRecord>(),
       get closed() {
@@ -239,6 +258,52 @@ export class WsAdapter {
         return true;
       },
     };
+    // First, so that whatever fails below, the socket's bookkeeping and slot are released.
+    ws.on("close", () => {
+      closed = true;
+      try {
+        if (handshake !== undefined) options.clock.clearTimeout(handshake);
+        core.channelClosed(channel);
+      } catch (e) {
+        core.reportError(e);
+      } finally {
+        this.#sockets.delete(ws);
+        slice.delete(ws);
+        release();
+      }
+    });
+    ws.on("error", () => undefined); // a close always follows; ws already chose the close code
+    const fail = (code: number, reason: string) => {
+      if (ws.readyState !== ws.OPEN) return;
+      try {
+        // The reason often quotes an error message: cut to what a close frame can carry.
+        ws.close(code, closeReason(reason));
+      } catch (e) {
+        core.reportError(e);
+        ws.terminate();
+      }
+    };
+    /**
+     * A socket callback that nothing thrown escapes from (into the socket's emitter, where
+     * it would end the process with every agent): the throw is reported on `error` and
+     * this socket alone is closed with 1011.
+     */
+    const guarded =
+      <A extends unknown[]>(callback: (...args: A) => void) =>
+      (...args: A): void => {
+        try {
+          callback(...args);
+        } catch (e) {
+          core.reportError(e);
+          fail(WS_CLOSE.internalError, "internal error");
+        }
+      };
+    ws.on(
+      "pong",
+      guarded(() => {
+        this.#alive.add(ws);
+      }),
+    );
     const conn = {
       transport: "websocket" as const,
       principal,
@@ -246,59 +311,51 @@ export class WsAdapter {
       channel,
       endpoint,
     };
-    let handshake: ReturnType<typeof options.clock.setTimeout> | undefined = options.clock.setTimeout(() => {
+    handshake = options.clock.setTimeout(() => {
       handshake = undefined;
-      ws.close(WS_CLOSE.policyViolation, "no OpAMP message in time");
+      fail(WS_CLOSE.policyViolation, "no OpAMP message in time");
     }, options.handshakeTimeoutMs);
     // Messages of one connection are handled strictly in order.
     let chain: Promise<void> = Promise.resolve();
-    const fail = (code: number, reason: string) => {
-      if (ws.readyState === ws.OPEN) ws.close(code, reason);
-    };
-    ws.on("message", (data, isBinary) => {
-      this.#alive.add(ws);
-      if (handshake !== undefined) {
-        options.clock.clearTimeout(handshake);
-        handshake = undefined;
-      }
-      if (!isBinary) {
-        fail(WS_CLOSE.unsupportedData, "OpAMP messages are binary");
-        return;
-      }
-      let message: AgentToServer;
-      let payload: Uint8Array;
-      try {
-        payload = decodeWsFrame(toBytes(data), options.maxMessageBytes);
-        message = parse(AgentToServerSchema, payload);
-      } catch (e) {
-        const error = OpampError.from(e);
-        fail(error.code === "message_too_large" ? WS_CLOSE.messageTooBig : WS_CLOSE.protocolError, error.message);
-        return;
-      }
-      chain = chain
-        .then(() => core.handleMessage(conn, message, payload))
-        .then((frame) => {
-          channel.send(frame);
-        })
-        .catch((e: unknown) => {
+    ws.on(
+      "message",
+      guarded((data: RawData, isBinary: boolean) => {
+        this.#alive.add(ws);
+        if (handshake !== undefined) {
+          const timer = handshake;
+          handshake = undefined;
+          options.clock.clearTimeout(timer);
+        }
+        if (!isBinary) {
+          fail(WS_CLOSE.unsupportedData, "OpAMP messages are binary");
+          return;
+        }
+        let message: AgentToServer;
+        let payload: Uint8Array;
+        try {
+          payload = decodeWsFrame(toBytes(data), options.maxMessageBytes);
+          message = parse(AgentToServerSchema, payload);
+        } catch (e) {
           const error = OpampError.from(e);
-          if (error.code === "unauthenticated") {
-            fail(WS_CLOSE.policyViolation, error.message);
-          } else {
-            core.reportError(error);
-            fail(WS_CLOSE.internalError, "internal error");
-          }
-        });
-    });
-    ws.on("error", () => undefined); // a close always follows; ws already chose the close code
-    ws.on("close", () => {
-      closed = true;
-      if (handshake !== undefined) options.clock.clearTimeout(handshake);
-      this.#sockets.delete(ws);
-      slice.delete(ws);
-      core.channelClosed(channel);
-      release();
-    });
+          fail(error.code === "message_too_large" ? WS_CLOSE.messageTooBig : WS_CLOSE.protocolError, error.message);
+          return;
+        }
+        chain = chain
+          .then(() => core.handleMessage(conn, message, payload))
+          .then((frame) => {
+            channel.send(frame);
+          })
+          .catch((e: unknown) => {
+            const error = OpampError.from(e);
+            if (error.code === "unauthenticated") {
+              fail(WS_CLOSE.policyViolation, error.message);
+            } else {
+              core.reportError(error);
+              fail(WS_CLOSE.internalError, "internal error");
+            }
+          });
+      }),
+    );
   }
 
   /** Closes every WebSocket with `code` and waits (up to `timeoutMs`) for them to finish. */
@@ -313,7 +370,7 @@ export class WsAdapter {
           else ws.once("close", () => resolve());
         }),
     );
-    for (const ws of sockets) ws.close(code, reason);
+    for (const ws of sockets) ws.close(code, closeReason(reason));
     if (sockets.length === 0) {
       this.#wss.close();
       return;
