@@ -1,5 +1,5 @@
 import type { EventEmitter } from "eventemitter3";
-import { type AgentToServer, type AvailableComponents, ServerErrorResponseType } from "../gen/opamp/v1/opamp_pb.js";
+import { type AgentToServer, ServerErrorResponseType } from "../gen/opamp/v1/opamp_pb.js";
 import type { TimerHandle } from "../internal/clock.js";
 import { concatBytes } from "../wire/bytes.js";
 import {
@@ -11,10 +11,11 @@ import {
   OpampError,
   ServerToAgentFlag,
 } from "../wire/index.js";
-import { AgentRecord, mergeReport, needsFullState, type PushChannel } from "./agent-record.js";
+import { AgentRecord, needsFullState, type PushChannel } from "./agent-record.js";
 import { PendingAuthentications } from "./auth.js";
 import { answerCertificateRequest } from "./certificate-request.js";
 import { type LoadedRecord, loadRecord, recordDeliveryStatus, storedDesired } from "./delivery.js";
+import { mergeReport, newStateTables, type StateTables } from "./merge-report.js";
 import type { ResolvedServerOptions } from "./options.js";
 import { baseReply, encodeWithParts, type Part } from "./outbound.js";
 import { DESIRED_KINDS, errorReply, identificationPart, ReplyBuilder, reofferOnNewStatus } from "./reply.js";
@@ -42,7 +43,8 @@ export class ServerCore {
   readonly #loading = new Map<string, Promise<LoadedRecord>>();
   /** Agents whose state changed since it was last written; flushed by the sweep. */
   readonly #dirty = new Set<AgentRecord>();
-  readonly #components = new Map<string, AvailableComponents>();
+  /** Effective configs and available components, each distinct one held once for this server's agents. */
+  readonly tables: StateTables;
   readonly #replies: ReplyBuilder;
   readonly #writes = new Set<Promise<void>>();
   /** `authenticate` calls still waiting on the hook; stopping settles them at once. */
@@ -57,6 +59,7 @@ export class ServerCore {
     readonly events: EventEmitter<ServerEvents>,
   ) {
     this.#replies = new ReplyBuilder(options);
+    this.tables = newStateTables(options.maxComponentCacheBytes);
   }
 
   /** Starts the liveness sweep. */
@@ -176,6 +179,28 @@ export class ServerCore {
       return encodeWithParts(baseReply(message.instanceUid), [identificationPart(newInstanceUid())], ws);
     }
 
+    // Merged first: a message that would take the agent's state over its budget is refused
+    // before it changes anything, the connection's agents included.
+    const merged = mergeReport(record, message, this.tables, {
+      raw,
+      principal: conn.principal,
+      maxStateBytes: this.options.maxAgentStateBytes,
+    });
+    if (merged.refusedStateBytes !== undefined) {
+      const limit = this.options.maxAgentStateBytes;
+      this.reportError(
+        new OpampError(
+          "limit_exceeded",
+          `message from ${id} refused: the agent's state would be ${merged.refusedStateBytes} bytes, over the limit of ${limit}`,
+          { details: { limit } },
+        ),
+      );
+      // spec: BadRequest, the agent should not retry the message; its old state stays.
+      return errorReply(message.instanceUid, ServerErrorResponseType.ServerErrorResponseType_BadRequest, ws, {
+        message: `agent state over the limit of ${limit} bytes`,
+      });
+    }
+
     const changes: AgentPart[] = [];
     if (!online) {
       record.resetSession();
@@ -198,7 +223,6 @@ export class ServerCore {
     // A full report (a restarted agent, or one answering ReportFullState) restarts the offers.
     if (message.agentDescription !== undefined) for (const k of DESIRED_KINDS) record.offered[k] = undefined;
 
-    const merged = mergeReport(record, message, this.#components, raw);
     changes.push(...merged.changes);
     if (merged.needComponents) flags |= ServerToAgentFlag.ReportAvailableComponents;
     record.sequenceNum = message.sequenceNum;
@@ -272,7 +296,7 @@ export class ServerCore {
     let pending = this.#loading.get(id);
     if (pending === undefined) {
       const record = new AgentRecord(id, uid, transport, this.options.clock.now());
-      pending = loadRecord(this, record, this.#components);
+      pending = loadRecord(this, record, this.tables);
       this.#loading.set(id, pending);
       pending.finally(() => this.#loading.delete(id)).catch(() => undefined);
     }

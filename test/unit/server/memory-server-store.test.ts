@@ -2,8 +2,9 @@ import { create, equals, fromBinary, toBinary } from "@bufbuild/protobuf";
 import * as vitest from "vitest";
 import { describe, expect, it } from "vitest";
 import { AgentDescriptionSchema, AgentToServerSchema } from "../../../src/gen/opamp/v1/opamp_pb.js";
-import { AgentRecord, mergeReport } from "../../../src/server/agent-record.js";
+import { AgentRecord } from "../../../src/server/agent-record.js";
 import { InMemoryServerStore } from "../../../src/server/index.js";
+import { mergeReport, newStateTables } from "../../../src/server/merge-report.js";
 import { serverStoreContract } from "../../../src/testing/server-store-contract.js";
 import { agentDescription, instanceUidToString, newInstanceUid } from "../../../src/wire/index.js";
 
@@ -119,7 +120,7 @@ describe("InMemoryServerStore with an AgentRecord's pieces", () => {
       });
     const merge = (seq: bigint, name: string) => {
       const raw = toBinary(AgentToServerSchema, report(seq, name));
-      mergeReport(record, fromBinary(AgentToServerSchema, raw), new Map(), raw);
+      mergeReport(record, fromBinary(AgentToServerSchema, raw), newStateTables(1 << 24), { raw: raw });
       record.sequenceNum = seq;
     };
     merge(0n, "first");
