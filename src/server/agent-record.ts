@@ -32,7 +32,7 @@ import {
   STATE_FIELD,
   type StatePart,
 } from "./shared-state.js";
-import type { Agent, AgentPart, AgentTransport } from "./types.js";
+import type { Agent, AgentTransport } from "./types.js";
 
 /** A desired item (config, packages, settings) shared by every agent it was pushed to. */
 export interface DesiredItem {

@@ -1,7 +1,14 @@
 /**
  * `opamp-sdk/server`: the OpAMP server and what it takes and gives.
  */
-export { InMemoryServerStore } from "../storage/memory-server-store.js";
+export {
+  DEFAULT_STORE_AGENT_TTL_MS,
+  DEFAULT_STORE_MAX_AGENTS,
+  DEFAULT_STORE_MAX_BYTES,
+  DEFAULT_STORE_MAX_DELIVERIES_PER_AGENT,
+  InMemoryServerStore,
+  type InMemoryServerStoreOptions,
+} from "../storage/memory-server-store.js";
 export type { FetchRequestInfo } from "./fetch-adapter.js";
 export { DEFAULT_LISTEN_PORT, type ListenAddress, type ListenOptions, OpAMPServer } from "./opamp-server.js";
 export {

@@ -6,7 +6,8 @@
  */
 import { afterEach, describe, expect, it } from "vitest";
 import { ServerErrorResponseType } from "../../../src/gen/opamp/v1/opamp_pb.js";
-import { DEFAULT_SERVER_MAX_MESSAGE_BYTES } from "../../../src/server/index.js";
+import { DEFAULT_SERVER_MAX_MESSAGE_BYTES, InMemoryServerStore } from "../../../src/server/index.js";
+import { agentDescription } from "../../../src/wire/index.js";
 import { startServer, stopAll } from "./helpers.js";
 import { type HttpStatusError, TestAgent, type Transport, waitFor } from "./test-agent.js";
 
@@ -65,5 +66,23 @@ describe.each(transports)("memory bounds (%s)", (transport) => {
     expect(now.errorResponse).toBeUndefined();
     expect(held.health?.healthy).toBe(false);
     agent.close();
+  });
+
+  it("forgets agents that left once the store's bytes bound is reached (invented UIDs, large descriptions)", async () => {
+    const store = new InMemoryServerStore({ maxBytes: 2 * 1024 * 1024 });
+    const { server, url } = await startServer({ store });
+    const description = agentDescription({ identifying: { "service.name": "x".repeat(256 * 1024) } });
+    for (let i = 0; i < 24; i++) {
+      const agent = await TestAgent.connect(transport, url);
+      await agent.send(agent.fullState({ agentDescription: description }));
+      const gone = waitFor(server, "agentDisconnected");
+      await agent.send(agent.message({ agentDisconnect: {} }));
+      await gone;
+      if (transport === "websocket") agent.close();
+    }
+    await server.stop(); // waits for the store writes
+    expect(store.heldBytes).toBeLessThanOrEqual(2 * 1024 * 1024);
+    expect(store.agentCount).toBeGreaterThan(0);
+    expect(store.agentCount).toBeLessThan(24);
   });
 });
