@@ -46,7 +46,7 @@ export const DEFAULT_MAX_BUFFERED_BYTES = 16 * 1024 * 1024;
 export const DEFAULT_MAX_PENDING_CUSTOM_MESSAGES_PER_AGENT = 16;
 /** Default delay suggested to clients when the server is over capacity: 30 s (spec minimum recommended). */
 export const DEFAULT_RETRY_AFTER_MS = 30_000;
-/** Default time `stop()` waits for in-flight HTTP requests and WebSocket close handshakes: 5 s. */
+/** Default time `stop()` waits for in-flight work before it cuts every connection still open: 5 s. */
 export const DEFAULT_STOP_TIMEOUT_MS = 5_000;
 /**
  * Server capabilities advertised when `capabilities` is not given: everything but CSR
@@ -170,7 +170,10 @@ export interface OpAMPServerOptions<P = unknown> {
   readonly store?: ServerStore;
   /** Time source, for tests. Default the system clock. */
   readonly clock?: Clock;
-  /** How long `stop()` waits for in-flight work. Default {@link DEFAULT_STOP_TIMEOUT_MS}. */
+  /**
+   * How long `stop()` waits for in-flight work (close handshakes, requests, connections);
+   * at this deadline every connection still open is cut. Default {@link DEFAULT_STOP_TIMEOUT_MS}.
+   */
   readonly stopTimeoutMs?: number;
 }
 

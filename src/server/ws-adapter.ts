@@ -358,8 +358,11 @@ export class WsAdapter {
     );
   }
 
-  /** Closes every WebSocket with `code` and waits (up to `timeoutMs`) for them to finish. */
-  async closeAll(code: number, reason: string, timeoutMs: number): Promise<void> {
+  /**
+   * Closes every WebSocket with `code` and waits for their close handshakes until
+   * `deadline` settles; the sockets still open then are terminated.
+   */
+  async closeAll(code: number, reason: string, deadline: Promise<void>): Promise<void> {
     if (this.#pingTimer !== undefined) this.core.options.clock.clearTimeout(this.#pingTimer);
     this.#pingTimer = undefined;
     const sockets = [...this.#sockets];
@@ -370,18 +373,14 @@ export class WsAdapter {
           else ws.once("close", () => resolve());
         }),
     );
-    for (const ws of sockets) ws.close(code, closeReason(reason));
-    if (sockets.length === 0) {
-      this.#wss.close();
-      return;
+    for (const ws of sockets) {
+      try {
+        ws.close(code, closeReason(reason));
+      } catch {
+        ws.terminate();
+      }
     }
-    const clock = this.core.options.clock;
-    let timer: ReturnType<typeof clock.setTimeout> | undefined;
-    const timeout = new Promise<void>((resolve) => {
-      timer = clock.setTimeout(resolve, timeoutMs);
-    });
-    await Promise.race([Promise.all(closed), timeout]);
-    if (timer !== undefined) clock.clearTimeout(timer);
+    if (sockets.length > 0) await Promise.race([Promise.all(closed), deadline]);
     for (const ws of sockets) if (ws.readyState !== ws.CLOSED) ws.terminate();
     this.#wss.close();
   }
