@@ -333,12 +333,15 @@ export class ServerCore {
     const identification = identificationPart(uid);
     record.identification = identification;
     this.agents.delete(oldId);
-    this.#httpAgents.delete(oldId);
+    const polling = this.#httpAgents.delete(oldId);
     record.previousId = oldId;
     record.id = newId;
     record.instanceUid = Uint8Array.from(uid);
     this.agents.set(newId, record);
     this.#aliases.set(oldId, record);
+    // Still watched for silence under its new UID: an HTTP agent that never polls again
+    // would otherwise stay connected for ever.
+    if (polling) this.#httpAgents.set(newId, record);
     const desired = storedDesired(record);
     const entry = storedAgent(newId, record.stateFields(), record.lastSeen);
     // After any write of the old UID still in flight, or it would bring the old UID back.

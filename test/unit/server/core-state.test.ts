@@ -262,6 +262,24 @@ describe("ServerCore state (review)", () => {
     expect(core.agents.get(instanceUidToString(asking))?.instanceUid).toEqual(asking);
   });
 
+  it("drops an HTTP agent given a new UID that never polls again (found by the fuzzer, seed 511675461)", async () => {
+    const { core, clock, events } = setup();
+    const gone: string[] = [];
+    events.on("agentDisconnected", (a, reason) => gone.push(`${a.id} ${reason}`));
+    const reply = await send(core, {
+      instanceUid: newInstanceUid(),
+      capabilities: 1n,
+      agentDescription: agentDescription({}),
+      flags: AgentToServerFlag.RequestInstanceUid,
+    });
+    const assigned = instanceUidToString(reply.agentIdentification!.newInstanceUid);
+    expect([...core.agents.keys()]).toEqual([assigned]);
+    // It never comes back, under either UID: the sweep finds it silent and drops it.
+    clock.advance(core.options.httpAgentTimeoutMs + core.options.sweepIntervalMs);
+    expect(gone).toEqual([`${assigned} heartbeat_timeout`]);
+    expect(core.agents.size).toBe(0);
+  });
+
   it("does not bring an agent's old UID back into the store when it is reassigned mid-write", async () => {
     const clock = new ManualClock(1_000_000);
     let release: () => void = () => undefined;
