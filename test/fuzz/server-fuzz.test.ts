@@ -70,7 +70,8 @@ beforeAll(async () => {
     store,
     // Fuzzing HTTP agents leave quickly, so that the heap can be checked afterwards.
     heartbeat: { httpAgentTimeoutMs: 1500, sweepIntervalMs: 250 },
-    limits: { maxComponentCacheBytes: 1024 * 1024 },
+    // Small enough that the largest inputs meet the state budget and its refusal path.
+    limits: { maxComponentCacheBytes: 1024 * 1024, maxAgentStateBytes: 64 * 1024 },
   });
   const errors = new Tally();
   const problems: string[] = [];
