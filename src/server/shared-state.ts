@@ -1,8 +1,9 @@
 /**
  * Keeping tens of thousands of agents' state small and cheap to store: reported parts are
  * detached from the received buffer without a reflective clone, identical effective
- * configs (usually the same pushed config on every agent) are held once, and each part's
- * encoding is cached so writing an agent's full state is a concatenation, not a toBinary.
+ * configs (usually the same pushed config on every agent) are held once per server, and
+ * each part's encoding is cached so writing an agent's full state is a concatenation, not
+ * a toBinary.
  */
 import { createHash } from "node:crypto";
 import { clone, toBinary } from "@bufbuild/protobuf";
@@ -10,8 +11,6 @@ import {
   type ConnectionSettingsStatus,
   type EffectiveConfig,
   EffectiveConfigSchema,
-  type PackageStatuses,
-  PackageStatusesSchema,
   type RemoteConfigStatus,
 } from "../gen/opamp/v1/opamp_pb.js";
 
@@ -147,17 +146,6 @@ export function detachRemoteConfigStatus(s: RemoteConfigStatus): RemoteConfigSta
 /** See {@link detachRemoteConfigStatus}. */
 export function detachConnectionSettingsStatus(s: ConnectionSettingsStatus): ConnectionSettingsStatus {
   s.lastConnectionSettingsHash = new Uint8Array(s.lastConnectionSettingsHash);
-  return s;
-}
-
-/** See {@link detachRemoteConfigStatus}. */
-export function detachPackageStatuses(s: PackageStatuses): PackageStatuses {
-  if (has(s)) return clone(PackageStatusesSchema, s);
-  s.serverProvidedAllPackagesHash = new Uint8Array(s.serverProvidedAllPackagesHash);
-  for (const p of Object.values(s.packages)) {
-    p.agentHasHash = new Uint8Array(p.agentHasHash);
-    p.serverOfferedHash = new Uint8Array(p.serverOfferedHash);
-  }
   return s;
 }
 
