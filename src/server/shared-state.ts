@@ -241,9 +241,10 @@ function varint(bytes: Uint8Array, offset: number): [value: number, next: number
   return undefined;
 }
 
-/** One top-level field of binary protobuf: its number and its bytes (tag included). */
+/** One top-level field of binary protobuf: its number, wire type and bytes (tag included). */
 export interface RawField {
   readonly field: number;
+  readonly wireType: number;
   readonly bytes: Uint8Array;
 }
 
@@ -282,26 +283,28 @@ export function splitFields(bytes: Uint8Array): RawField[] | undefined {
         return undefined;
     }
     if (offset > bytes.length) return undefined;
-    fields.push({ field: Math.floor(tag[0] / 8), bytes: bytes.subarray(start, offset) });
+    fields.push({ field: Math.floor(tag[0] / 8), wireType: tag[0] & 7, bytes: bytes.subarray(start, offset) });
   }
   return fields;
 }
 
 /**
  * The received bytes of each state part, by field number, when the message had each at
- * most once (a repeated sub-message field is merged by decoders, so its bytes alone would
- * not match the decoded value). Views into `raw`: copy what is kept.
+ * most once and length-delimited (a repeated sub-message field is merged by decoders, so
+ * its bytes alone would not match the decoded value; and protobuf-es reads a message field
+ * sent with another wire type as if it were length-delimited, reading on past what a
+ * splitter delimits). Views into `raw`: copy what is kept.
  */
 export function rawStateFields(raw: Uint8Array | undefined): Map<number, Uint8Array> | undefined {
   if (raw === undefined) return undefined;
   const fields = splitFields(raw);
   if (fields === undefined) return undefined;
   const out = new Map<number, Uint8Array>();
-  const twice = new Set<number>();
-  for (const { field, bytes } of fields) {
-    if (out.has(field)) twice.add(field);
+  const unusable = new Set<number>();
+  for (const { field, wireType, bytes } of fields) {
+    if (out.has(field) || wireType !== 2) unusable.add(field);
     out.set(field, bytes);
   }
-  for (const field of twice) out.delete(field);
+  for (const field of unusable) out.delete(field);
   return out;
 }

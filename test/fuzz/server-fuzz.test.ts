@@ -4,7 +4,8 @@
  * loopback to one OpAMPServer, while two well-behaved agents (one per transport) keep
  * heartbeating and their round trips are measured.
  *
- * Holds: no crash, no unhandled rejection, no `internal` error, no WebSocket closed with
+ * Holds: no crash, no unhandled rejection, no `internal` error, no `storage_failed` (only
+ * the server writes its store: a state it cannot read back is its bug), no WebSocket closed with
  * 1011 and no HTTP 500, every input answered (a reply that decodes, or a refusal), every
  * round trip of the well-behaved agents under 1 s, and the heap back near its baseline
  * once the fuzzing agents are gone.
@@ -47,6 +48,8 @@ interface Run {
   url: string;
   store: InMemoryServerStore;
   errors: Tally;
+  /** The first messages of each `error` code, for the summary. */
+  samples: Map<string, string[]>;
   outcomes: Tally;
   kinds: Tally;
   problems: string[];
@@ -75,14 +78,20 @@ beforeAll(async () => {
   });
   const errors = new Tally();
   const problems: string[] = [];
+  const samples = new Map<string, string[]>();
   server.on("error", (error) => {
     errors.add(error.code);
     if (error.code === "internal") problems.push(`internal error: ${error.message}\n${String(error.cause)}`);
+    // Only the server writes this store: a state it cannot read back is its own bug.
+    if (error.code === "storage_failed") problems.push(`storage_failed: ${error.message}`);
+    const list = samples.get(error.code) ?? [];
+    if (list.length < 3) list.push(error.message);
+    samples.set(error.code, list);
   });
   const { url } = await server.listen({ port: 0, host: "127.0.0.1" });
   const watch = new ProcessWatch();
   watch.start();
-  run = { server, url, store, errors, outcomes: new Tally(), kinds: new Tally(), problems, watch };
+  run = { server, url, store, errors, samples, outcomes: new Tally(), kinds: new Tally(), problems, watch };
 });
 
 afterAll(async () => {
@@ -342,6 +351,7 @@ describe("fuzzing the server (WebSocket and HTTP)", () => {
       kinds: run.kinds.toJSON(),
       outcomes: run.outcomes.toJSON(),
       errors: run.errors.toJSON(),
+      errorSamples: Object.fromEntries(run.samples),
       roundTripsMs: Object.fromEntries(
         Object.entries(trips).map(([name, t]) => [
           name,

@@ -15,7 +15,7 @@ import { AgentRecord } from "../../../src/server/agent-record.js";
 import { mergeReport, newStateTables } from "../../../src/server/merge-report.js";
 import type { StatePart } from "../../../src/server/shared-state.js";
 import { agentDescription, instanceUidToString, newInstanceUid } from "../../../src/wire/index.js";
-import { concat, overrunField } from "./hand-encoded.js";
+import { concat, overrunField, UNKNOWN_FIELD } from "./hand-encoded.js";
 
 function newRecord(): AgentRecord {
   const uid = newInstanceUid();
@@ -58,6 +58,24 @@ describe("mergeReport keeps only received bytes that parse on their own", () => 
     // Every piece parses alone too (a store may keep them apart).
     for (const piece of r.stateFields()) expect(() => fromBinary(AgentToServerSchema, piece)).not.toThrow();
   });
+
+  it.each(OVERRUNS)(
+    "%s: a part sent with wire type 0 is encoded again (found by the fuzzer, seed 20261203)",
+    (part, no) => {
+      // protobuf-es reads the varint as the message's length and the unknown field after it
+      // as its content; a splitter sees a 2-byte varint field, which alone is an empty part.
+      const r = newRecord();
+      const raw = concat(head(r.instanceUid), Uint8Array.of(no << 3, UNKNOWN_FIELD.length), UNKNOWN_FIELD);
+      const message = fromBinary(AgentToServerSchema, raw);
+      if (message[part as keyof AgentToServer] === undefined) return; // a part with no message field of that shape
+      mergeReport(r, message, newStateTables(1 << 20), { raw });
+      r.sequenceNum = 7n;
+      // The stored state decodes, and more pieces after it would not be read into the part.
+      const state = fromBinary(AgentToServerSchema, concat(r.fullStateBytes(), head(r.instanceUid)));
+      expect(state[part as keyof AgentToServer]).toBeDefined();
+      for (const piece of r.stateFields()) expect(() => fromBinary(AgentToServerSchema, piece)).not.toThrow();
+    },
+  );
 
   it("keeps well-formed received bytes as they are (no second encoding)", () => {
     const r = newRecord();
