@@ -58,13 +58,15 @@ async function storedState(server: OpAMPServer, uid: Uint8Array) {
 }
 
 describe.each(transports)("poisoned records (victim over %s)", (transport) => {
-  it("a message from another principal whose description overruns its length cannot break the agent", async () => {
+  it("a message on another connection whose description overruns its length cannot break the agent", async () => {
     expect(poisonedDescription(new Uint8Array(16)).length).toBe(26);
     const { server, url } = await startServer({ allowAnonymous: false, hooks: tokenAuth() });
     const errors = collectErrors(server);
     const victim = await TestAgent.connect(transport, url, { headers: { authorization: "Bearer a" } });
     await victim.send(victim.fullState());
-    const attacker = await TestAgent.connect("websocket", url, { headers: { authorization: "Bearer b" } });
+    // The same principal (a second process with the agent's credentials, a gateway): binding
+    // UIDs to principals refuses another principal's message for the UID outright.
+    const attacker = await TestAgent.connect("websocket", url, { headers: { authorization: "Bearer a" } });
     await sendRawWs(attacker, poisonedDescription(victim.uid));
     attacker.close();
 
