@@ -15,6 +15,7 @@
  *   FUZZ_SEED=S    repeat a run (the seed is printed); each input i is made from (S, i)
  */
 import { Agent as HttpAgent, request } from "node:http";
+import { monitorEventLoopDelay } from "node:perf_hooks";
 import { gzipSync } from "node:zlib";
 import { fromBinary } from "@bufbuild/protobuf";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -330,6 +331,10 @@ describe("fuzzing the server (WebSocket and HTTP)", () => {
       wellBehaved("websocket", () => !fuzzing, trips.websocket),
       wellBehaved("http", () => !fuzzing, trips.http),
     ];
+    // How long the event loop was blocked at a time: a long round trip with a short blocking
+    // tells the machine was busy elsewhere (its CPU shared), a long blocking tells of us.
+    const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+    loopDelay.enable();
     const started = performance.now();
     await Promise.all([
       ...Array.from({ length: WORKERS_PER_TRANSPORT }, (_, w) => wsWorker(wsInputs, w)),
@@ -338,6 +343,7 @@ describe("fuzzing the server (WebSocket and HTTP)", () => {
     const seconds = (performance.now() - started) / 1000;
     fuzzing = false;
     await Promise.all(monitors);
+    loopDelay.disable();
 
     // Every fuzzing agent gone (WebSockets closed, HTTP agents past their heartbeat window).
     await untilAgents(run.server, 0);
@@ -363,6 +369,10 @@ describe("fuzzing the server (WebSocket and HTTP)", () => {
           },
         ]),
       ),
+      eventLoopBlockedMs: {
+        p99: Number((loopDelay.percentile(99) / 1e6).toFixed(1)),
+        max: Number((loopDelay.max / 1e6).toFixed(1)),
+      },
       heap: { baselineMiB: Number((baseline / 2 ** 20).toFixed(1)), afterMiB: Number((after / 2 ** 20).toFixed(1)) },
       store: { agents: run.store.agentCount, bytes: run.store.heldBytes },
       problems: run.problems.slice(0, 20),
