@@ -76,10 +76,12 @@ interface Planned {
  * shared with the server's other agents reporting the same ones. Work is proportional to
  * the size of the message, not of the fleet.
  *
- * A received part's bytes are kept as its stored encoding only when they parse on their
- * own into a message equal to the decoded part: protobuf-es lets a nested message run past
- * its parent's declared length, so the bytes a field's length delimits may not be what the
- * decoder read. Otherwise the part is encoded again from the decoded value.
+ * A received part's bytes are kept as its stored encoding only when the part came once,
+ * length-delimited, and its bytes parse on their own into a message equal to the decoded
+ * part: protobuf-es lets a nested message run past its parent's declared length (and reads
+ * a message field of another wire type as length-delimited), so the bytes a field's length
+ * delimits may not be what the decoder read. Otherwise the part is encoded again from the
+ * decoded value.
  *
  * When `options.maxStateBytes` is given and the state would grow past it, nothing is
  * merged (`refusedStateBytes` says how large it would have been).
