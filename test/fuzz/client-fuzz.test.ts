@@ -165,7 +165,10 @@ async function session(id: string, stream: number, inputs: Inputs, results: Resu
     markers.delete(marker);
     results.outcomes.add(outcome);
     if (outcome === "stalled") {
-      results.problems.push(`input ${i} (${input.kind}): the client handled nothing for ${HANDLED_DEADLINE_MS} ms`);
+      results.problems.push(
+        `input ${i} (${input.kind}): the client handled nothing for ${HANDLED_DEADLINE_MS} ms; ` +
+          `bytes ${Buffer.from(input.bytes).subarray(0, 256).toString("hex")}`,
+      );
     }
   }
   await client.stop();

@@ -128,6 +128,12 @@ function httpBody(i: number): { body: Uint8Array; encoding: string | undefined; 
   return { body: input.bytes, encoding: undefined, kind: input.kind };
 }
 
+/** The first bytes of an input, in hex, for a problem report (the whole input is (seed, index)). */
+function hexOf(data: Uint8Array | string): string {
+  const bytes = typeof data === "string" ? Buffer.from(data, "latin1") : Buffer.from(data);
+  return bytes.subarray(0, 256).toString("hex") + (bytes.length > 256 ? `… (${bytes.length} bytes)` : "");
+}
+
 class Inputs {
   #next = 0;
   constructor(
@@ -200,7 +206,7 @@ async function wsWorker(inputs: Inputs, worker: number): Promise<void> {
       outcome.startsWith("reply without") ||
       outcome.startsWith("reply that")
     ) {
-      run.problems.push(`input ${i} (${kind}) over WebSocket: ${outcome}`);
+      run.problems.push(`input ${i} (${kind}) over WebSocket: ${outcome}; bytes ${hexOf(data)}`);
     }
   }
   ws?.close();
@@ -259,7 +265,7 @@ async function httpWorker(inputs: Inputs, worker: number): Promise<void> {
       }
       run.outcomes.add(outcome);
       if (outcome === "http 500" || outcome.startsWith("http failed"))
-        run.problems.push(`input ${i} (${kind}) over HTTP: ${outcome}`);
+        run.problems.push(`input ${i} (${kind}) over HTTP: ${outcome}; body ${hexOf(body)}`);
     }
   } finally {
     agent.destroy();
