@@ -103,12 +103,18 @@ export class WsAdapter {
     let next = 0;
     const visit = () => {
       for (const ws of slices[next]!) {
-        if (!this.#alive.has(ws)) {
+        // A timer callback: nothing thrown for one socket may reach the process.
+        try {
+          if (!this.#alive.has(ws)) {
+            ws.terminate();
+            continue;
+          }
+          this.#alive.delete(ws);
+          ws.ping();
+        } catch (e) {
+          this.core.reportError(e);
           ws.terminate();
-          continue;
         }
-        this.#alive.delete(ws);
-        ws.ping();
       }
       next = (next + 1) % slices.length;
       this.#pingTimer = clock.setTimeout(visit, step);
