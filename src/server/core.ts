@@ -398,8 +398,13 @@ export class ServerCore {
   #scheduleSweep(): void {
     if (!this.#running) return;
     this.#sweepTimer = this.options.clock.setTimeout(() => {
-      this.sweep();
-      this.flush();
+      // A timer callback: a throw here would end the process, and the sweep must go on.
+      try {
+        this.sweep();
+        this.flush();
+      } catch (e) {
+        this.reportError(e);
+      }
       this.#scheduleSweep();
     }, this.options.sweepIntervalMs);
   }
