@@ -20,7 +20,7 @@ import { AgentToServerSchema, ServerToAgentSchema } from "../../src/gen/opamp/v1
 import { encodeWsFrame } from "../../src/wire/index.js";
 import { clientInput, probeMessage } from "./generate.js";
 import { Rng, runInputs, runSeed } from "./random.js";
-import { ProcessWatch, settledHeap, Tally, writeSummary } from "./watch.js";
+import { Inputs, ProcessWatch, settledHeap, Tally, writeSummary } from "./watch.js";
 
 const SEED = runSeed();
 /** This suite's share of FUZZ_INPUTS. */
@@ -78,22 +78,6 @@ interface Results {
   readonly outcomes: Tally;
   readonly errors: Tally;
   readonly problems: string[];
-}
-
-class Inputs {
-  #next = 0;
-  constructor(
-    readonly from: number,
-    readonly count: number,
-  ) {}
-
-  get done(): boolean {
-    return this.#next >= this.count;
-  }
-
-  take(): number | undefined {
-    return this.#next < this.count ? this.from + this.#next++ : undefined;
-  }
 }
 
 /** One client, fed inputs until INPUTS_PER_CLIENT are handled or it drops the connection. */
@@ -189,7 +173,7 @@ describe("fuzzing the client's receive path", () => {
     const warmup = Math.min(300, Math.floor(INPUTS / 10));
     await worker(0, new Inputs(0, warmup), results);
     const baseline = await settledHeap();
-    const inputs = new Inputs(warmup, INPUTS);
+    const inputs = new Inputs(warmup, INPUTS, "client fuzz");
     const started = performance.now();
     await Promise.all(Array.from({ length: CONCURRENT_CLIENTS }, (_, w) => worker(w, inputs, results)));
     const seconds = (performance.now() - started) / 1000;

@@ -27,7 +27,7 @@ import { TestAgent } from "../integration/server/test-agent.js";
 import { serverInput } from "./generate.js";
 import { mutateRaw } from "./mutate.js";
 import { Rng, runInputs, runSeed } from "./random.js";
-import { ProcessWatch, RoundTrips, settledHeap, Tally, writeSummary } from "./watch.js";
+import { Inputs, ProcessWatch, RoundTrips, settledHeap, Tally, writeSummary } from "./watch.js";
 
 const SEED = runSeed();
 /** This suite's share of FUZZ_INPUTS (the client suite takes the rest). */
@@ -132,18 +132,6 @@ function httpBody(i: number): { body: Uint8Array; encoding: string | undefined; 
 function hexOf(data: Uint8Array | string): string {
   const bytes = typeof data === "string" ? Buffer.from(data, "latin1") : Buffer.from(data);
   return bytes.subarray(0, 256).toString("hex") + (bytes.length > 256 ? `… (${bytes.length} bytes)` : "");
-}
-
-class Inputs {
-  #next = 0;
-  constructor(
-    readonly from: number,
-    readonly count: number,
-  ) {}
-
-  take(): number | undefined {
-    return this.#next < this.count ? this.from + this.#next++ : undefined;
-  }
 }
 
 function openSocket(url: string, token: string): Promise<WebSocket> {
@@ -329,8 +317,8 @@ describe("fuzzing the server (WebSocket and HTTP)", () => {
     const baseline = await settledHeap();
 
     const wsCount = Math.round(INPUTS * WS_SHARE);
-    const wsInputs = new Inputs(2 * warmup, wsCount);
-    const httpInputs = new Inputs(2 * warmup + wsCount, INPUTS - wsCount);
+    const wsInputs = new Inputs(2 * warmup, wsCount, "server fuzz, WebSocket");
+    const httpInputs = new Inputs(2 * warmup + wsCount, INPUTS - wsCount, "server fuzz, HTTP");
     let fuzzing = true;
     const trips = { websocket: new RoundTrips(), http: new RoundTrips() };
     const monitors = [

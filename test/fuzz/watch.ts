@@ -96,3 +96,35 @@ export function writeSummary(name: string, summary: object): void {
   mkdirSync(".tmp", { recursive: true });
   writeFileSync(`.tmp/${name}.json`, `${JSON.stringify(summary, null, 2)}\n`);
 }
+
+/**
+ * A run of input indexes `from` … `from + count - 1`, taken one at a time by concurrent
+ * workers. With a `label` and at least 100 000 inputs (the long mode), progress is printed
+ * every tenth of the way.
+ */
+export class Inputs {
+  #next = 0;
+  readonly #started = performance.now();
+
+  constructor(
+    readonly from: number,
+    readonly count: number,
+    readonly label?: string,
+  ) {}
+
+  /** True once every input was taken. */
+  get done(): boolean {
+    return this.#next >= this.count;
+  }
+
+  /** The next input's index, or undefined when all were taken. */
+  take(): number | undefined {
+    if (this.#next >= this.count) return undefined;
+    const n = this.#next++;
+    if (this.label !== undefined && this.count >= 100_000 && n > 0 && n % Math.floor(this.count / 10) === 0) {
+      const seconds = (performance.now() - this.#started) / 1000;
+      console.log(`${this.label}: ${n} of ${this.count} inputs, ${Math.round(n / seconds)} inputs/s`);
+    }
+    return this.from + n;
+  }
+}
