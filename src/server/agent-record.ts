@@ -2,7 +2,7 @@
  * The server's record of one agent: its reconstructed full state (spec: Status Compression)
  * plus what the server wants it to have and what is waiting for its next HTTP poll.
  */
-import { clone, create, type DescMessage, equals, fromBinary, type MessageShape, toBinary } from "@bufbuild/protobuf";
+import { type DescMessage, fromBinary, type MessageShape, toBinary } from "@bufbuild/protobuf";
 import {
   type AgentDescription,
   AgentDescriptionSchema,
@@ -23,20 +23,16 @@ import {
 } from "../gen/opamp/v1/opamp_pb.js";
 import { concatBytes } from "../wire/bytes.js";
 import type { Part, PartKind } from "./outbound.js";
+import type { SharedComponents } from "./shared-components.js";
 import {
-  detachConnectionSettingsStatus,
-  detachPackageStatuses,
-  detachRemoteConfigStatus,
   encodedEffectiveConfig,
   encodeField,
   encodeStateHead,
-  rawStateFields,
   type SharedEffectiveConfig,
   STATE_FIELD,
   type StatePart,
-  shareEffectiveConfig,
 } from "./shared-state.js";
-import type { Agent, AgentPart, AgentTransport } from "./types.js";
+import type { Agent, AgentTransport } from "./types.js";
 
 /** A desired item (config, packages, settings) shared by every agent it was pushed to. */
 export interface DesiredItem {
@@ -70,11 +66,13 @@ export class AgentRecord implements Agent {
   id: string;
   instanceUid: Uint8Array;
   capabilities = 0n;
+  // The statuses without repeated fields are held decoded: their decoded size stays
+  // within a small constant of their encoding (docs/memory.md).
   remoteConfigStatus: RemoteConfigStatus | undefined;
-  packageStatuses: PackageStatuses | undefined;
   customCapabilities: CustomCapabilities | undefined;
-  availableComponents: AvailableComponents | undefined;
   connectionSettingsStatus: ConnectionSettingsStatus | undefined;
+  /** `serverProvidedAllPackagesHash` of the package statuses (held encoded), read with every reply. */
+  reportedPackagesHash: Uint8Array | undefined;
   transport: AgentTransport;
   principal: unknown;
   /** Key of the principal the UID is bound to (see `hooks.principalKey`). */
@@ -130,8 +128,10 @@ export class AgentRecord implements Agent {
   saving: Promise<void> | undefined;
   /** sequence_num of the agent's last state written to the store (undefined: never written). */
   savedSequenceNum: bigint | undefined;
-  /** The effective config, shared with every agent reporting the same one. */
+  /** The effective config, shared with every agent of the server reporting the same one. */
   sharedEffectiveConfig: SharedEffectiveConfig | undefined;
+  /** The available components, shared with every agent of the server reporting the same ones. */
+  sharedComponents: SharedComponents | undefined;
   /**
    * Encoded AgentToServer field of parts that changed and are not packed yet (views into
    * the received message until {@link AgentRecord.packEncoded} runs).
@@ -180,6 +180,17 @@ export class AgentRecord implements Agent {
   /** Decoded on every read, like {@link AgentRecord.agentDescription}. */
   get health(): ComponentHealth | undefined {
     return this.#decode("health");
+  }
+
+  /** Decoded on every read, like {@link AgentRecord.agentDescription}: a map decodes to many objects. */
+  get packageStatuses(): PackageStatuses | undefined {
+    return this.#decode("packageStatuses");
+  }
+
+  /** Decoded on every read from the set shared with other agents, like {@link AgentRecord.agentDescription}. */
+  get availableComponents(): AvailableComponents | undefined {
+    const shared = this.sharedComponents;
+    return shared && fromBinary(AvailableComponentsSchema, fieldPayload(shared.encoded).slice());
   }
 
   #decode<P extends EncodedOnlyPart>(part: P): MessageShape<(typeof PART_SCHEMA)[P]> | undefined {
@@ -237,6 +248,7 @@ export class AgentRecord implements Agent {
     if (part === "effectiveConfig") {
       return this.sharedEffectiveConfig && encodedEffectiveConfig(this.sharedEffectiveConfig);
     }
+    if (part === "availableComponents") return this.sharedComponents?.encoded;
     const pending = this.encoded[part];
     if (pending !== undefined) return pending;
     const cached = this.#cached(SMALL_PARTS.indexOf(part));
@@ -253,7 +265,20 @@ export class AgentRecord implements Agent {
   /** Forgets the cached encoding of `part` (it changed). */
   forgetEncoded(part: StatePart): void {
     this.encoded[part] = undefined;
-    if (part !== "effectiveConfig") this.#ranges[SMALL_PARTS.indexOf(part) * 2] = -1;
+    if (part !== "effectiveConfig" && part !== "availableComponents") {
+      this.#ranges[SMALL_PARTS.indexOf(part) * 2] = -1;
+    }
+  }
+
+  /**
+   * Bytes of the encoded state (what {@link AgentRecord.stateFields} gives) if the parts in
+   * `replacing` had the encoded sizes given there, the others keeping theirs, and the
+   * capabilities were `capabilities`.
+   */
+  stateBytes(replacing: ReadonlyMap<StatePart, number> = new Map(), capabilities = this.capabilities): number {
+    let total = encodeStateHead(this.instanceUid, this.sequenceNum, capabilities).length;
+    for (const part of STATE_PARTS) total += replacing.get(part) ?? this.encodedPart(part)?.length ?? 0;
+    return total;
   }
 
   /** The packed encoding of the part at `index` in SMALL_PARTS, if cached. */
@@ -309,8 +334,9 @@ export class AgentRecord implements Agent {
   /**
    * The reconstructed full state as binary AgentToServer fields, in pieces whose
    * concatenation is the state: the scalar fields, the packed parts (description, health
-   * and the like; then the statuses) and the shared effective config. Nothing is copied: the pieces are the record's own immutable arrays
-   * (a change packs a new block), so a store may keep them as they are.
+   * and the like; then the statuses), the shared effective config and the shared available
+   * components. Nothing is copied: the pieces are the record's own or the server's shared
+   * immutable arrays (a change packs a new block), so a store may keep them as they are.
    */
   stateFields(): Uint8Array[] {
     // Parts not encoded yet (changed without their received bytes) are encoded and packed.
@@ -320,6 +346,8 @@ export class AgentRecord implements Agent {
     for (const block of this.#blocks) if (block !== undefined) fields.push(block);
     const config = this.encodedPart("effectiveConfig");
     if (config !== undefined) fields.push(config);
+    const components = this.sharedComponents?.encoded;
+    if (components !== undefined) fields.push(components);
     return fields;
   }
 
@@ -329,26 +357,31 @@ export class AgentRecord implements Agent {
   }
 }
 
-/** Parts whose encoding the record packs (the effective config is shared instead). */
-const SMALL_PARTS: readonly Exclude<StatePart, "effectiveConfig">[] = [
+/** Every part of the state, in the order the state's pieces hold them. */
+const STATE_PARTS = Object.keys(STATE_FIELD) as readonly StatePart[];
+
+/** Parts whose encoding the record packs (the effective config and components are shared instead). */
+const SMALL_PARTS: readonly Exclude<StatePart, "effectiveConfig" | "availableComponents">[] = [
   "agentDescription",
   "health",
   "remoteConfigStatus",
   "packageStatuses",
   "customCapabilities",
-  "availableComponents",
   "connectionSettingsStatus",
 ];
 
-/** Parts held only as their encoding (see {@link AgentRecord.agentDescription}). */
-type EncodedOnlyPart = "agentDescription" | "health";
+/**
+ * Parts held only as their encoding (see {@link AgentRecord.agentDescription}): trees and
+ * maps, whose decoded form costs tens of times their encoding.
+ */
+export type EncodedOnlyPart = "agentDescription" | "health" | "packageStatuses";
 
 function isEncodedOnly(part: StatePart): part is EncodedOnlyPart {
-  return part === "agentDescription" || part === "health";
+  return part === "agentDescription" || part === "health" || part === "packageStatuses";
 }
 
 /** The payload of one encoded length-delimited field (its tag and length skipped). */
-function fieldPayload(field: Uint8Array): Uint8Array {
+export function fieldPayload(field: Uint8Array): Uint8Array {
   let offset = 0;
   while (field[offset]! >= 0x80) offset++; // tag
   offset++;
@@ -356,184 +389,24 @@ function fieldPayload(field: Uint8Array): Uint8Array {
   return field.subarray(offset + 1);
 }
 
-/** True when both hold the same bytes (native memcmp). */
-function sameEncoding(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && Buffer.compare(a, b) === 0;
-}
-
 /**
  * The block each of SMALL_PARTS is packed in: 0 for what an agent reports seldom and at
- * length (description, health, components), 1 for the small statuses it reports after
+ * length (description, health, custom capabilities), 1 for the statuses it reports after
  * every push.
  */
 const PART_GROUP: readonly number[] = SMALL_PARTS.map((part) =>
   part === "remoteConfigStatus" || part === "packageStatuses" || part === "connectionSettingsStatus" ? 1 : 0,
 );
 
-const PART_SCHEMA = {
+/** The schema of each part the record packs. */
+export const PART_SCHEMA = {
   agentDescription: AgentDescriptionSchema,
   health: ComponentHealthSchema,
   remoteConfigStatus: RemoteConfigStatusSchema,
   packageStatuses: PackageStatusesSchema,
   customCapabilities: CustomCapabilitiesSchema,
-  availableComponents: AvailableComponentsSchema,
   connectionSettingsStatus: ConnectionSettingsStatusSchema,
-} as const;
-
-/** Result of merging one report into a record. */
-export interface MergeResult {
-  readonly changes: AgentPart[];
-  /** The agent sent an available-components hash whose components the server does not know. */
-  readonly needComponents: boolean;
-}
-
-function replaceIfChanged<D extends DescMessage>(
-  schema: D,
-  current: MessageShape<D> | undefined,
-  next: MessageShape<D> | undefined,
-): boolean {
-  if (next === undefined) return false; // spec: left out = unchanged
-  return current === undefined || !equals(schema, current, next);
-}
-
-/**
- * Merges the compressible fields present in `message` into `record` and reports which
- * parts changed. Absent fields keep their last value (spec: Status Compression). Kept
- * parts are detached from the received buffer (its bytes fields are views into it), and
- * the effective config is shared between agents reporting the same one. Work is
- * proportional to the size of the message, not of the fleet.
- *
- * @param components - cache of available-components maps by hash (hex), shared across agents.
- * @param raw - the binary `message` was decoded from, when at hand: each changed part's
- *   encoding is then taken from it instead of being encoded again when the state is written.
- */
-export function mergeReport(
-  record: AgentRecord,
-  message: AgentToServer,
-  components: Map<string, AvailableComponents>,
-  raw?: Uint8Array,
-): MergeResult {
-  // The received encoding of each part, kept so writing the state needs no toBinary.
-  const fields = rawStateFields(raw);
-  const changes: AgentPart[] = [];
-  if (message.capabilities !== 0n && message.capabilities !== record.capabilities) {
-    // spec: capabilities MUST always be set; a poll carrying 0 is tolerated as "unchanged".
-    record.capabilities = message.capabilities;
-    changes.push("capabilities");
-  }
-  const changed = (part: StatePart) => {
-    const bytes = fields?.get(STATE_FIELD[part]);
-    // A view for now: packEncoded() below copies it out of the received buffer.
-    record.forgetEncoded(part);
-    if (bytes !== undefined && part !== "effectiveConfig") record.encoded[part] = bytes;
-    changes.push(part);
-  };
-  // The description and health are held only encoded: compared by their received bytes,
-  // and decoded for a deep comparison only when the bytes differ (map entries may come in
-  // another order).
-  const encodedOnly = <P extends EncodedOnlyPart>(part: P, next: MessageShape<(typeof PART_SCHEMA)[P]> | undefined) => {
-    if (next === undefined) return; // spec: left out = unchanged
-    const schema = PART_SCHEMA[part] as DescMessage;
-    const current = record.encodedPart(part);
-    const received = fields?.get(STATE_FIELD[part]);
-    if (current !== undefined) {
-      if (received !== undefined ? sameEncoding(current, received) : false) return;
-      if (equals(schema, fromBinary(schema, fieldPayload(current)), next)) return;
-    }
-    changed(part);
-    // Not received as one field (absent raw bytes, or the field repeated): encoded here.
-    if (received === undefined) record.encoded[part] = encodeField(STATE_FIELD[part], toBinary(schema, next));
-  };
-  encodedOnly("agentDescription", message.agentDescription);
-  encodedOnly("health", message.health);
-  if (message.effectiveConfig !== undefined) {
-    const shared = shareEffectiveConfig(message.effectiveConfig, fields?.get(STATE_FIELD.effectiveConfig));
-    if (shared.key !== record.sharedEffectiveConfig?.key) {
-      record.sharedEffectiveConfig = shared;
-      changed("effectiveConfig");
-    }
-  }
-  if (replaceIfChanged(RemoteConfigStatusSchema, record.remoteConfigStatus, message.remoteConfigStatus)) {
-    record.remoteConfigStatus = detachRemoteConfigStatus(message.remoteConfigStatus!);
-    changed("remoteConfigStatus");
-  }
-  if (replaceIfChanged(PackageStatusesSchema, record.packageStatuses, message.packageStatuses)) {
-    record.packageStatuses = detachPackageStatuses(message.packageStatuses!);
-    changed("packageStatuses");
-  }
-  if (replaceIfChanged(CustomCapabilitiesSchema, record.customCapabilities, message.customCapabilities)) {
-    const caps = message.customCapabilities!;
-    record.customCapabilities = has(caps) ? clone(CustomCapabilitiesSchema, caps) : caps;
-    changed("customCapabilities");
-  }
-  if (
-    replaceIfChanged(ConnectionSettingsStatusSchema, record.connectionSettingsStatus, message.connectionSettingsStatus)
-  ) {
-    record.connectionSettingsStatus = detachConnectionSettingsStatus(message.connectionSettingsStatus!);
-    changed("connectionSettingsStatus");
-  }
-  let needComponents = false;
-  const reported = message.availableComponents;
-  if (reported !== undefined) {
-    const key = hex(reported.hash);
-    let full: AvailableComponents;
-    if (Object.keys(reported.components).length > 0) {
-      const cached = components.get(key);
-      full =
-        cached !== undefined && equals(AvailableComponentsSchema, cached, reported)
-          ? cached
-          : clone(AvailableComponentsSchema, reported);
-      remember(components, key, full);
-    } else {
-      // spec: Available components — the first report carries only the hash.
-      const cached = components.get(key);
-      if (cached !== undefined) {
-        full = cached;
-        remember(components, key, cached);
-      } else {
-        full = create(AvailableComponentsSchema, { hash: new Uint8Array(reported.hash) });
-        needComponents = reported.hash.length > 0;
-      }
-    }
-    if (
-      full !== record.availableComponents &&
-      replaceIfChanged(AvailableComponentsSchema, record.availableComponents, full)
-    ) {
-      record.availableComponents = full;
-      changed("availableComponents");
-    }
-  }
-  if (changes.length > 0) record.packEncoded();
-  return { changes, needComponents };
-}
-
-function has(message: object): boolean {
-  const unknown = (message as { $unknown?: unknown[] }).$unknown;
-  return unknown !== undefined && unknown.length > 0;
-}
-
-/**
- * Distinct available-components sets kept for agents that report only the hash. Agents of
- * one fleet share a handful; the bound keeps agents that each invent a hash from growing
- * the cache without end (the least recently used set is dropped, and asked for again).
- */
-export const MAX_CACHED_COMPONENT_SETS = 1024;
-
-function remember(cache: Map<string, AvailableComponents>, key: string, value: AvailableComponents): void {
-  cache.delete(key); // re-inserted last: the map's order is least recently used first
-  cache.set(key, value);
-  if (cache.size > MAX_CACHED_COMPONENT_SETS) {
-    const oldest = cache.keys().next().value;
-    if (oldest !== undefined) cache.delete(oldest);
-  }
-}
-
-/** Lower-case hex of bytes, for map keys and logs. */
-export function hex(bytes: Uint8Array): string {
-  let out = "";
-  for (const b of bytes) out += b.toString(16).padStart(2, "0");
-  return out;
-}
+} as const satisfies Record<(typeof SMALL_PARTS)[number], DescMessage>;
 
 /**
  * Whether the server must ask for the full state (spec: Status Compression): a known agent

@@ -1,5 +1,5 @@
 import type { EventEmitter } from "eventemitter3";
-import { type AgentToServer, type AvailableComponents, ServerErrorResponseType } from "../gen/opamp/v1/opamp_pb.js";
+import { type AgentToServer, ServerErrorResponseType } from "../gen/opamp/v1/opamp_pb.js";
 import type { TimerHandle } from "../internal/clock.js";
 import { concatBytes, sameBytes } from "../wire/bytes.js";
 import {
@@ -12,11 +12,12 @@ import {
   OpampError,
   ServerToAgentFlag,
 } from "../wire/index.js";
-import { AgentRecord, type DesiredKind, mergeReport, needsFullState, type PushChannel } from "./agent-record.js";
+import { AgentRecord, type DesiredKind, needsFullState, type PushChannel } from "./agent-record.js";
 import { type AuthLimits, PendingAuthentications } from "./auth.js";
 import { AuthThrottle } from "./auth-throttle.js";
 import { answerCertificateRequest } from "./certificate-request.js";
 import { type LoadedRecord, loadRecord, recordDeliveryStatus, restoreDesired, storedDesired } from "./delivery.js";
+import { mergeReport, newStateTables, type StateTables } from "./merge-report.js";
 import type { ResolvedServerOptions } from "./options.js";
 import { baseReply, encodeWithParts, type Part } from "./outbound.js";
 import { ReconnectGuard } from "./reconnect-guard.js";
@@ -60,7 +61,8 @@ export class ServerCore implements OfferTracker {
   readonly #loading = new Map<string, Promise<LoadedRecord>>();
   /** Agents whose state changed since it was last written; flushed by the sweep. */
   readonly #dirty = new Set<AgentRecord>();
-  readonly #components = new Map<string, AvailableComponents>();
+  /** Effective configs and available components, each distinct one held once for this server's agents. */
+  readonly tables: StateTables;
   readonly #replies: ReplyBuilder;
   readonly #guard: ReconnectGuard;
   readonly #endpoints = new Map<string, string>();
@@ -82,6 +84,7 @@ export class ServerCore implements OfferTracker {
     this.#replies = new ReplyBuilder(options, this);
     this.#guard = new ReconnectGuard(options.maxReconnectsPerWindow, options.reconnectWindowMs, options.clock);
     this.#authThrottle = new AuthThrottle(options.maxAuthFailures, options.authFailureWindowMs, options.clock);
+    this.tables = newStateTables(options.maxComponentCacheBytes);
   }
 
   /** What `authenticate()` needs for one request: its deadline, `stop()`, and the throttle. */
@@ -274,6 +277,30 @@ export class ServerCore implements OfferTracker {
       return encodeWithParts(baseReply(message.instanceUid), [identificationPart(newInstanceUid())], ws);
     }
 
+    // Merged first: a message that would take the agent's state over its budget is refused
+    // before it changes anything, the connection's agents included.
+    const merged = mergeReport(record, message, this.tables, {
+      raw,
+      // Scoped by the principal's key: one tenant's agents share cached components even when
+      // `authenticate` returns a new principal object for every request.
+      principal: key ?? conn.principal,
+      maxStateBytes: this.options.maxAgentStateBytes,
+    });
+    if (merged.refusedStateBytes !== undefined) {
+      const limit = this.options.maxAgentStateBytes;
+      this.reportError(
+        new OpampError(
+          "limit_exceeded",
+          `message from ${id} refused: the agent's state would be ${merged.refusedStateBytes} bytes, over the limit of ${limit}`,
+          { details: { limit } },
+        ),
+      );
+      // spec: BadRequest, the agent should not retry the message; its old state stays.
+      return errorReply(message.instanceUid, ServerErrorResponseType.ServerErrorResponseType_BadRequest, ws, {
+        message: `agent state over the limit of ${limit} bytes`,
+      });
+    }
+
     // A new session: the agent (re)connected, or restarted its sequence numbers (an HTTP
     // agent has no connection to tell by). The guard watches for a reconnect loop.
     const newSession =
@@ -313,7 +340,6 @@ export class ServerCore implements OfferTracker {
     // A full report (a restarted agent, or one answering ReportFullState) restarts the offers.
     if (message.agentDescription !== undefined) for (const k of DESIRED_KINDS) record.offered[k] = undefined;
 
-    const merged = mergeReport(record, message, this.#components, raw);
     changes.push(...merged.changes);
     if (merged.needComponents) flags |= ServerToAgentFlag.ReportAvailableComponents;
     record.sequenceNum = message.sequenceNum;
@@ -450,7 +476,7 @@ export class ServerCore implements OfferTracker {
     let pending = this.#loading.get(id);
     if (pending === undefined) {
       const record = new AgentRecord(id, uid, transport, this.options.clock.now());
-      pending = loadRecord(this, record, this.#components);
+      pending = loadRecord(this, record, this.tables);
       this.#loading.set(id, pending);
       pending.finally(() => this.#loading.delete(id)).catch(() => undefined);
     }
@@ -487,7 +513,7 @@ export class ServerCore implements OfferTracker {
     const identification = identificationPart(uid);
     record.identification = identification;
     this.agents.delete(oldId);
-    this.#httpAgents.delete(oldId);
+    const polling = this.#httpAgents.delete(oldId);
     record.previousId = oldId;
     record.id = newId;
     record.instanceUid = Uint8Array.from(uid);
@@ -495,6 +521,9 @@ export class ServerCore implements OfferTracker {
     this.#aliases.set(oldId, record);
     this.replicas?.released(oldId);
     this.replicas?.claimed(newId);
+    // Still watched for silence under its new UID: an HTTP agent that never polls again
+    // would otherwise stay connected for ever.
+    if (polling) this.#httpAgents.set(newId, record);
     const desired = storedDesired(record);
     const entry = storedAgent(newId, record);
     // After any write of the old UID still in flight, or it would bring the old UID back.
@@ -600,8 +629,13 @@ export class ServerCore implements OfferTracker {
   #scheduleSweep(): void {
     if (!this.#running) return;
     this.#sweepTimer = this.options.clock.setTimeout(() => {
-      this.sweep();
-      this.flush();
+      // A timer callback: a throw here would end the process, and the sweep must go on.
+      try {
+        this.sweep();
+        this.flush();
+      } catch (e) {
+        this.reportError(e);
+      }
       this.#scheduleSweep();
     }, this.options.sweepIntervalMs);
   }

@@ -6,7 +6,6 @@ import { fromBinary } from "@bufbuild/protobuf";
 import {
   AgentRemoteConfigSchema,
   AgentToServerSchema,
-  type AvailableComponents,
   ConnectionSettingsOffersSchema,
   ConnectionSettingsStatuses,
   PackageStatusEnum,
@@ -14,7 +13,9 @@ import {
   PackagesAvailableSchema,
   RemoteConfigStatuses,
 } from "../gen/opamp/v1/opamp_pb.js";
-import { type AgentRecord, type DesiredItem, type DesiredKind, mergeReport } from "./agent-record.js";
+import { OpampError } from "../wire/errors.js";
+import type { AgentRecord, DesiredItem, DesiredKind } from "./agent-record.js";
+import { mergeReport, type StateTables } from "./merge-report.js";
 import { makePart } from "./outbound.js";
 import type { DeliveryKind, DeliveryStatus, ServerStore, StoredDesired } from "./store.js";
 import type { AgentPart } from "./types.js";
@@ -24,7 +25,11 @@ export function desiredItem(kind: DesiredKind, messageBytes: Uint8Array, hash: U
   return { hash, messageBytes, part: makePart(kind, messageBytes) };
 }
 
-/** Fills a fresh record's desired state from the store (after a restart or reconnect). */
+/**
+ * Fills a fresh record's desired state from the store (after a restart or reconnect).
+ *
+ * @throws Error when a stored item does not decode (the caller reports it).
+ */
 export function restoreDesired(record: AgentRecord, desired: StoredDesired): void {
   if (desired.remoteConfig !== undefined) {
     const msg = fromBinary(AgentRemoteConfigSchema, desired.remoteConfig);
@@ -83,12 +88,18 @@ export interface LoadedRecord {
 /**
  * Fills a fresh record with the agent's last known state and desired state from the
  * store. A store failure is reported and the agent is treated as unknown (it will be asked
- * for its full state).
+ * for its full state). So is a stored state that does not decode, or that is over the
+ * agent state budget: it is reported as `storage_failed` and ignored (the next write
+ * replaces it); a stored desired state that does not decode is reported and left out.
  */
 export async function loadRecord(
-  host: { readonly store: ServerStore; reportError(error: unknown, code: "storage_failed"): void },
+  host: {
+    readonly store: ServerStore;
+    readonly options: { readonly maxAgentStateBytes: number };
+    reportError(error: unknown, code: "storage_failed"): void;
+  },
   record: AgentRecord,
-  components: Map<string, AvailableComponents>,
+  tables: StateTables,
 ): Promise<LoadedRecord> {
   const [stored, desired] = await Promise.all([
     host.store.getAgent(record.id).catch((e) => host.reportError(e, "storage_failed")),
@@ -96,14 +107,43 @@ export async function loadRecord(
   ]);
   let known = false;
   if (stored) {
-    const state = fromBinary(AgentToServerSchema, stored.state);
-    mergeReport(record, state, components, stored.state);
-    record.sequenceNum = state.sequenceNum;
-    record.boundPrincipal = stored.boundPrincipal;
-    known = true;
+    try {
+      const state = fromBinary(AgentToServerSchema, stored.state);
+      const merged = mergeReport(record, state, tables, {
+        raw: stored.state,
+        maxStateBytes: host.options.maxAgentStateBytes,
+      });
+      if (merged.refusedStateBytes !== undefined) {
+        throw new Error(`it is ${merged.refusedStateBytes} bytes, over the agent state limit`);
+      }
+      record.sequenceNum = state.sequenceNum;
+      record.boundPrincipal = stored.boundPrincipal;
+      known = true;
+    } catch (e) {
+      // An unknown agent, then: it is asked for its full state, which replaces this one.
+      host.reportError(
+        new OpampError("storage_failed", `the stored state of ${record.id} cannot be used: ${errorText(e)}`, {
+          cause: e,
+        }),
+        "storage_failed",
+      );
+    }
   }
-  if (desired) restoreDesired(record, desired);
+  if (desired) {
+    try {
+      restoreDesired(record, desired);
+    } catch (e) {
+      host.reportError(
+        new OpampError("storage_failed", `the stored desired state of ${record.id} cannot be decoded`, { cause: e }),
+        "storage_failed",
+      );
+    }
+  }
   return { record, known };
+}
+
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }
 
 /** What the core offers delivery helpers. */

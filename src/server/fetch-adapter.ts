@@ -82,12 +82,29 @@ function timedBody(source: ReadableStream<Uint8Array>, core: ServerCore): Readab
   );
 }
 
-/** Handles one request; a path other than the OpAMP path gets 404. Never rejects. */
+/**
+ * Handles one request; a path other than the OpAMP path gets 404. Never rejects: an
+ * unexpected throw is reported on `error` (`internal`) and answered 500.
+ */
 export async function handleFetch(
   core: ServerCore,
   gate: ConnectionGate,
   request: Request,
   info: FetchRequestInfo = {},
+): Promise<Response> {
+  try {
+    return await fetchExchange(core, gate, request, info);
+  } catch (e) {
+    core.reportError(e);
+    return empty(500, { connection: "close" });
+  }
+}
+
+async function fetchExchange(
+  core: ServerCore,
+  gate: ConnectionGate,
+  request: Request,
+  info: FetchRequestInfo,
 ): Promise<Response> {
   const url = new URL(request.url);
   if (url.pathname !== core.options.path) return empty(404);

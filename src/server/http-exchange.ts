@@ -151,6 +151,7 @@ export async function httpExchange(core: ServerCore, request: HttpExchangeReques
     const status = statusFor(error);
     // A body that did not arrive in time (408) is reported like a hook that did not answer.
     if (status === 500 || error.code === "timeout") core.reportError(error);
-    return plain(status, error.message);
+    // What went wrong inside is for the `error` listener, not for the peer.
+    return plain(status, status === 500 ? "internal error" : error.message);
   }
 }

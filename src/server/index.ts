@@ -2,7 +2,14 @@
  * `opamp-sdk/server`: the OpAMP server and what it takes and gives.
  */
 export { InMemoryServerBus } from "../storage/memory-server-bus.js";
-export { InMemoryServerStore } from "../storage/memory-server-store.js";
+export {
+  DEFAULT_STORE_AGENT_TTL_MS,
+  DEFAULT_STORE_MAX_AGENTS,
+  DEFAULT_STORE_MAX_BYTES,
+  DEFAULT_STORE_MAX_DELIVERIES_PER_AGENT,
+  InMemoryServerStore,
+  type InMemoryServerStoreOptions,
+} from "../storage/memory-server-store.js";
 export type { BusMember, BusMessageHandler, ServerBus } from "./bus.js";
 export type { FetchRequestInfo } from "./fetch-adapter.js";
 export { DEFAULT_LISTEN_PORT, type ListenAddress, type ListenOptions, OpAMPServer } from "./opamp-server.js";
@@ -11,9 +18,11 @@ export {
   DEFAULT_BUS_REQUEST_TIMEOUT_MS,
   DEFAULT_HANDSHAKE_TIMEOUT_MS,
   DEFAULT_HEARTBEAT_INTERVAL_SECONDS,
+  DEFAULT_MAX_AGENT_STATE_BYTES,
   DEFAULT_MAX_AGENTS_PER_CONNECTION,
   DEFAULT_MAX_AUTH_FAILURES,
   DEFAULT_MAX_BUFFERED_BYTES,
+  DEFAULT_MAX_COMPONENT_CACHE_BYTES,
   DEFAULT_MAX_CONNECTIONS,
   DEFAULT_MAX_PENDING_CUSTOM_MESSAGES_PER_AGENT,
   DEFAULT_MAX_RECONNECTS_PER_WINDOW,
@@ -22,6 +31,7 @@ export {
   DEFAULT_RECONNECT_WINDOW_MS,
   DEFAULT_RETRY_AFTER_MS,
   DEFAULT_SERVER_CAPABILITIES,
+  DEFAULT_SERVER_MAX_MESSAGE_BYTES,
   DEFAULT_STOP_TIMEOUT_MS,
   DEFAULT_SWEEP_INTERVAL_MS,
   DEFAULT_WS_PING_INTERVAL_MS,

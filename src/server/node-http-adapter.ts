@@ -3,6 +3,7 @@
  * with the WebSocket adapter.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Duplex } from "node:stream";
 import type { TLSSocket } from "node:tls";
 import type { Clock } from "../internal/clock.js";
 import { OpampError } from "../wire/index.js";
@@ -14,6 +15,8 @@ import { type HttpExchangeResponse, httpExchange } from "./http-exchange.js";
 export class ConnectionGate {
   #active = 0;
   readonly #idle = new Set<() => void>();
+  /** Sockets of node:http requests being handled, destroyed if `stop()` runs out of time. */
+  readonly requestSockets = new Set<Duplex>();
 
   constructor(readonly max: number) {}
 
@@ -208,6 +211,8 @@ export async function handleNodeRequest(
     req.resume();
     return true;
   }
+  const socket = req.socket;
+  gate.requestSockets.add(socket);
   try {
     const response = await httpExchange(core, {
       method: req.method ?? "GET",
@@ -224,6 +229,7 @@ export async function handleNodeRequest(
     }
     write(res, response);
   } finally {
+    gate.requestSockets.delete(socket);
     gate.release();
   }
   return true;

@@ -5,7 +5,7 @@
  */
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { createServer as createHttpsServer, type ServerOptions as HttpsServerOptions } from "node:https";
-import type { AddressInfo } from "node:net";
+import type { AddressInfo, Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { EventEmitter } from "eventemitter3";
 import { InMemoryServerStore } from "../storage/memory-server-store.js";
@@ -82,6 +82,7 @@ export class OpAMPServer<P = unknown> extends EventEmitter<ServerEvents<P>> {
   readonly #ws: WsAdapter;
   #state: State = "new";
   #listener: Server | undefined;
+  readonly #listenerSockets = new Set<Socket>();
   #stopping: Promise<void> | undefined;
 
   /**
@@ -187,6 +188,12 @@ export class OpAMPServer<P = unknown> extends EventEmitter<ServerEvents<P>> {
     const listener = options.tls ? createHttpsServer(options.tls) : createHttpServer();
     this.attach(listener);
     this.#listener = listener;
+    // Every TCP connection, so that stop() can cut those still open at its deadline
+    // (upgraded and TLS ones included, which closeAllConnections() does not reach).
+    listener.on("connection", (socket: Socket) => {
+      this.#listenerSockets.add(socket);
+      socket.once("close", () => this.#listenerSockets.delete(socket));
+    });
     await new Promise<void>((resolve, reject) => {
       const fail = (e: Error) => reject(new OpampError("transport_failed", e.message, { cause: e }));
       listener.once("error", fail);
@@ -230,17 +237,31 @@ export class OpAMPServer<P = unknown> extends EventEmitter<ServerEvents<P>> {
    * other paths go to `next` (or get 404 without it). Never throws; errors become statuses.
    */
   readonly requestHandler = (req: IncomingMessage, res: ServerResponse, next?: (error?: unknown) => void): void => {
-    handleNodeRequest(this.#core, this.#gate, req, res).then(
-      (mine) => {
+    // Nothing thrown here may reach node:http's emitter (it would end the process): a throw
+    // is reported on `error` and answered 500, or the socket destroyed once headers went out.
+    const failed = (e: unknown) => {
+      this.#core.reportError(e);
+      try {
+        if (!res.headersSent) res.writeHead(500, { connection: "close" }).end();
+        else res.destroy();
+      } catch {
+        res.destroy();
+      }
+    };
+    let handled: Promise<boolean>;
+    try {
+      handled = handleNodeRequest(this.#core, this.#gate, req, res);
+    } catch (e) {
+      failed(e);
+      return;
+    }
+    handled
+      .then((mine) => {
         if (mine) return;
         if (next) next();
         else res.writeHead(404).end();
-      },
-      (e: unknown) => {
-        this.#core.reportError(e);
-        if (!res.headersSent) res.writeHead(500).end();
-      },
-    );
+      })
+      .catch(failed);
   };
 
   /**
@@ -262,9 +283,13 @@ export class OpAMPServer<P = unknown> extends EventEmitter<ServerEvents<P>> {
   /**
    * Stops: refuses new work (503), answers requests and upgrades still waiting on
    * `authenticate` with 503 + Retry-After at once (the hook's later answer is ignored),
-   * closes every WebSocket with 1001, waits for in-flight HTTP requests (up to
-   * `stopTimeoutMs`), closes the `listen()` server, reports every agent gone and waits for
-   * store writes. Idempotent. After it resolves no event fires.
+   * closes the `listen()` server to new connections and its idle ones, closes every
+   * WebSocket with 1001, and waits for the close handshakes, in-flight HTTP requests and
+   * the listener's connections — all within one `stopTimeoutMs`. At that deadline every
+   * connection still open is cut (WebSockets terminated, sockets of requests in flight and
+   * of the listener destroyed, idle or half-sent ones included). Then it reports every
+   * agent gone and waits for store writes. Idempotent; never rejects. After it resolves no
+   * event fires.
    */
   stop(): Promise<void> {
     if (this.#stopping === undefined) this.#stopping = this.#stop();
@@ -278,30 +303,44 @@ export class OpAMPServer<P = unknown> extends EventEmitter<ServerEvents<P>> {
     }
     this.#state = "stopping";
     this.#core.beginStop();
-    await this.#ws.closeAll(WS_CLOSE.goingAway, "server stopping", this.options.stopTimeoutMs);
-    await this.#waitIdle();
+    // One deadline for everything: WebSocket close handshakes, in-flight requests and the
+    // listener's connections. At it, whatever is still open is cut.
+    const clock = this.options.clock;
+    let timer: ReturnType<typeof clock.setTimeout> | undefined;
+    const deadline = new Promise<void>((resolve) => {
+      timer = clock.setTimeout(resolve, this.options.stopTimeoutMs);
+    });
     const listener = this.#listener;
-    if (listener !== undefined) {
-      await new Promise<void>((resolve) => {
-        listener.close(() => resolve());
-        listener.closeIdleConnections();
-      });
+    // No new connections from now on; idle keep-alive connections go at once.
+    const listenerClosed =
+      listener === undefined
+        ? Promise.resolve()
+        : new Promise<void>((resolve) => {
+            listener.close(() => resolve());
+            listener.closeIdleConnections();
+          });
+    const expired = deadline.then(() => false);
+    await this.#ws.closeAll(WS_CLOSE.goingAway, "server stopping", deadline);
+    let done = await Promise.race([this.#gate.idle().then(() => true), expired]);
+    if (done && listener !== undefined) {
+      // Connections whose requests just finished are idle now.
+      listener.closeIdleConnections();
+      done = await Promise.race([listenerClosed.then(() => true), expired]);
     }
+    if (!done) {
+      // Node stops its own header and request timeouts once the server closes: without
+      // this, a stalled request or an idle connection would hold stop() for ever.
+      for (const socket of this.#gate.requestSockets) socket.destroy();
+      if (listener !== undefined) {
+        listener.closeAllConnections();
+        for (const socket of this.#listenerSockets) socket.destroy();
+      }
+      await listenerClosed;
+    }
+    if (timer !== undefined) clock.clearTimeout(timer);
     await this.#core.stop();
     await this.#core.replicas?.leave();
     this.#state = "stopped";
-  }
-
-  async #waitIdle(): Promise<void> {
-    const clock = this.options.clock;
-    let timer: ReturnType<typeof clock.setTimeout> | undefined;
-    await Promise.race([
-      this.#gate.idle(),
-      new Promise<void>((resolve) => {
-        timer = clock.setTimeout(resolve, this.options.stopTimeoutMs);
-      }),
-    ]);
-    if (timer !== undefined) clock.clearTimeout(timer);
   }
 
   // ── Push APIs ─────────────────────────────────────────────────────────────────────────

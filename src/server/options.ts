@@ -30,6 +30,21 @@ export const DEFAULT_MISSED_HEARTBEATS = 3;
 export const DEFAULT_WS_PING_INTERVAL_MS = 30_000;
 /** Default period of the one liveness sweep timer: 5 s. */
 export const DEFAULT_SWEEP_INTERVAL_MS = 5_000;
+/**
+ * Default largest message the server takes or sends, header included: 1 MiB. Below the
+ * spec's recommended 64 MiB on purpose: decoding costs up to about 45 bytes of heap and
+ * 0.5 ms of event loop per byte received (a message of empty key-values, measured in
+ * docs/limits.md), so one 64 MiB message could stall every agent for half a minute.
+ */
+export const DEFAULT_SERVER_MAX_MESSAGE_BYTES = 1024 * 1024;
+/**
+ * Default budget of one agent's state, in encoded bytes (what the store is given): 1 MiB.
+ * A message that would take an agent's state past it is refused with BadRequest and the
+ * old state kept.
+ */
+export const DEFAULT_MAX_AGENT_STATE_BYTES = 1024 * 1024;
+/** Default bytes of available-component sets kept for agents that report only the hash: 16 MiB. */
+export const DEFAULT_MAX_COMPONENT_CACHE_BYTES = 16 * 1024 * 1024;
 /** Default limit on open WebSocket connections plus in-flight HTTP requests. */
 export const DEFAULT_MAX_CONNECTIONS = 50_000;
 /** Default limit on agents carried by one WebSocket connection (a gateway may carry many). */
@@ -58,7 +73,7 @@ export const DEFAULT_MAX_AUTH_FAILURES = 10;
 export const DEFAULT_AUTH_FAILURE_WINDOW_MS = 60_000;
 /** Default time a replica waits for another to answer a forwarded push: 5 s. */
 export const DEFAULT_BUS_REQUEST_TIMEOUT_MS = 5_000;
-/** Default time `stop()` waits for in-flight HTTP requests and WebSocket close handshakes: 5 s. */
+/** Default time `stop()` waits for in-flight work before it cuts every connection still open: 5 s. */
 export const DEFAULT_STOP_TIMEOUT_MS = 5_000;
 /**
  * Server capabilities advertised when `capabilities` is not given: everything but CSR
@@ -175,8 +190,23 @@ export interface OpAMPServerOptions<P = unknown> {
   };
   /** Resource limits; each has a safe default. */
   readonly limits?: {
-    /** Largest message in or out, header included. Default DEFAULT_MAX_MESSAGE_BYTES (64 MiB). */
+    /**
+     * Largest message in or out, header included (after decompression in, before
+     * compression out). Default {@link DEFAULT_SERVER_MAX_MESSAGE_BYTES} (1 MiB).
+     */
     readonly maxMessageBytes?: number;
+    /**
+     * Largest state one agent may hold, in encoded bytes (every part it reported, as
+     * written to the store). A message that would pass it is refused (BadRequest) and
+     * reported on `error` (`limit_exceeded`); the agent keeps its old state. Default
+     * {@link DEFAULT_MAX_AGENT_STATE_BYTES}.
+     */
+    readonly maxAgentStateBytes?: number;
+    /**
+     * Bytes of available-component sets cached for agents that report only the hash (least
+     * recently used dropped first). Default {@link DEFAULT_MAX_COMPONENT_CACHE_BYTES}.
+     */
+    readonly maxComponentCacheBytes?: number;
     /** Open WebSockets plus in-flight HTTP requests. Default {@link DEFAULT_MAX_CONNECTIONS}. */
     readonly maxConnections?: number;
     /** Agents one WebSocket may carry. Default {@link DEFAULT_MAX_AGENTS_PER_CONNECTION}. */
@@ -237,7 +267,10 @@ export interface OpAMPServerOptions<P = unknown> {
   readonly replicaId?: string;
   /** Time source, for tests. Default the system clock. */
   readonly clock?: Clock;
-  /** How long `stop()` waits for in-flight work. Default {@link DEFAULT_STOP_TIMEOUT_MS}. */
+  /**
+   * How long `stop()` waits for in-flight work (close handshakes, requests, connections);
+   * at this deadline every connection still open is cut. Default {@link DEFAULT_STOP_TIMEOUT_MS}.
+   */
   readonly stopTimeoutMs?: number;
 }
 
@@ -261,6 +294,8 @@ export interface ResolvedServerOptions {
   readonly wsPingIntervalMs: number;
   readonly advertiseHeartbeat: boolean;
   readonly maxMessageBytes: number;
+  readonly maxAgentStateBytes: number;
+  readonly maxComponentCacheBytes: number;
   readonly maxConnections: number;
   readonly maxAgentsPerConnection: number;
   readonly handshakeTimeoutMs: number;
@@ -363,7 +398,17 @@ export function resolveServerOptions(options: OpAMPServerOptions): ResolvedServe
       true,
     ),
     advertiseHeartbeat: heartbeat.advertise ?? true,
-    maxMessageBytes: positiveInt(limits.maxMessageBytes, DEFAULT_MAX_MESSAGE_BYTES, "limits.maxMessageBytes"),
+    maxMessageBytes: positiveInt(limits.maxMessageBytes, DEFAULT_SERVER_MAX_MESSAGE_BYTES, "limits.maxMessageBytes"),
+    maxAgentStateBytes: positiveInt(
+      limits.maxAgentStateBytes,
+      DEFAULT_MAX_AGENT_STATE_BYTES,
+      "limits.maxAgentStateBytes",
+    ),
+    maxComponentCacheBytes: positiveInt(
+      limits.maxComponentCacheBytes,
+      DEFAULT_MAX_COMPONENT_CACHE_BYTES,
+      "limits.maxComponentCacheBytes",
+    ),
     maxConnections: positiveInt(limits.maxConnections, DEFAULT_MAX_CONNECTIONS, "limits.maxConnections"),
     maxAgentsPerConnection: positiveInt(
       limits.maxAgentsPerConnection,

@@ -180,7 +180,8 @@ export function reportedHash(record: AgentRecord, kind: DesiredKind): Uint8Array
     case "remoteConfig":
       return record.remoteConfigStatus?.lastRemoteConfigHash;
     case "packagesAvailable":
-      return record.packageStatuses?.serverProvidedAllPackagesHash;
+      // Not record.packageStatuses: that is decoded on every read, and this runs per reply.
+      return record.reportedPackagesHash;
     case "connectionSettings":
       return hasBit(record.capabilities, AgentCapability.ReportsConnectionSettingsStatus)
         ? record.connectionSettingsStatus?.lastConnectionSettingsHash

@@ -1,8 +1,9 @@
 /**
  * Keeping tens of thousands of agents' state small and cheap to store: reported parts are
  * detached from the received buffer without a reflective clone, identical effective
- * configs (usually the same pushed config on every agent) are held once, and each part's
- * encoding is cached so writing an agent's full state is a concatenation, not a toBinary.
+ * configs (usually the same pushed config on every agent) are held once per server, and
+ * each part's encoding is cached so writing an agent's full state is a concatenation, not
+ * a toBinary.
  */
 import { createHash } from "node:crypto";
 import { clone, toBinary } from "@bufbuild/protobuf";
@@ -10,8 +11,6 @@ import {
   type ConnectionSettingsStatus,
   type EffectiveConfig,
   EffectiveConfigSchema,
-  type PackageStatuses,
-  PackageStatusesSchema,
   type RemoteConfigStatus,
 } from "../gen/opamp/v1/opamp_pb.js";
 
@@ -42,17 +41,18 @@ export class Interner<T extends object> {
   }
 }
 
-/** An effective config held once for every agent that reports the same one. */
+/** An effective config held once for every agent of one server that reports the same one. */
 export interface SharedEffectiveConfig {
   /** Content key (SHA-256 over names, content types and bodies). */
   readonly key: string;
   /** The config, with bodies copied out of any received buffer. Read-only. */
   readonly message: EffectiveConfig;
-  /** Its encoding as AgentToServer field 6, made once when first stored. */
+  /**
+   * Its encoding as AgentToServer field 6. Made by the server from `message`, never taken
+   * from what an agent sent: the agents sharing the entry may belong to other principals.
+   */
   encoded: Uint8Array | undefined;
 }
-
-const effectiveConfigs = new Interner<SharedEffectiveConfig>();
 
 function has<T extends object>(message: T): boolean {
   const unknown = (message as { $unknown?: unknown[] }).$unknown;
@@ -72,30 +72,57 @@ function effectiveConfigKey(config: EffectiveConfig): string {
 }
 
 /**
- * The shared copy of `config`: the same object for every agent reporting the same files.
- * Work is one SHA-256 over the bodies; a config not seen before is copied once.
+ * The effective configs of one server's agents, each distinct one held once. One table per
+ * server: nothing an agent of one server reports can reach the state of another server's
+ * agents, and what is shared between agents of one server is made by the server (the
+ * decoded content and the server's own encoding of it), never an agent's received bytes.
  */
-export function shareEffectiveConfig(config: EffectiveConfig, raw?: Uint8Array): SharedEffectiveConfig {
-  // After a fan-out every agent reports the same new config: one memcmp instead of a hash.
-  const last = lastShared;
-  if (raw !== undefined && last?.encoded !== undefined && memEqual(last.encoded, raw)) return last;
-  const key = effectiveConfigKey(config);
-  let shared = effectiveConfigs.get(key);
-  if (shared === undefined || has(config)) {
-    // Bodies copied, so the received message buffer is not kept alive (clone alone would
-    // not do: it copies bytes with .slice(), a view on a Buffer).
-    const message = clone(EffectiveConfigSchema, config);
-    for (const file of Object.values(message.configMap?.configMap ?? {})) file.body = new Uint8Array(file.body);
-    shared = { key, message, encoded: raw && new Uint8Array(raw) };
-    if (!has(config)) effectiveConfigs.set(key, shared);
+export class EffectiveConfigTable {
+  readonly #entries = new Interner<SharedEffectiveConfig>();
+  /** The config shared last (one held strongly): after a fan-out every agent reports it. */
+  #last: SharedEffectiveConfig | undefined;
+
+  /**
+   * The shared copy of `config`: the same object for every agent reporting the same files.
+   * Work is one SHA-256 over the bodies; a config not seen before is copied and encoded
+   * once. `raw` (the received field, tag included) only serves a fast path: when it is
+   * byte for byte the encoding of the config shared last, that entry is the answer.
+   */
+  share(config: EffectiveConfig, raw?: Uint8Array): SharedEffectiveConfig {
+    const last = this.#last;
+    if (raw !== undefined && last?.encoded !== undefined && memEqual(last.encoded, raw)) return last;
+    const key = effectiveConfigKey(config);
+    // A config with unknown fields is the agent's own: its key does not cover them.
+    if (has(config)) return { key, message: detachedConfig(config), encoded: undefined };
+    let shared = this.#entries.get(key);
+    if (shared === undefined) {
+      const message = detachedConfig(config);
+      shared = {
+        key,
+        message,
+        encoded: encodeField(STATE_FIELD.effectiveConfig, toBinary(EffectiveConfigSchema, message)),
+      };
+      this.#entries.set(key, shared);
+    }
+    this.#last = shared;
+    return shared;
   }
-  shared.encoded ??= raw && new Uint8Array(raw);
-  if (shared.encoded !== undefined && !has(config)) lastShared = shared;
-  return shared;
+
+  /** Distinct effective configs held (for tests and stats). */
+  get size(): number {
+    return this.#entries.size;
+  }
 }
 
-/** The effective config shared last (see {@link shareEffectiveConfig}); one config held. */
-let lastShared: SharedEffectiveConfig | undefined;
+/**
+ * A copy of `config` that holds nothing of the received buffer: clone alone would not do,
+ * as it copies bytes with .slice(), a view on a Buffer.
+ */
+function detachedConfig(config: EffectiveConfig): EffectiveConfig {
+  const message = clone(EffectiveConfigSchema, config);
+  for (const file of Object.values(message.configMap?.configMap ?? {})) file.body = new Uint8Array(file.body);
+  return message;
+}
 
 /**
  * True when both hold the same bytes. Native memcmp rather than the byte loop of
@@ -103,11 +130,6 @@ let lastShared: SharedEffectiveConfig | undefined;
  */
 function memEqual(a: Uint8Array, b: Uint8Array): boolean {
   return a.length === b.length && Buffer.compare(a, b) === 0;
-}
-
-/** Distinct effective configs currently held (for tests and stats). */
-export function sharedEffectiveConfigCount(): number {
-  return effectiveConfigs.size;
 }
 
 /**
@@ -124,17 +146,6 @@ export function detachRemoteConfigStatus(s: RemoteConfigStatus): RemoteConfigSta
 /** See {@link detachRemoteConfigStatus}. */
 export function detachConnectionSettingsStatus(s: ConnectionSettingsStatus): ConnectionSettingsStatus {
   s.lastConnectionSettingsHash = new Uint8Array(s.lastConnectionSettingsHash);
-  return s;
-}
-
-/** See {@link detachRemoteConfigStatus}. */
-export function detachPackageStatuses(s: PackageStatuses): PackageStatuses {
-  if (has(s)) return clone(PackageStatusesSchema, s);
-  s.serverProvidedAllPackagesHash = new Uint8Array(s.serverProvidedAllPackagesHash);
-  for (const p of Object.values(s.packages)) {
-    p.agentHasHash = new Uint8Array(p.agentHasHash);
-    p.serverOfferedHash = new Uint8Array(p.serverOfferedHash);
-  }
   return s;
 }
 
@@ -230,9 +241,10 @@ function varint(bytes: Uint8Array, offset: number): [value: number, next: number
   return undefined;
 }
 
-/** One top-level field of binary protobuf: its number and its bytes (tag included). */
+/** One top-level field of binary protobuf: its number, wire type and bytes (tag included). */
 export interface RawField {
   readonly field: number;
+  readonly wireType: number;
   readonly bytes: Uint8Array;
 }
 
@@ -271,26 +283,28 @@ export function splitFields(bytes: Uint8Array): RawField[] | undefined {
         return undefined;
     }
     if (offset > bytes.length) return undefined;
-    fields.push({ field: Math.floor(tag[0] / 8), bytes: bytes.subarray(start, offset) });
+    fields.push({ field: Math.floor(tag[0] / 8), wireType: tag[0] & 7, bytes: bytes.subarray(start, offset) });
   }
   return fields;
 }
 
 /**
  * The received bytes of each state part, by field number, when the message had each at
- * most once (a repeated sub-message field is merged by decoders, so its bytes alone would
- * not match the decoded value). Views into `raw`: copy what is kept.
+ * most once and length-delimited (a repeated sub-message field is merged by decoders, so
+ * its bytes alone would not match the decoded value; and protobuf-es reads a message field
+ * sent with another wire type as if it were length-delimited, reading on past what a
+ * splitter delimits). Views into `raw`: copy what is kept.
  */
 export function rawStateFields(raw: Uint8Array | undefined): Map<number, Uint8Array> | undefined {
   if (raw === undefined) return undefined;
   const fields = splitFields(raw);
   if (fields === undefined) return undefined;
   const out = new Map<number, Uint8Array>();
-  const twice = new Set<number>();
-  for (const { field, bytes } of fields) {
-    if (out.has(field)) twice.add(field);
+  const unusable = new Set<number>();
+  for (const { field, wireType, bytes } of fields) {
+    if (out.has(field) || wireType !== 2) unusable.add(field);
     out.set(field, bytes);
   }
-  for (const field of twice) out.delete(field);
+  for (const field of unusable) out.delete(field);
   return out;
 }

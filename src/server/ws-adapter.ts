@@ -6,6 +6,7 @@ import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
 import { type RawData, type WebSocket, WebSocketServer } from "ws";
 import { type AgentToServer, AgentToServerSchema } from "../gen/opamp/v1/opamp_pb.js";
+import { closeReason } from "../internal/close-reason.js";
 import { concatBytes } from "../wire/bytes.js";
 import { parse } from "../wire/frame.js";
 import { isGatewayControl } from "../wire/gateway-protocol.js";
@@ -106,12 +107,18 @@ export class WsAdapter {
     let next = 0;
     const visit = () => {
       for (const ws of slices[next]!) {
-        if (!this.#alive.has(ws)) {
+        // A timer callback: nothing thrown for one socket may reach the process.
+        try {
+          if (!this.#alive.has(ws)) {
+            ws.terminate();
+            continue;
+          }
+          this.#alive.delete(ws);
+          ws.ping();
+        } catch (e) {
+          this.core.reportError(e);
           ws.terminate();
-          continue;
         }
-        this.#alive.delete(ws);
-        ws.ping();
       }
       next = (next + 1) % slices.length;
       this.#pingTimer = clock.setTimeout(visit, step);
@@ -126,9 +133,21 @@ export class WsAdapter {
 
   /**
    * Handles an `upgrade` event. Returns false without touching the socket when the path is
-   * not the OpAMP path, so other upgrade listeners can take it.
+   * not the OpAMP path, so other upgrade listeners can take it. Never rejects: an
+   * unexpected throw is reported on `error` (`internal`) and the socket destroyed.
    */
   async handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<boolean> {
+    try {
+      return await this.#upgrade(req, socket, head);
+    } catch (e) {
+      // A bug of ours must cost this one socket, never the process and its other agents.
+      this.core.reportError(e);
+      socket.destroy();
+      return true;
+    }
+  }
+
+  async #upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<boolean> {
     const { pathname, url } = requestUrl(req, true);
     if (pathname !== this.core.options.path) return false;
     if (url === undefined) {
@@ -184,7 +203,13 @@ export class WsAdapter {
       const endpoint = url.origin + url.pathname;
       const principal = decision.principal;
       this.#wss.handleUpgrade(req, socket, head, (ws) => {
-        this.#accept(ws, remoteAddress, endpoint, principal, release);
+        try {
+          this.#accept(ws, remoteAddress, endpoint, principal, release);
+        } catch (e) {
+          // Its close listener, registered first, releases the slot.
+          this.core.reportError(e);
+          ws.terminate();
+        }
       });
     } catch (e) {
       release();
@@ -212,8 +237,8 @@ export class WsAdapter {
     const slice = this.#slices[this.#nextSlice]!;
     this.#nextSlice = (this.#nextSlice + 1) % this.#slices.length;
     slice.add(ws);
-    ws.on("pong", () => this.#alive.add(ws));
     let closed = false;
+    let handshake: ReturnType<typeof options.clock.setTimeout> | undefined;
     const channel: PushChannel = {
       agents: new Set<AgentRecord>(),
       get closed() {
@@ -241,6 +266,52 @@ export class WsAdapter {
         return true;
       },
     };
+    // First, so that whatever fails below, the socket's bookkeeping and slot are released.
+    ws.on("close", () => {
+      closed = true;
+      try {
+        if (handshake !== undefined) options.clock.clearTimeout(handshake);
+        core.channelClosed(channel);
+      } catch (e) {
+        core.reportError(e);
+      } finally {
+        this.#sockets.delete(ws);
+        slice.delete(ws);
+        release();
+      }
+    });
+    ws.on("error", () => undefined); // a close always follows; ws already chose the close code
+    const fail = (code: number, reason: string) => {
+      if (ws.readyState !== ws.OPEN) return;
+      try {
+        // The reason often quotes an error message: cut to what a close frame can carry.
+        ws.close(code, closeReason(reason));
+      } catch (e) {
+        core.reportError(e);
+        ws.terminate();
+      }
+    };
+    /**
+     * A socket callback that nothing thrown escapes from (into the socket's emitter, where
+     * it would end the process with every agent): the throw is reported on `error` and
+     * this socket alone is closed with 1011.
+     */
+    const guarded =
+      <A extends unknown[]>(callback: (...args: A) => void) =>
+      (...args: A): void => {
+        try {
+          callback(...args);
+        } catch (e) {
+          core.reportError(e);
+          fail(WS_CLOSE.internalError, "internal error");
+        }
+      };
+    ws.on(
+      "pong",
+      guarded(() => {
+        this.#alive.add(ws);
+      }),
+    );
     const conn: CoreConnection = {
       transport: "websocket" as const,
       principal,
@@ -250,99 +321,94 @@ export class WsAdapter {
     };
     /** Made on the first gateway control message (see gateway-channel.ts). */
     let gateway: GatewayChannel | undefined;
-    let handshake: ReturnType<typeof options.clock.setTimeout> | undefined = options.clock.setTimeout(() => {
+    handshake = options.clock.setTimeout(() => {
       handshake = undefined;
-      ws.close(WS_CLOSE.policyViolation, "no OpAMP message in time");
+      fail(WS_CLOSE.policyViolation, "no OpAMP message in time");
     }, options.handshakeTimeoutMs);
     // Messages of one connection are handled strictly in order.
     let chain: Promise<void> = Promise.resolve();
-    const fail = (code: number, reason: string) => {
-      if (ws.readyState === ws.OPEN) ws.close(code, reason);
-    };
-    ws.on("message", (data, isBinary) => {
-      this.#alive.add(ws);
-      if (handshake !== undefined) {
-        options.clock.clearTimeout(handshake);
-        handshake = undefined;
-      }
-      if (!isBinary) {
-        fail(WS_CLOSE.unsupportedData, "OpAMP messages are binary");
-        return;
-      }
-      let message: AgentToServer;
-      let payload: Uint8Array;
-      try {
-        payload = decodeWsFrame(toBytes(data), options.maxMessageBytes);
-        message = parse(AgentToServerSchema, payload);
-      } catch (e) {
-        const error = OpampError.from(e);
-        if (gateway?.active && error.code !== "message_too_large") {
-          // One relayed agent's bad bytes must not disconnect every agent of the gateway.
-          core.reportError(error);
+    ws.on(
+      "message",
+      guarded((data: RawData, isBinary: boolean) => {
+        this.#alive.add(ws);
+        if (handshake !== undefined) {
+          const timer = handshake;
+          handshake = undefined;
+          options.clock.clearTimeout(timer);
+        }
+        if (!isBinary) {
+          fail(WS_CLOSE.unsupportedData, "OpAMP messages are binary");
           return;
         }
-        fail(error.code === "message_too_large" ? WS_CLOSE.messageTooBig : WS_CLOSE.protocolError, error.message);
-        return;
-      }
-      if (options.acceptGateways && message.instanceUid.length === 0 && isGatewayControl(message.customMessage)) {
-        gateway ??= new GatewayChannel(core, conn, (frame) => channel.send(frame));
-        gateway.handle(message.customMessage);
-        return;
-      }
-      // On a gateway connection each agent speaks with the principal of its own request.
-      const relay = gateway?.active === true && isInstanceUid(message.instanceUid) ? gateway : undefined;
-      let speaker: CoreConnection = conn;
-      let uid = "";
-      if (relay !== undefined) {
-        uid = instanceUidToString(message.instanceUid);
-        const attached = relay.connectionFor(uid);
-        if (attached === undefined) {
-          const error = new OpampError(
-            "unauthenticated",
-            `gateway connection from ${remoteAddress} spoke for ${uid} without authenticating it: refused`,
-            { details: { instanceUid: uid } },
-          );
-          chain = chain.then(() => {
-            core.reportError(error);
-            relay.refuse(message.instanceUid, error);
-          });
-          return;
-        }
-        speaker = attached;
-      }
-      chain = chain
-        .then(() => core.handleMessage(speaker, message, payload))
-        .then((frame) => {
-          channel.send(frame);
-          if (relay !== undefined && message.agentDisconnect !== undefined) relay.detach(uid, speaker);
-        })
-        .catch((e: unknown) => {
+        let message: AgentToServer;
+        let payload: Uint8Array;
+        try {
+          payload = decodeWsFrame(toBytes(data), options.maxMessageBytes);
+          message = parse(AgentToServerSchema, payload);
+        } catch (e) {
           const error = OpampError.from(e);
-          if (relay !== undefined) {
-            // Only this agent is refused; the gateway's other agents carry on.
-            if (error.code !== "unauthenticated") core.reportError(error);
-            relay.refuse(message.instanceUid, error);
-          } else if (error.code === "unauthenticated") {
-            fail(WS_CLOSE.policyViolation, error.message);
-          } else {
+          if (gateway?.active && error.code !== "message_too_large") {
+            // One relayed agent's bad bytes must not disconnect every agent of the gateway.
             core.reportError(error);
-            fail(WS_CLOSE.internalError, "internal error");
+            return;
           }
-        });
-    });
-    ws.on("error", () => undefined); // a close always follows; ws already chose the close code
-    ws.on("close", () => {
-      closed = true;
-      if (handshake !== undefined) options.clock.clearTimeout(handshake);
-      this.#sockets.delete(ws);
-      slice.delete(ws);
-      core.channelClosed(channel);
-      release();
-    });
+          fail(error.code === "message_too_large" ? WS_CLOSE.messageTooBig : WS_CLOSE.protocolError, error.message);
+          return;
+        }
+        if (options.acceptGateways && message.instanceUid.length === 0 && isGatewayControl(message.customMessage)) {
+          gateway ??= new GatewayChannel(core, conn, (frame) => channel.send(frame));
+          gateway.handle(message.customMessage);
+          return;
+        }
+        // On a gateway connection each agent speaks with the principal of its own request.
+        const relay = gateway?.active === true && isInstanceUid(message.instanceUid) ? gateway : undefined;
+        let speaker: CoreConnection = conn;
+        let uid = "";
+        if (relay !== undefined) {
+          uid = instanceUidToString(message.instanceUid);
+          const attached = relay.connectionFor(uid);
+          if (attached === undefined) {
+            const error = new OpampError(
+              "unauthenticated",
+              `gateway connection from ${remoteAddress} spoke for ${uid} without authenticating it: refused`,
+              { details: { instanceUid: uid } },
+            );
+            chain = chain.then(() => {
+              core.reportError(error);
+              relay.refuse(message.instanceUid, error);
+            });
+            return;
+          }
+          speaker = attached;
+        }
+        chain = chain
+          .then(() => core.handleMessage(speaker, message, payload))
+          .then((frame) => {
+            channel.send(frame);
+            if (relay !== undefined && message.agentDisconnect !== undefined) relay.detach(uid, speaker);
+          })
+          .catch((e: unknown) => {
+            const error = OpampError.from(e);
+            if (relay !== undefined) {
+              // Only this agent is refused; the gateway's other agents carry on.
+              if (error.code !== "unauthenticated") core.reportError(error);
+              relay.refuse(message.instanceUid, error);
+            } else if (error.code === "unauthenticated") {
+              fail(WS_CLOSE.policyViolation, error.message);
+            } else {
+              core.reportError(error);
+              fail(WS_CLOSE.internalError, "internal error");
+            }
+          });
+      }),
+    );
   }
 
-  /** Closes every WebSocket with `code` and waits (up to `timeoutMs`) for them to finish. */
-  async closeAll(code: number, reason: string, timeoutMs: number): Promise<void> {
+  /**
+   * Closes every WebSocket with `code` and waits for their close handshakes until
+   * `deadline` settles; the sockets still open then are terminated.
+   */
+  async closeAll(code: number, reason: string, deadline: Promise<void>): Promise<void> {
     if (this.#pingTimer !== undefined) this.core.options.clock.clearTimeout(this.#pingTimer);
     this.#pingTimer = undefined;
     const sockets = [...this.#sockets];
@@ -353,18 +419,14 @@ export class WsAdapter {
           else ws.once("close", () => resolve());
         }),
     );
-    for (const ws of sockets) ws.close(code, reason);
-    if (sockets.length === 0) {
-      this.#wss.close();
-      return;
+    for (const ws of sockets) {
+      try {
+        ws.close(code, closeReason(reason));
+      } catch {
+        ws.terminate();
+      }
     }
-    const clock = this.core.options.clock;
-    let timer: ReturnType<typeof clock.setTimeout> | undefined;
-    const timeout = new Promise<void>((resolve) => {
-      timer = clock.setTimeout(resolve, timeoutMs);
-    });
-    await Promise.race([Promise.all(closed), timeout]);
-    if (timer !== undefined) clock.clearTimeout(timer);
+    if (sockets.length > 0) await Promise.race([Promise.all(closed), deadline]);
     for (const ws of sockets) if (ws.readyState !== ws.CLOSED) ws.terminate();
     this.#wss.close();
   }

@@ -142,7 +142,7 @@ describe("limits and heartbeat", () => {
     await agent.send(agent.fullState());
     (agent.ws as unknown as { _socket: Socket })._socket.pause();
     const limit = waitFor(server, "error", (e) => e.code === "limit_exceeded");
-    const big = "x".repeat(1024 * 1024);
+    const big = "x".repeat(512 * 1024); // under the 1 MiB message limit
     const gone = waitFor(server, "agentDisconnected");
     for (let i = 0; i < 64 && server.agents.size > 0; i++) {
       await server.setRemoteConfig(() => true, { "big.txt": `${i}${big}` });

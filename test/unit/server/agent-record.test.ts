@@ -15,7 +15,8 @@ import {
   ComponentHealthSchema,
   RemoteConfigStatuses,
 } from "../../../src/gen/opamp/v1/opamp_pb.js";
-import { AgentRecord, mergeReport } from "../../../src/server/agent-record.js";
+import { AgentRecord } from "../../../src/server/agent-record.js";
+import { mergeReport, newStateTables } from "../../../src/server/merge-report.js";
 import { agentDescription, instanceUidToString, newInstanceUid } from "../../../src/wire/index.js";
 import { concat, field, type HealthInit, healthBytes as handHealthBytes, varint } from "./hand-encoded.js";
 
@@ -78,7 +79,9 @@ describe("AgentRecord: description and health held encoded", () => {
       const r = newRecord();
       const message = fullReport(r.instanceUid, 0n);
       const raw = toBinary(AgentToServerSchema, message);
-      const merged = mergeReport(r, fromBinary(AgentToServerSchema, raw), new Map(), withRaw ? raw : undefined);
+      const merged = mergeReport(r, fromBinary(AgentToServerSchema, raw), newStateTables(1 << 24), {
+        raw: withRaw ? raw : undefined,
+      });
       expect(merged.changes).toEqual(expect.arrayContaining(["agentDescription", "health"]));
       expect(equals(AgentDescriptionSchema, r.agentDescription!, message.agentDescription!)).toBe(true);
       expectEqualHealth(r.health, message.health!);
@@ -95,10 +98,10 @@ describe("AgentRecord: description and health held encoded", () => {
     const r = newRecord();
     expect(r.agentDescription).toBeUndefined();
     expect(r.health).toBeUndefined();
-    mergeReport(r, fullReport(r.instanceUid, 0n), new Map());
+    mergeReport(r, fullReport(r.instanceUid, 0n), newStateTables(1 << 24));
     const heartbeat = create(AgentToServerSchema, { instanceUid: r.instanceUid, sequenceNum: 1n, capabilities: 0x7fn });
     const raw = toBinary(AgentToServerSchema, heartbeat);
-    expect(mergeReport(r, heartbeat, new Map(), raw).changes).toEqual([]);
+    expect(mergeReport(r, heartbeat, newStateTables(1 << 24), { raw: raw }).changes).toEqual([]);
     expect(equals(AgentDescriptionSchema, r.agentDescription!, DESCRIPTION)).toBe(true);
     expect(r.health?.status).toBe("running");
   });
@@ -123,9 +126,13 @@ describe("AgentRecord: description and health held encoded", () => {
     ]) {
       const r = newRecord();
       const a = rawReport(r.instanceUid, 0n, { health: first });
-      expect(mergeReport(r, a.message, new Map(), firstRaw ? a.raw : undefined).changes).toContain("health");
+      expect(
+        mergeReport(r, a.message, newStateTables(1 << 24), { raw: firstRaw ? a.raw : undefined }).changes,
+      ).toContain("health");
       const b = rawReport(r.instanceUid, 1n, { health: reordered });
-      expect(mergeReport(r, b.message, new Map(), againRaw ? b.raw : undefined).changes).toEqual([]);
+      expect(mergeReport(r, b.message, newStateTables(1 << 24), { raw: againRaw ? b.raw : undefined }).changes).toEqual(
+        [],
+      );
       expectEqualHealth(r.health, a.message.health!);
     }
   });
@@ -135,10 +142,12 @@ describe("AgentRecord: description and health held encoded", () => {
     for (const withRaw of [true, false]) {
       const r = newRecord();
       const a = rawReport(r.instanceUid, 0n, { health: healthBytes(NAMES) });
-      mergeReport(r, a.message, new Map(), withRaw ? a.raw : undefined);
+      mergeReport(r, a.message, newStateTables(1 << 24), { raw: withRaw ? a.raw : undefined });
       // Same entry order: only the value differs.
       const b = rawReport(r.instanceUid, 1n, { health: healthBytes(NAMES, changed) });
-      expect(mergeReport(r, b.message, new Map(), withRaw ? b.raw : undefined).changes).toEqual(["health"]);
+      expect(mergeReport(r, b.message, newStateTables(1 << 24), { raw: withRaw ? b.raw : undefined }).changes).toEqual([
+        "health",
+      ]);
       expect(r.health?.componentHealthMap["exporter/debug"]?.lastError).toBe("timeout");
       expect(
         fromBinary(AgentToServerSchema, r.fullStateBytes()).health?.componentHealthMap["exporter/debug"]?.lastError,
@@ -146,17 +155,23 @@ describe("AgentRecord: description and health held encoded", () => {
       // A change of the nested map, in another entry order, is a change too.
       const nested = { ...changed, pipeline: { healthy: false, componentHealthMap: { inner: { healthy: false } } } };
       const c = rawReport(r.instanceUid, 2n, { health: healthBytes(REVERSED, nested) });
-      expect(mergeReport(r, c.message, new Map(), withRaw ? c.raw : undefined).changes).toEqual(["health"]);
+      expect(mergeReport(r, c.message, newStateTables(1 << 24), { raw: withRaw ? c.raw : undefined }).changes).toEqual([
+        "health",
+      ]);
       expect(r.health?.componentHealthMap["pipeline"]?.componentHealthMap["inner"]?.healthy).toBe(false);
       // A change that keeps every length ("StatusOK" → "StatusKO"): caught by the bytes.
       const flipped = { ...nested, "receiver/otlp": { ...COMPONENTS["receiver/otlp"], status: "StatusKO" } };
       const e = rawReport(r.instanceUid, 3n, { health: healthBytes(REVERSED, flipped) });
       expect(e.raw.length).toBe(c.raw.length);
-      expect(mergeReport(r, e.message, new Map(), withRaw ? e.raw : undefined).changes).toEqual(["health"]);
+      expect(mergeReport(r, e.message, newStateTables(1 << 24), { raw: withRaw ? e.raw : undefined }).changes).toEqual([
+        "health",
+      ]);
       expect(r.health?.componentHealthMap["receiver/otlp"]?.status).toBe("StatusKO");
       // An entry dropped from the map is a change.
       const d = rawReport(r.instanceUid, 4n, { health: healthBytes(["pipeline"], nested) });
-      expect(mergeReport(r, d.message, new Map(), withRaw ? d.raw : undefined).changes).toEqual(["health"]);
+      expect(mergeReport(r, d.message, newStateTables(1 << 24), { raw: withRaw ? d.raw : undefined }).changes).toEqual([
+        "health",
+      ]);
       expect(Object.keys(r.health!.componentHealthMap)).toEqual(["pipeline"]);
     }
   });
@@ -166,16 +181,22 @@ describe("AgentRecord: description and health held encoded", () => {
       const r = newRecord();
       const first = fullReport(r.instanceUid, 0n);
       const firstRaw = toBinary(AgentToServerSchema, first);
-      mergeReport(r, fromBinary(AgentToServerSchema, firstRaw), new Map(), withRaw ? firstRaw : undefined);
+      mergeReport(r, fromBinary(AgentToServerSchema, firstRaw), newStateTables(1 << 24), {
+        raw: withRaw ? firstRaw : undefined,
+      });
       const same = fullReport(r.instanceUid, 1n);
       const sameRaw = toBinary(AgentToServerSchema, same);
       expect(
-        mergeReport(r, fromBinary(AgentToServerSchema, sameRaw), new Map(), withRaw ? sameRaw : undefined).changes,
+        mergeReport(r, fromBinary(AgentToServerSchema, sameRaw), newStateTables(1 << 24), {
+          raw: withRaw ? sameRaw : undefined,
+        }).changes,
       ).toEqual([]);
       const other = fullReport(r.instanceUid, 2n, agentDescription({ identifying: { "service.name": "other" } }));
       const otherRaw = toBinary(AgentToServerSchema, other);
       expect(
-        mergeReport(r, fromBinary(AgentToServerSchema, otherRaw), new Map(), withRaw ? otherRaw : undefined).changes,
+        mergeReport(r, fromBinary(AgentToServerSchema, otherRaw), newStateTables(1 << 24), {
+          raw: withRaw ? otherRaw : undefined,
+        }).changes,
       ).toEqual(["agentDescription"]);
       expect(r.agentDescription?.identifyingAttributes.map((a) => a.value?.value.value)).toEqual(["other"]);
       expect(r.agentDescription?.nonIdentifyingAttributes).toEqual([]);
@@ -192,12 +213,14 @@ describe("AgentRecord: description and health held encoded", () => {
     // Decoders merge a repeated sub-message: neither occurrence alone is the value.
     expect(message.agentDescription?.identifyingAttributes.length).toBe(1);
     expect(message.agentDescription?.nonIdentifyingAttributes.length).toBe(1);
-    mergeReport(r, message, new Map(), raw);
+    mergeReport(r, message, newStateTables(1 << 24), { raw: raw });
     expect(equals(AgentDescriptionSchema, r.agentDescription!, message.agentDescription!)).toBe(true);
     const back = fromBinary(AgentToServerSchema, r.fullStateBytes());
     expect(equals(AgentDescriptionSchema, back.agentDescription!, message.agentDescription!)).toBe(true);
     // The same two occurrences again: no change.
-    expect(mergeReport(r, fromBinary(AgentToServerSchema, raw), new Map(), raw).changes).toEqual([]);
+    expect(mergeReport(r, fromBinary(AgentToServerSchema, raw), newStateTables(1 << 24), { raw: raw }).changes).toEqual(
+      [],
+    );
   });
 
   it("keeps unknown fields of the description in the state it writes, with and without the received bytes", () => {
@@ -208,14 +231,16 @@ describe("AgentRecord: description and health held encoded", () => {
     for (const withRaw of [true, false]) {
       const r = newRecord();
       const { raw, message } = rawReport(r.instanceUid, 0n, { description });
-      mergeReport(r, message, new Map(), withRaw ? raw : undefined);
+      mergeReport(r, message, newStateTables(1 << 24), { raw: withRaw ? raw : undefined });
       const back = fromBinary(AgentToServerSchema, r.fullStateBytes());
       // protobuf-es writes unknown fields after the known ones: the very bytes sent.
       expect(toBinary(AgentDescriptionSchema, back.agentDescription!)).toEqual(description);
       expect(toBinary(AgentDescriptionSchema, r.agentDescription!)).toEqual(description);
       // Re-sent as it was: no change, still there.
       const again = rawReport(r.instanceUid, 1n, { description });
-      expect(mergeReport(r, again.message, new Map(), withRaw ? again.raw : undefined).changes).toEqual([]);
+      expect(
+        mergeReport(r, again.message, newStateTables(1 << 24), { raw: withRaw ? again.raw : undefined }).changes,
+      ).toEqual([]);
       expect(
         toBinary(AgentDescriptionSchema, fromBinary(AgentToServerSchema, r.fullStateBytes()).agentDescription!),
       ).toEqual(description);
@@ -226,7 +251,7 @@ describe("AgentRecord: description and health held encoded", () => {
     const r = newRecord();
     const message = fullReport(r.instanceUid, 0n);
     const raw = toBinary(AgentToServerSchema, message);
-    mergeReport(r, fromBinary(AgentToServerSchema, raw), new Map(), raw);
+    mergeReport(r, fromBinary(AgentToServerSchema, raw), newStateTables(1 << 24), { raw: raw });
     const before = r.fullStateBytes();
     const description = r.agentDescription!;
     const health = r.health!;
@@ -246,7 +271,7 @@ describe("AgentRecord: description and health held encoded", () => {
     const r = newRecord();
     const message = fullReport(r.instanceUid, 0n);
     const raw = toBinary(AgentToServerSchema, message);
-    mergeReport(r, fromBinary(AgentToServerSchema, raw), new Map(), raw);
+    mergeReport(r, fromBinary(AgentToServerSchema, raw), newStateTables(1 << 24), { raw: raw });
     const before = r.fullStateBytes();
     const pieces = r.stateFields().map((p) => Uint8Array.from(p));
     const read = r.agentDescription!;
@@ -263,11 +288,11 @@ describe("AgentRecord: description and health held encoded", () => {
 
 describe("AgentRecord.stateFields", () => {
   it("gives the state as [scalars, packed parts, shared effective config] (no status block without statuses), concatenating to fullStateBytes", () => {
-    const components = new Map();
+    const components = newStateTables(1 << 24);
     const [a, b] = [newRecord(), newRecord()];
     for (const r of [a, b]) {
       const raw = toBinary(AgentToServerSchema, fullReport(r.instanceUid, 0n));
-      mergeReport(r, fromBinary(AgentToServerSchema, raw), components, raw);
+      mergeReport(r, fromBinary(AgentToServerSchema, raw), components, { raw: raw });
       r.sequenceNum = 4n;
     }
     const fields = a.stateFields();
@@ -290,7 +315,7 @@ describe("AgentRecord.stateFields", () => {
   it("repacks only the status block on a status report: the description and health block stays the same array", () => {
     const r = newRecord();
     const raw = toBinary(AgentToServerSchema, fullReport(r.instanceUid, 0n));
-    mergeReport(r, fromBinary(AgentToServerSchema, raw), new Map(), raw);
+    mergeReport(r, fromBinary(AgentToServerSchema, raw), newStateTables(1 << 24), { raw: raw });
     const before = r.stateFields();
     const hash = new Uint8Array([7, 7, 7]);
     for (const status of [
@@ -304,9 +329,9 @@ describe("AgentRecord.stateFields", () => {
         remoteConfigStatus: { lastRemoteConfigHash: hash, status },
       });
       const bytes = toBinary(AgentToServerSchema, report);
-      expect(mergeReport(r, fromBinary(AgentToServerSchema, bytes), new Map(), bytes).changes).toEqual([
-        "remoteConfigStatus",
-      ]);
+      expect(
+        mergeReport(r, fromBinary(AgentToServerSchema, bytes), newStateTables(1 << 24), { raw: bytes }).changes,
+      ).toEqual(["remoteConfigStatus"]);
     }
     const after = r.stateFields();
     // [head, description + health, status, config]: the first block is the very same array.
@@ -325,7 +350,7 @@ describe("AgentRecord.stateFields", () => {
   it("leaves out the config piece when there is no effective config", () => {
     const r = newRecord();
     const { raw, message } = rawReport(r.instanceUid, 0n, { health: healthBytes(NAMES) });
-    mergeReport(r, message, new Map(), raw);
+    mergeReport(r, message, newStateTables(1 << 24), { raw: raw });
     const fields = r.stateFields();
     expect(fields.length).toBe(2);
     expect(fromBinary(AgentToServerSchema, concat(...fields)).health?.status).toBe("running");
@@ -347,17 +372,14 @@ describe("AgentRecord.stateFields", () => {
       for (const withRaw of [true, false]) {
         const r = newRecord();
         const raw = toBinary(AgentToServerSchema, fullReport(r.instanceUid, 0n));
-        mergeReport(r, fromBinary(AgentToServerSchema, raw), new Map(), raw);
+        mergeReport(r, fromBinary(AgentToServerSchema, raw), newStateTables(1 << 24), { raw: raw });
         const snapshot = r.stateFields();
         const old = concat(...snapshot);
         const next = fullReport(r.instanceUid, 1n, description);
         const nextRaw = toBinary(AgentToServerSchema, next);
-        const merged = mergeReport(
-          r,
-          fromBinary(AgentToServerSchema, nextRaw),
-          new Map(),
-          withRaw ? nextRaw : undefined,
-        );
+        const merged = mergeReport(r, fromBinary(AgentToServerSchema, nextRaw), newStateTables(1 << 24), {
+          raw: withRaw ? nextRaw : undefined,
+        });
         expect(merged.changes).toEqual(["agentDescription"]);
         r.sequenceNum = 1n;
         // The earlier pieces are untouched…

@@ -12,10 +12,11 @@ import {
   PackagesAvailableSchema,
   ServerToAgentSchema,
 } from "../../../src/gen/opamp/v1/opamp_pb.js";
-import { AgentRecord, mergeReport, needsFullState } from "../../../src/server/agent-record.js";
+import { AgentRecord, needsFullState } from "../../../src/server/agent-record.js";
 import { flattenHeaders } from "../../../src/server/auth.js";
 import { acceptsGzip, isProtobufRequest } from "../../../src/server/http-exchange.js";
 import { DEFAULT_OPAMP_PATH, DEFAULT_SERVER_CAPABILITIES } from "../../../src/server/index.js";
+import { mergeReport, newStateTables } from "../../../src/server/merge-report.js";
 import { resolveServerOptions } from "../../../src/server/options.js";
 import {
   baseReply,
@@ -225,7 +226,7 @@ describe("encodePieces", () => {
 describe("mergeReport", () => {
   it("keeps absent fields, replaces present ones, reports only real changes", () => {
     const record = new AgentRecord("id", newInstanceUid(), "http", 0);
-    const components = new Map();
+    const components = newStateTables(1 << 24);
     const full = create(AgentToServerSchema, {
       capabilities: 1n,
       agentDescription: agentDescription({ identifying: { a: "1" } }),

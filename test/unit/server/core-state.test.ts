@@ -135,10 +135,18 @@ describe("ServerCore state (review)", () => {
     expect(core.agents.size).toBe(1);
   });
 
-  it("bounds the available-components cache (distinct hashes cannot grow memory without end)", async () => {
-    const { core } = setup();
+  it("bounds the available-components cache by bytes (distinct hashes cannot grow memory without end)", async () => {
+    const maxComponentCacheBytes = 64 * 1024;
+    const { core } = setup({ limits: { maxComponentCacheBytes } });
     const caps = AgentCapability.ReportsStatus | AgentCapability.ReportsAvailableComponents;
-    const components = { receivers: { metadata: [] } };
+    // About 1 KiB encoded per set.
+    const components = {
+      receivers: {
+        metadata: [
+          { key: "code.namespace", value: { value: { case: "stringValue" as const, value: "x".repeat(1000) } } },
+        ],
+      },
+    };
     const first = new Uint8Array([0, 0, 0]);
     await send(core, {
       instanceUid: newInstanceUid(),
@@ -147,14 +155,17 @@ describe("ServerCore state (review)", () => {
       availableComponents: { hash: first, components },
     });
     // Many agents, each with its own components hash.
-    for (let i = 1; i <= 5000; i++) {
+    for (let i = 1; i <= 200; i++) {
       await send(core, {
         instanceUid: newInstanceUid(),
         capabilities: caps,
         agentDescription: agentDescription({}),
         availableComponents: { hash: new Uint8Array([1, i >> 8, i & 255]), components },
       });
+      expect(core.tables.components.cacheBytes).toBeLessThanOrEqual(maxComponentCacheBytes);
     }
+    expect(core.tables.components.cacheSize).toBeGreaterThan(10);
+    expect(core.tables.components.cacheSize).toBeLessThan(64);
     // The oldest set was dropped from the cache: an agent naming only its hash is asked.
     const late = await send(core, {
       instanceUid: newInstanceUid(),
@@ -163,6 +174,33 @@ describe("ServerCore state (review)", () => {
       availableComponents: { hash: first },
     });
     expect(late.flags & ServerToAgentFlag.ReportAvailableComponents).toBe(ServerToAgentFlag.ReportAvailableComponents);
+    // A recent one is still known.
+    const recent = await send(core, {
+      instanceUid: newInstanceUid(),
+      capabilities: caps,
+      agentDescription: agentDescription({}),
+      availableComponents: { hash: new Uint8Array([1, 0, 200]) },
+    });
+    expect(recent.flags & ServerToAgentFlag.ReportAvailableComponents).toBe(0n);
+  });
+
+  it("never caches a component set larger than the whole cache", async () => {
+    const { core } = setup({ limits: { maxComponentCacheBytes: 4096 } });
+    const caps = AgentCapability.ReportsStatus | AgentCapability.ReportsAvailableComponents;
+    const hash = new Uint8Array([9]);
+    const big = {
+      receivers: {
+        metadata: [{ key: "k", value: { value: { case: "stringValue" as const, value: "y".repeat(8000) } } }],
+      },
+    };
+    await send(core, {
+      instanceUid: newInstanceUid(),
+      capabilities: caps,
+      agentDescription: agentDescription({}),
+      availableComponents: { hash, components: big },
+    });
+    expect(core.tables.components.cacheSize).toBe(0);
+    expect(core.tables.components.cacheBytes).toBe(0);
   });
 
   it("records connection-settings and package deliveries from the agent's status reports", async () => {
@@ -222,6 +260,24 @@ describe("ServerCore state (review)", () => {
     expect(errors).toEqual(["invalid_argument"]);
     expect(core.agents.get(instanceUidToString(existing))?.instanceUid).toEqual(existing);
     expect(core.agents.get(instanceUidToString(asking))?.instanceUid).toEqual(asking);
+  });
+
+  it("drops an HTTP agent given a new UID that never polls again (found by the fuzzer, seed 511675461)", async () => {
+    const { core, clock, events } = setup();
+    const gone: string[] = [];
+    events.on("agentDisconnected", (a, reason) => gone.push(`${a.id} ${reason}`));
+    const reply = await send(core, {
+      instanceUid: newInstanceUid(),
+      capabilities: 1n,
+      agentDescription: agentDescription({}),
+      flags: AgentToServerFlag.RequestInstanceUid,
+    });
+    const assigned = instanceUidToString(reply.agentIdentification!.newInstanceUid);
+    expect([...core.agents.keys()]).toEqual([assigned]);
+    // It never comes back, under either UID: the sweep finds it silent and drops it.
+    clock.advance(core.options.httpAgentTimeoutMs + core.options.sweepIntervalMs);
+    expect(gone).toEqual([`${assigned} heartbeat_timeout`]);
+    expect(core.agents.size).toBe(0);
   });
 
   it("does not bring an agent's old UID back into the store when it is reassigned mid-write", async () => {

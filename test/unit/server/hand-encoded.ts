@@ -44,3 +44,18 @@ export function healthBytes(order: readonly string[], components: Record<string,
   );
   return concat(head, ...entries);
 }
+
+/** An unknown field (20) that any OpAMP message skips: `a2 01 01 78`. */
+export const UNKNOWN_FIELD = field(20, Uint8Array.of(0x78));
+
+/**
+ * Field `no` declaring a 2-byte payload — a nested field's tag (`innerTag`) and length —
+ * followed by `trailing`, which that nested field's length covers. protobuf-es decodes
+ * `trailing` as the nested field's content (it lets a nested message run past its parent's
+ * declared end), while a splitter that trusts declared lengths sees `trailing` as the next
+ * top-level field. The field alone (without `trailing`) does not parse.
+ */
+export function overrunField(no: number, innerTag: number, trailing: Uint8Array = UNKNOWN_FIELD): Uint8Array {
+  if (trailing.length >= 0x80) throw new Error("trailing must be shorter than 128 bytes");
+  return concat(Uint8Array.from([...varint((no << 3) | 2), 2, innerTag, trailing.length]), trailing);
+}

@@ -2,8 +2,10 @@ import { create, equals, fromBinary, toBinary } from "@bufbuild/protobuf";
 import * as vitest from "vitest";
 import { describe, expect, it } from "vitest";
 import { AgentDescriptionSchema, AgentToServerSchema } from "../../../src/gen/opamp/v1/opamp_pb.js";
-import { AgentRecord, mergeReport } from "../../../src/server/agent-record.js";
+import { AgentRecord } from "../../../src/server/agent-record.js";
 import { InMemoryServerStore } from "../../../src/server/index.js";
+import { mergeReport, newStateTables } from "../../../src/server/merge-report.js";
+import { ManualClock } from "../../../src/testing/client-manual-clock.js";
 import { serverStoreContract } from "../../../src/testing/server-store-contract.js";
 import { agentDescription, instanceUidToString, newInstanceUid } from "../../../src/wire/index.js";
 
@@ -119,7 +121,7 @@ describe("InMemoryServerStore with an AgentRecord's pieces", () => {
       });
     const merge = (seq: bigint, name: string) => {
       const raw = toBinary(AgentToServerSchema, report(seq, name));
-      mergeReport(record, fromBinary(AgentToServerSchema, raw), new Map(), raw);
+      mergeReport(record, fromBinary(AgentToServerSchema, raw), newStateTables(1 << 24), { raw: raw });
       record.sequenceNum = seq;
     };
     merge(0n, "first");
@@ -143,5 +145,99 @@ describe("InMemoryServerStore with an AgentRecord's pieces", () => {
     ).toBe(true);
     expect(back.health?.status).toBe("first");
     expect(fromBinary(AgentToServerSchema, record.fullStateBytes()).health?.status).toBe("other name");
+  });
+});
+
+describe("InMemoryServerStore: bounds (issue 16, defect 4)", () => {
+  const state = (fill: number, size: number) => {
+    const bytes = new Uint8Array(size).fill(fill);
+    bytes[0] = 0x1a; // a description field, never shared
+    return bytes;
+  };
+  const uid = (i: number) => `018f2c6e-0000-7000-8000-${String(i).padStart(12, "0")}`;
+
+  it("forgets an agent not written for agentTtlMs (state and deliveries; its desired state stays)", async () => {
+    const clock = new ManualClock(0);
+    const store = new InMemoryServerStore({ agentTtlMs: 1000, clock });
+    await store.putAgent({ instanceUid: uid(1), state: state(1, 10), lastSeen: 0 });
+    await store.appendDelivery(uid(1), "remoteConfig", Uint8Array.of(1), { status: "offered", at: 0 });
+    await store.putDesired(uid(1), { remoteConfig: Uint8Array.of(9) });
+    clock.advance(999);
+    expect(await store.getAgent(uid(1))).toBeDefined();
+    await store.putAgent({ instanceUid: uid(2), state: state(2, 10), lastSeen: 999 });
+    clock.advance(1);
+    expect(await store.getAgent(uid(1))).toBeUndefined();
+    expect(await store.listDeliveries(uid(1))).toEqual([]);
+    expect((await store.getDesired(uid(1)))?.remoteConfig).toEqual(Uint8Array.of(9));
+    expect(await store.getAgent(uid(2))).toBeDefined();
+    expect(store.agentCount).toBe(1);
+    // A write keeps an agent: the clock counts from the last one.
+    clock.advance(998);
+    await store.appendDelivery(uid(2), "remoteConfig", Uint8Array.of(2), { status: "applied", at: 1 });
+    clock.advance(998);
+    expect(await store.getAgent(uid(2))).toBeDefined();
+  });
+
+  it("keeps at most maxAgents, forgetting the least recently written", async () => {
+    const store = new InMemoryServerStore({ maxAgents: 3 });
+    for (const i of [1, 2, 3]) await store.putAgent({ instanceUid: uid(i), state: state(i, 10), lastSeen: i });
+    await store.putAgent({ instanceUid: uid(1), state: state(1, 12), lastSeen: 4 }); // 1 is now the most recent
+    for (const i of [4, 5]) await store.putAgent({ instanceUid: uid(i), state: state(i, 10), lastSeen: i });
+    const held = await Promise.all([1, 2, 3, 4, 5].map(async (i) => (await store.getAgent(uid(i))) !== undefined));
+    expect(held).toEqual([true, false, false, true, true]);
+    expect(store.agentCount).toBe(3);
+  });
+
+  it("keeps at most maxBytes, counting a state piece shared by many agents once", async () => {
+    const store = new InMemoryServerStore({ maxBytes: 64 * 1024 });
+    const config = new Uint8Array(8 * 1024).fill(6);
+    const own = (i: number) => state(i, 100);
+    for (let i = 0; i < 20; i++) {
+      await store.putAgent({
+        instanceUid: uid(i),
+        stateFields: [own(i), config],
+        state: new Uint8Array(0),
+        lastSeen: i,
+      });
+    }
+    // 8 KiB once, plus each agent's 100 bytes and overhead: all 20 fit.
+    expect(store.agentCount).toBe(20);
+    expect(store.heldBytes).toBe(config.length + 20 * (100 + 256));
+    // Invented agents with large descriptions: the oldest go, the bound holds.
+    for (let i = 100; i < 140; i++) {
+      await store.putAgent({ instanceUid: uid(i), state: state(i, 16 * 1024), lastSeen: i });
+      expect(store.heldBytes).toBeLessThanOrEqual(64 * 1024);
+    }
+    expect(await store.getAgent(uid(0))).toBeUndefined();
+    expect(await store.getAgent(uid(139))).toBeDefined();
+    // Everything deleted: nothing held.
+    for (let i = 0; i < 140; i++) await store.deleteAgent(uid(i));
+    expect(store.heldBytes).toBe(0);
+    expect(store.agentCount).toBe(0);
+  });
+
+  it("counts deliveries against maxBytes too, and holds nothing for an empty desired state", async () => {
+    const store = new InMemoryServerStore({ maxBytes: 10_000 });
+    for (let i = 0; i < 50; i++) {
+      await store.appendDelivery(uid(i), "remoteConfig", new Uint8Array(32), {
+        status: "failed",
+        at: i,
+        errorMessage: "x".repeat(1000),
+      });
+      expect(store.heldBytes).toBeLessThanOrEqual(10_000);
+    }
+    expect((await store.listDeliveries(uid(49))).length).toBe(1);
+    expect(await store.listDeliveries(uid(0))).toEqual([]);
+    await store.putDesired(uid(1), {});
+    expect(await store.getDesired(uid(1))).toBeUndefined();
+  });
+
+  it.each([
+    ["maxAgents", { maxAgents: 0 }],
+    ["maxBytes", { maxBytes: 1.5 }],
+    ["agentTtlMs", { agentTtlMs: -1 }],
+    ["maxDeliveriesPerAgent", { maxDeliveriesPerAgent: Number.NaN }],
+  ])("refuses a bad %s with invalid_argument", (_name, options) => {
+    expect(() => new InMemoryServerStore(options)).toThrow(expect.objectContaining({ code: "invalid_argument" }));
   });
 });

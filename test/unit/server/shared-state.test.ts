@@ -6,8 +6,9 @@
 import { create, equals, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { describe, expect, it } from "vitest";
 import { AgentToServerSchema, RemoteConfigStatuses } from "../../../src/gen/opamp/v1/opamp_pb.js";
-import { AgentRecord, mergeReport } from "../../../src/server/agent-record.js";
+import { AgentRecord } from "../../../src/server/agent-record.js";
 import { InMemoryServerStore } from "../../../src/server/index.js";
+import { mergeReport, newStateTables } from "../../../src/server/merge-report.js";
 import { agentDescription, instanceUidToString, newInstanceUid } from "../../../src/wire/index.js";
 
 const body = new TextEncoder().encode("receivers: {}\n".repeat(600)); // ~8 KiB
@@ -40,7 +41,7 @@ function record(uid: Uint8Array) {
 
 describe("shared agent state", () => {
   it("holds one effective config for every agent reporting the same one, detached from the message", () => {
-    const components = new Map();
+    const components = newStateTables(1 << 24);
     const a = record(newInstanceUid());
     const b = record(newInstanceUid());
     const ma = report(a.instanceUid, 0n);
@@ -52,7 +53,12 @@ describe("shared agent state", () => {
     // Not a view into the received message.
     expect(kept.buffer).not.toBe(ma.effectiveConfig!.configMap!.configMap["c.yaml"]!.body.buffer);
     expect(a.remoteConfigStatus!.lastRemoteConfigHash.buffer.byteLength).toBe(32);
-    expect(a.packageStatuses!.serverProvidedAllPackagesHash.buffer.byteLength).toBe(2);
+    // Package statuses are held encoded and decoded on each read; the hash replies need is kept apart.
+    expect(a.packageStatuses!.serverProvidedAllPackagesHash.buffer).not.toBe(
+      ma.packageStatuses!.serverProvidedAllPackagesHash.buffer,
+    );
+    expect(a.packageStatuses).not.toBe(a.packageStatuses);
+    expect(a.reportedPackagesHash!.buffer.byteLength).toBe(2);
     expect(a.connectionSettingsStatus!.lastConnectionSettingsHash.buffer.byteLength).toBe(1);
     // Another config is another object, and reported as a change.
     const other = new TextEncoder().encode("exporters: {}\n");
@@ -70,7 +76,7 @@ describe("shared agent state", () => {
 
   it("writes the full state by concatenation, equal to toBinary of the same state", () => {
     const r = record(newInstanceUid());
-    mergeReport(r, report(r.instanceUid, 0n), new Map());
+    mergeReport(r, report(r.instanceUid, 0n), newStateTables(1 << 24));
     r.sequenceNum = 300n;
     const expected = create(AgentToServerSchema, {
       instanceUid: r.instanceUid,
@@ -88,7 +94,7 @@ describe("shared agent state", () => {
     const decoded = fromBinary(AgentToServerSchema, r.fullStateBytes());
     expect(equals(AgentToServerSchema, decoded, expected)).toBe(true);
     // A changed part is encoded again; the others come from the cache.
-    mergeReport(r, create(AgentToServerSchema, { health: { healthy: false } }), new Map());
+    mergeReport(r, create(AgentToServerSchema, { health: { healthy: false } }), newStateTables(1 << 24));
     expect(fromBinary(AgentToServerSchema, r.fullStateBytes()).health?.healthy).toBe(false);
   });
 
@@ -101,7 +107,7 @@ describe("shared agent state", () => {
     const twice = new Uint8Array([...raw, ...second]);
     const decoded = fromBinary(AgentToServerSchema, twice);
     const r = record(uid);
-    mergeReport(r, decoded, new Map(), twice);
+    mergeReport(r, decoded, newStateTables(1 << 24), { raw: twice });
     r.sequenceNum = 7n;
     const back = fromBinary(AgentToServerSchema, r.fullStateBytes());
     expect(back.health?.healthy).toBe(true);
@@ -116,7 +122,7 @@ describe("shared agent state", () => {
     const states = [0, 1, 2].map((i) => {
       const uid = newInstanceUid();
       const r = record(uid);
-      mergeReport(r, report(uid, 0n, i === 2 ? new TextEncoder().encode("other") : body), new Map());
+      mergeReport(r, report(uid, 0n, i === 2 ? new TextEncoder().encode("other") : body), newStateTables(1 << 24));
       return { instanceUid: r.id, state: r.fullStateBytes(), lastSeen: i };
     });
     for (const s of states) await store.putAgent(s);
