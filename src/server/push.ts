@@ -27,7 +27,7 @@ import {
 } from "../wire/index.js";
 import type { AgentRecord, DesiredItem, DesiredKind } from "./agent-record.js";
 import type { ServerCore } from "./core.js";
-import { desiredItem, storedDesired } from "./delivery.js";
+import { desiredItem, reportedStep, storedDesired } from "./delivery.js";
 import { makePart, type Part } from "./outbound.js";
 import { deliver, reportedHash } from "./reply.js";
 import { type ConnectionSettingsInput, normalizeSettingsInput } from "./settings-offer.js";
@@ -162,10 +162,14 @@ function pushDesired(
     const id = record.id;
     const desired = storedDesired(record);
     const deliveryKind = kind === "packagesAvailable" ? "packages" : kind;
+    // Pushed again while the agent reports holding it (an application reconciling after a
+    // restart): nothing goes out, and the delivery records what the agent reports, so its
+    // history does not end with an "offered" that never reached the agent.
+    const status = (sameBytes(reportedHash(record, kind), mine.hash) && reportedStep(record, kind)) || "offered";
     writes.push(
       core.persist(async () => {
         await core.store.putDesired(id, desired);
-        await core.store.appendDelivery(id, deliveryKind, mine.hash, { status: "offered", at: now });
+        await core.store.appendDelivery(id, deliveryKind, mine.hash, { status, at: now });
       }),
     );
   });
