@@ -47,8 +47,9 @@ export class JsonProcess {
     if (this.#child.pid === undefined) throw new Error(`${name}: could not be started`);
     this.pid = this.#child.pid;
     live.add(this);
+    // "close", not "exit": every line the child wrote has been read by then.
     this.exited = new Promise((resolve) =>
-      this.#child.once("exit", (code, signal) => {
+      this.#child.once("close", (code, signal) => {
         live.delete(this);
         resolve({ code, signal });
       }),

@@ -285,7 +285,9 @@ async function verify(agents: readonly ExpectedAgent[]): Promise<void> {
   const fail = (text: string) => {
     if (failures.length < 50) failures.push(text);
   };
-  let offeredAfterApplied = 0;
+  // Deliveries of the agent's config with no "offered" step: an offer whose record a kill
+  // lost (the config goes out before its write), or the agent already held it when pushed.
+  let withoutOffer = 0;
   for (const { uid, index, principal } of agents) {
     const agent = server.getAgent(uid);
     const want = intended.get(groupOf(uid, options.groups));
@@ -309,12 +311,10 @@ async function verify(agents: readonly ExpectedAgent[]): Promise<void> {
       (d) => d.kind === "remoteConfig" && sameHash(d.hash, want.config.hash),
     );
     const steps = delivery?.history.map((h) => h.status) ?? [];
-    if (steps[0] !== "offered" || steps.at(-1) !== "applied") {
-      fail(`${uid}: delivery of its config is [${steps.join(", ")}]`);
-    }
-    if (steps.lastIndexOf("offered") > steps.indexOf("applied") && steps.includes("applied")) offeredAfterApplied++;
+    if (steps.at(-1) !== "applied") fail(`${uid}: delivery of its config is [${steps.join(", ")}]`);
+    if (!steps.includes("offered")) withoutOffer++;
   }
-  emit("verified", { checked: agents.length, failures, offeredAfterApplied });
+  emit("verified", { checked: agents.length, failures, withoutOffer });
 }
 
 async function stop(): Promise<void> {

@@ -299,6 +299,8 @@ describe.skipIf(!hasGo && !inCI)(`soak: ${AGENTS} agents for ${SECONDS} s`, () =
       });
       const verified = await server.waitFor((e) => e.ev === "verified", 60_000, "verify", mark);
       expect(verified["failures"], `seed ${seed}`).toEqual([]);
+      // No server was killed here: every delivery of an agent's config went through "offered".
+      expect(verified["withoutOffer"], `seed ${seed}`).toBe(0);
 
       // stop() with the fleet still connected: nothing left behind, the process ends by itself.
       const stopMark = server.events.length;
