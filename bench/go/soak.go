@@ -6,8 +6,9 @@ package main
 //   - every agent's instance UID, transport and schedule follow from --seed and its index,
 //     so a process started again with the same flags brings back the same agents;
 //   - with churn on, each session lasts a seeded time and ends gracefully (agent_disconnect),
-//     abruptly (a TCP reset, an HTTP request cut off in its body) or silently (the agent
-//     stops answering and the server must notice), then the agent stays away for a while;
+//     abruptly (a TCP reset; over HTTP also a request cut off in its body) or silently
+//     (the agent stops answering and the server must notice), then it stays away a while;
+//   - an HTTP agent has its own keep-alive connection, as a fleet of separate hosts does;
 //   - a remote config is applied at once or through APPLYING first;
 //   - the churn runs from the start with --churn, and "churn" / "settle" on stdin start and
 //     stop it (settled, every agent comes back and stays); "report" prints each agent's view
@@ -82,7 +83,6 @@ type soakRun struct {
 	dialSem  chan struct{}
 	wsDial   []*websocket.Dialer
 	tcpDial  []*net.Dialer
-	clients  []*http.Client
 	agents   []*soakAgent
 	phase    phase
 	stats    soakStats
@@ -167,17 +167,6 @@ func newSoakRun(cfg soakConfig) (*soakRun, error) {
 		nd := &net.Dialer{LocalAddr: &net.TCPAddr{IP: ip}, Timeout: 10 * time.Second}
 		r.tcpDial = append(r.tcpDial, nd)
 		r.wsDial = append(r.wsDial, &websocket.Dialer{NetDialContext: nd.DialContext, HandshakeTimeout: 30 * time.Second, ReadBufferSize: 4096, WriteBufferSize: 4096})
-		perAddr := cfg.agents/len(cfg.sourceAddrs) + 1
-		r.clients = append(r.clients, &http.Client{
-			Timeout: 30 * time.Second,
-			Transport: &http.Transport{
-				DialContext:         nd.DialContext,
-				MaxIdleConnsPerHost: perAddr,
-				MaxIdleConns:        perAddr,
-				IdleConnTimeout:     120 * time.Second,
-				DisableCompression:  true,
-			},
-		})
 	}
 	for i := 0; i < cfg.agents; i++ {
 		index := cfg.indexBase + i
@@ -191,6 +180,30 @@ func newSoakRun(cfg soakConfig) (*soakRun, error) {
 			rng:       rand.New(rand.NewPCG(cfg.seed^(cfg.generation*0x9e3779b97f4a7c15), uint64(index)+1<<32)),
 			fresh:     true,
 			effective: configBody(index, cfg.configBytes),
+		}
+		if a.http {
+			// One keep-alive connection per agent, as a fleet of separate hosts has: the
+			// server then holds as many HTTP connections as there are agents polling, in
+			// every phase, not whatever a shared pool happened to open.
+			dial := r.tcpDial[i%len(r.tcpDial)].DialContext
+			a.client = &http.Client{
+				Timeout: 30 * time.Second,
+				Transport: &http.Transport{
+					DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+						c, err := dial(ctx, network, addr)
+						if err == nil {
+							a.connMu.Lock()
+							a.conn = c
+							a.connMu.Unlock()
+						}
+						return c, err
+					},
+					MaxConnsPerHost:     1,
+					MaxIdleConnsPerHost: 1,
+					IdleConnTimeout:     120 * time.Second,
+					DisableCompression:  true,
+				},
+			}
 		}
 		r.agents = append(r.agents, a)
 	}
@@ -299,12 +312,15 @@ func (r *soakRun) report() {
 
 // soakAgent is one agent. Its state is guarded by mu; rng is used only by its session loop.
 type soakAgent struct {
-	run   *soakRun
-	index int
-	slot  int
-	uid   []byte
-	http  bool
-	rng   *rand.Rand
+	run    *soakRun
+	index  int
+	slot   int
+	uid    []byte
+	http   bool
+	rng    *rand.Rand
+	client *http.Client // HTTP agents: their own connection
+	connMu sync.Mutex
+	conn   net.Conn // the HTTP agent's latest connection, reset by an abrupt end
 
 	mu        sync.Mutex
 	seq       uint64
@@ -703,7 +719,7 @@ func (a *soakAgent) post(ctx context.Context, m *protobufs.AgentToServer) (*prot
 	if auth := r.header.Get("Authorization"); auth != "" {
 		req.Header.Set("Authorization", auth)
 	}
-	resp, err := r.clients[a.slot%len(r.clients)].Do(req)
+	resp, err := a.client.Do(req)
 	if err != nil {
 		return nil, err
 	}
@@ -813,13 +829,20 @@ func (a *soakAgent) endHTTP(ctx context.Context, life *lifetime) {
 		if _, err := a.post(ctx, a.disconnectMessage()); err == nil {
 			r.stats.sent.Add(1)
 		}
+		a.client.CloseIdleConnections()
 	case endAbrupt:
 		r.stats.endAbrupt.Add(1)
 		a.mu.Lock()
 		m := a.compressed()
 		a.mu.Unlock()
 		a.cutOff(m)
+		a.connMu.Lock()
+		if a.conn != nil {
+			reset(a.conn)
+		}
+		a.connMu.Unlock()
 	case endSilent:
+		// Its connection is left open: the server closes it when idle too long.
 		// Stops polling: the server's liveness sweep must drop it.
 		r.stats.endSilent.Add(1)
 	}
