@@ -8,6 +8,7 @@
  */
 
 import { createInterface } from "node:readline";
+import { getHeapSpaceStatistics, writeHeapSnapshot } from "node:v8";
 import { fromBinary } from "@bufbuild/protobuf";
 import { AgentRemoteConfigSchema, RemoteConfigStatuses } from "../../src/gen/opamp/v1/opamp_pb.js";
 import { type Agent, bearerToken, OpAMPServer, type PreparedRemoteConfig, safeEqual } from "../../src/server/index.js";
@@ -53,6 +54,7 @@ export type ServerChildCommand =
     }
   | { readonly cmd: "expect"; readonly uids: readonly string[] }
   | { readonly cmd: "sample" }
+  | { readonly cmd: "snapshot"; readonly file: string }
   | { readonly cmd: "status"; readonly uids?: readonly string[] }
   | { readonly cmd: "verify"; readonly agents: readonly ExpectedAgent[] }
   | { readonly cmd: "stop" };
@@ -112,12 +114,16 @@ server.on("error", (error) => {
 const intended = new Map<number, { readonly version: number; readonly config: PreparedRemoteConfig }>();
 const prepared = new Map<string, PreparedRemoteConfig>();
 
+/** The prepared config of a group at a version; only the group's newest is kept. */
 async function configOf(group: number, version: number): Promise<PreparedRemoteConfig> {
   const key = `${group}/${version}`;
   let config = prepared.get(key);
   if (config === undefined) {
     const body = configBody(group, version, options.configBytes);
     config = await server.prepareRemoteConfig({ "collector.yaml": { body, contentType: "text/yaml" } });
+    // The harness must not hold what the server let go: every older version is dropped.
+    for (const [k] of prepared)
+      if (k.startsWith(`${group}/`) && Number(k.slice(k.indexOf("/") + 1)) < version) prepared.delete(k);
     prepared.set(key, config);
   }
   return config;
@@ -233,6 +239,8 @@ async function sample(): Promise<void> {
     gc();
   }
   const mem = process.memoryUsage();
+  const spaces: Record<string, number> = {};
+  for (const space of getHeapSpaceStatistics()) spaces[space.space_name] = space.space_used_size;
   let online = 0;
   let ws = 0;
   for (const agent of server.agents.values()) {
@@ -244,6 +252,7 @@ async function sample(): Promise<void> {
     gc: gc !== undefined,
     cpuMs: Math.round((cpu.user + cpu.system) / 1000),
     heapUsed: mem.heapUsed,
+    spaces,
     heapTotal: mem.heapTotal,
     external: mem.external,
     arrayBuffers: mem.arrayBuffers,
@@ -376,6 +385,9 @@ const run = (command: ServerChildCommand): Promise<void> => {
       return Promise.resolve();
     case "sample":
       return sample();
+    case "snapshot":
+      emit("snapshot", { file: writeHeapSnapshot(command.file) });
+      return Promise.resolve();
     case "status":
       status(command.uids);
       return Promise.resolve();

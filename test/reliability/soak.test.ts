@@ -165,6 +165,14 @@ describe.skipIf(!hasGo && !inCI)(`soak: ${AGENTS} agents for ${SECONDS} s`, () =
         server.send({ cmd: "sample" });
         return server.waitFor((e) => e.ev === "sample", 30_000, "a heap sample", mark);
       };
+      /** With OPAMP_SOAK_HEAP_SNAPSHOTS=<dir>, a heap snapshot of the server (to compare). */
+      const snapshot = async (name: string) => {
+        const snapshots = process.env["OPAMP_SOAK_HEAP_SNAPSHOTS"];
+        if (!snapshots) return;
+        const mark = server.events.length;
+        server.send({ cmd: "snapshot", file: join(snapshots, `soak-${seed}-${name}.heapsnapshot`) });
+        await server.waitFor((e) => e.ev === "snapshot", 120_000, "heap snapshot", mark);
+      };
       /** Samples every SETTLED_SAMPLE_MS until a plateau shows (or MAX_SETTLED_SAMPLES). */
       const settledSamples = async () => {
         const taken: ChildEvent[] = [];
@@ -213,6 +221,7 @@ describe.skipIf(!hasGo && !inCI)(`soak: ${AGENTS} agents for ${SECONDS} s`, () =
       }
       await converged("every agent APPLIED before the churn");
       const before = await settledSamples();
+      await snapshot("before");
 
       // ── Phase 2, churn: pushes every 6–12 s (a fifth of them to every group), a fleet
       // process killed every 25–45 s, a heap sample every SAMPLE_MS; all drawn from the seed.
@@ -260,6 +269,7 @@ describe.skipIf(!hasGo && !inCI)(`soak: ${AGENTS} agents for ${SECONDS} s`, () =
       await converged("every agent APPLIED with its group's latest config");
       const settledMs = Date.now() - settleStart;
       const after = await settledSamples();
+      await snapshot("after");
 
       // Each agent's own view agrees: it applied its group's latest config.
       const reports = await Promise.all(
@@ -334,8 +344,15 @@ describe.skipIf(!hasGo && !inCI)(`soak: ${AGENTS} agents for ${SECONDS} s`, () =
         churnPeak: ratio(verdict.churnPeak),
         churnLow: ratio(verdict.churnLow),
         onlineDuringChurn: during.map((s) => s["online"]),
+        spacesMiB: Object.fromEntries(
+          Object.keys((before[0]?.["spaces"] as Record<string, number> | undefined) ?? {}).map((space) => [
+            space,
+            [before.at(-1), after.at(-1)].map((s) => mib(((s?.["spaces"] ?? {}) as Record<string, number>)[space])),
+          ]),
+        ),
         arrayBuffersMiB: [...before, ...during, ...after].map((s) => mib(s["arrayBuffers"] as number)),
         rssMiB: [...before, ...during, ...after].map((s) => mib(s["rss"] as number)),
+        heapTotalMiB: [...before, ...during, ...after].map((s) => mib(s["heapTotal"] as number)),
         serverCpuS: Math.round(((after.at(-1)?.["cpuMs"] as number | undefined) ?? 0) / 100) / 10,
         stopMs: stopped["stopMs"],
         leftover: stopped["leftover"],
