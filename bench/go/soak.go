@@ -8,7 +8,8 @@ package main
 //   - with churn on, each session lasts a seeded time and ends gracefully (agent_disconnect),
 //     abruptly (a TCP reset; over HTTP also a request cut off in its body) or silently
 //     (the agent stops answering and the server must notice), then it stays away a while;
-//   - an HTTP agent has its own keep-alive connection, as a fleet of separate hosts does;
+//   - an HTTP agent has its own keep-alive connection, as a fleet of separate hosts does,
+//     or (--http-pool) shares a few with the process's other agents, as behind a proxy;
 //   - a remote config is applied at once or through APPLYING first;
 //   - the churn runs from the start with --churn, and "churn" / "settle" on stdin start and
 //     stop it (settled, every agent comes back and stays); "report" prints each agent's view
@@ -62,6 +63,7 @@ type soakConfig struct {
 	progress        time.Duration
 	dialConcurrency int
 	churn           bool
+	httpPool        int
 }
 
 // soakStats are the process-wide counters of progress lines.
@@ -122,6 +124,7 @@ func runSoak(args []string) int {
 	fs.IntVar(&cfg.configBytes, "config-bytes", 1024, "size of the effective config an agent starts with")
 	fs.DurationVar(&cfg.progress, "progress", time.Second, "progress line interval")
 	fs.IntVar(&cfg.dialConcurrency, "dial-concurrency", 64, "concurrent dials")
+	fs.IntVar(&cfg.httpPool, "http-pool", 0, "HTTP agents share this many keep-alive connections per source address (0: one each)")
 	fs.BoolVar(&cfg.churn, "churn", false, "churn from the start (else agents stay until \"churn\" on stdin)")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -137,7 +140,7 @@ func runSoak(args []string) int {
 			return 2
 		}
 	}
-	if cfg.agents < 1 || cfg.dialConcurrency < 1 || cfg.pollInterval <= 0 || cfg.sessionMax < cfg.sessionMin || cfg.offlineMax < cfg.offlineMin {
+	if cfg.agents < 1 || cfg.dialConcurrency < 1 || cfg.httpPool < 0 || cfg.pollInterval <= 0 || cfg.sessionMax < cfg.sessionMin || cfg.offlineMax < cfg.offlineMin {
 		fmt.Fprintln(os.Stderr, "soak: bad counts or durations")
 		return 2
 	}
@@ -164,6 +167,24 @@ func newSoakRun(cfg soakConfig) (*soakRun, error) {
 		r.tcpDial = append(r.tcpDial, nd)
 		r.wsDial = append(r.wsDial, &websocket.Dialer{NetDialContext: nd.DialContext, HandshakeTimeout: 30 * time.Second, ReadBufferSize: 4096, WriteBufferSize: 4096})
 	}
+	// With --http-pool, the HTTP agents share a few keep-alive connections per source
+	// address, as agents behind a load balancer or proxy do: each connection carries many
+	// agents' requests and is seldom idle.
+	var pools []*http.Client
+	if cfg.httpPool > 0 {
+		for _, d := range r.tcpDial {
+			pools = append(pools, &http.Client{
+				Timeout: 30 * time.Second,
+				Transport: &http.Transport{
+					DialContext:         d.DialContext,
+					MaxConnsPerHost:     cfg.httpPool,
+					MaxIdleConnsPerHost: cfg.httpPool,
+					IdleConnTimeout:     120 * time.Second,
+					DisableCompression:  true,
+				},
+			})
+		}
+	}
 	for i := 0; i < cfg.agents; i++ {
 		index := cfg.indexBase + i
 		choose := rand.New(rand.NewPCG(cfg.seed, uint64(index)))
@@ -177,7 +198,9 @@ func newSoakRun(cfg soakConfig) (*soakRun, error) {
 			fresh:     true,
 			effective: configBody(index, cfg.configBytes),
 		}
-		if a.http {
+		if a.http && cfg.httpPool > 0 {
+			a.client, a.pooled = pools[i%len(pools)], true
+		} else if a.http {
 			// One keep-alive connection per agent, as a fleet of separate hosts has: the
 			// server then holds as many HTTP connections as there are agents polling, in
 			// every phase, not whatever a shared pool happened to open.

@@ -23,7 +23,8 @@ type soakAgent struct {
 	uid    []byte
 	http   bool
 	rng    *rand.Rand
-	client *http.Client // HTTP agents: their own connection
+	client *http.Client // HTTP agents: their own connection, or a shared pool
+	pooled bool         // the client is shared (--http-pool)
 	connMu sync.Mutex
 	conn   net.Conn // the HTTP agent's latest connection, reset by an abrupt end
 

@@ -317,13 +317,16 @@ func (a *soakAgent) endHTTP(ctx context.Context, life *lifetime) {
 		if _, err := a.post(ctx, a.disconnectMessage()); err == nil {
 			r.stats.sent.Add(1)
 		}
-		a.client.CloseIdleConnections()
+		if !a.pooled {
+			a.client.CloseIdleConnections()
+		}
 	case endAbrupt:
 		r.stats.endAbrupt.Add(1)
 		a.mu.Lock()
 		m := a.compressed()
 		a.mu.Unlock()
 		a.cutOff(m)
+		// Its own connection is reset too; a shared one (behind a "load balancer") is not.
 		a.connMu.Lock()
 		if a.conn != nil {
 			reset(a.conn)

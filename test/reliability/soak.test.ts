@@ -204,7 +204,9 @@ describe.skipIf(!hasGo && !inCI)(`soak: ${AGENTS} agents for ${SECONDS} s`, () =
           generation: generations[p]!,
           token: tokenOf[p]!,
           process: p,
-          flags: churning ? [...FLEET, "--churn"] : FLEET,
+          // Fleet process 0 stands for agents behind a load balancer: its HTTP agents share
+          // 4 keep-alive connections per source address, each carrying many agents' polls.
+          flags: [...FLEET, ...(churning ? ["--churn"] : []), ...(p === 0 ? ["--http-pool=4"] : [])],
         });
         fleet[p] = proc;
         return mine;
