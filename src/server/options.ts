@@ -6,7 +6,6 @@
 import { type Clock, systemClock } from "../internal/clock.js";
 import { type ServerCapabilityFlags, serverCapabilities } from "../wire/capabilities.js";
 import { OpampError } from "../wire/errors.js";
-import { DEFAULT_MAX_MESSAGE_BYTES } from "../wire/limits.js";
 import type { ServerBus } from "./bus.js";
 import { defaultPrincipalKey } from "./principal-key.js";
 import type { ServerStore } from "./store.js";
