@@ -75,10 +75,11 @@ const PEERS: readonly Peer[] = [
       return startProcess("otelcol-opamp", stack.collector, ["--config", path]);
     },
     stopSignal: "SIGTERM",
-    // Its client may send its first message before the Collector has handed the extension
-    // its config: that first message then lacks the effective config, now and then, on a
-    // race inside the Collector. So the extension reaches the kit only once the Collector is
-    // ready, over both transports, and the result does not depend on the race.
+    // Its client may build its first message before the Collector has handed the extension
+    // its config: that message then lacks the effective config. Over WebSocket the message is
+    // built once connected, so reaching the kit only once the Collector is ready takes the
+    // race out; over HTTP the first request is built at start and retried as it is (the
+    // recorded, intermittent deviation).
     afterReady: /Everything is ready/,
   },
 ];

@@ -160,6 +160,13 @@ export const COLLECTOR_EXTENSION_WS: readonly Deviation[] = [];
 /** A Collector v0.149.0 with the opampextension alone, over plain HTTP. */
 export const COLLECTOR_EXTENSION_HTTP: readonly Deviation[] = [
   {
+    id: "client.full-state-first",
+    transport: "http",
+    evidence: /ReportsEffectiveConfig is set but there is no effective_config/,
+    note: "the first poll may leave out the effective config (the next message carries it): opamp-go's HTTP client builds its first request when the extension starts, usually before the Collector hands the extension its config (NotifyConfig), and retries that same request until a server answers (client/internal/httpsender.go, sendRequestWithRetries). Over WebSocket the first message is built once connected, after the Collector is ready in this run",
+    intermittent: true,
+  },
+  {
     id: "client.unavailable-backoff",
     transport: "http",
     evidence: /the next message came after \d+ ms/,
