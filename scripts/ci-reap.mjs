@@ -26,7 +26,9 @@ for (let pid = process.pid; pid > 1; ) {
 
 let pids = [];
 try {
-  pids = readdirSync("/proc").filter((n) => /^\d+$/.test(n)).map(Number);
+  pids = readdirSync("/proc")
+    .filter((n) => /^\d+$/.test(n))
+    .map(Number);
 } catch {
   process.exit(0);
 }
