@@ -3,9 +3,9 @@
 // the real Collector is not needed: crash loops and their backoff, packages (good, bad
 // hash, bad signature, unhealthy), enrollment across restarts, kill -9 of the supervisor.
 // Over both transports where the upstream connection matters. Waits are on events.
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { createHash, generateKeyPairSync, sign } from "node:crypto";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
 import { createServer } from "node:http";
 import { join } from "node:path";
@@ -218,7 +218,7 @@ for (const transport of ["ws", "http"] as const) {
     const version = (v: string) =>
       new TextEncoder().encode(fakeSource.replace('const VERSION = "1.0.0";', `const VERSION = "${v}";`));
 
-    async function setup() {
+    async function setup(packageYaml = "") {
       const dir = await tempDir();
       const files = new Map<string, Uint8Array>();
       const http = createServer((req, res) => {
@@ -241,7 +241,7 @@ ${publicPem
   .trim()
   .split("\n")
   .map((l) => `      ${l}`)
-  .join("\n")}`,
+  .join("\n")}${packageYaml}`,
         ).replace("capabilities:", "capabilities:\n  accepts_packages: true"),
       );
       const agent = await agentWhere(up.server, (a) => attribute(a, "service.version") === "1.0.0");
@@ -285,6 +285,56 @@ ${publicPem
       const state = JSON.parse(readFileSync(join(dir, "state/packages/state.json"), "utf8"));
       expect(state.current.version).toBe("2.0.0");
       expect(readFileSync(state.current.executable, "utf8")).toContain('const VERSION = "2.0.0";');
+    });
+
+    it("installs a signed .tar.gz package: the agent_binary inside it becomes the agent", {
+      timeout: TIMEOUT,
+    }, async () => {
+      const { dir, server, supervisor, offer, statusOf } = await setup(
+        "\n    archive: tar.gz\n    agent_binary: otelcol-fake",
+      );
+      const before = supervisor.agentPid;
+      // As vendors ship them: a top directory with the binary and other files beside it.
+      const staging = await tempDir();
+      mkdirSync(join(staging, "otelcol-fake_5.0.0/docs"), { recursive: true });
+      await writeFile(join(staging, "otelcol-fake_5.0.0/otelcol-fake"), version("5.0.0"), { mode: 0o755 });
+      await writeFile(join(staging, "otelcol-fake_5.0.0/docs/otelcol-fake"), "a decoy deeper down\n");
+      await writeFile(join(staging, "otelcol-fake_5.0.0/LICENSE"), "Apache-2.0\n");
+      const archive = join(staging, "otelcol-fake_5.0.0.tar.gz");
+      execFileSync("tar", ["-czf", archive, "-C", staging, "otelcol-fake_5.0.0"]);
+      await offer("5.0.0", readFileSync(archive));
+      const agent = await agentWhere(
+        server,
+        (a) =>
+          statusOf(a)?.status === PackageStatusEnum.PackageStatusEnum_Installed &&
+          attribute(a, "service.version") === "5.0.0",
+      );
+      expect(statusOf(agent)?.agentHasVersion).toBe("5.0.0");
+      expect(supervisor.agentPid).not.toBe(before);
+      const state = JSON.parse(readFileSync(join(dir, "state/packages/state.json"), "utf8"));
+      expect(state.current.executable).toMatch(/otelcol-fake$/);
+      expect(readFileSync(state.current.executable, "utf8")).toContain('const VERSION = "5.0.0";');
+      // Only the binary is taken from the archive.
+      expect(readdirSync(join(state.current.executable, ".."))).toEqual(["otelcol-fake"]);
+    });
+
+    it("installs nothing from a .tar.gz without its agent_binary", { timeout: TIMEOUT }, async () => {
+      const { dir, server, supervisor, offer, statusOf } = await setup(
+        "\n    archive: tar.gz\n    agent_binary: otelcol-fake",
+      );
+      const before = supervisor.agentPid;
+      const staging = await tempDir();
+      await writeFile(join(staging, "otelcol-other"), version("6.0.0"), { mode: 0o755 });
+      const archive = join(staging, "pkg.tar.gz");
+      execFileSync("tar", ["-czf", archive, "-C", staging, "otelcol-other"]);
+      await offer("6.0.0", readFileSync(archive));
+      const agent = await agentWhere(
+        server,
+        (a) => statusOf(a)?.status === PackageStatusEnum.PackageStatusEnum_InstallFailed,
+      );
+      expect(statusOf(agent)?.errorMessage).toMatch(/holds no file named otelcol-fake/);
+      expect(existsSync(join(dir, "state/packages/agent"))).toBe(false);
+      expect(supervisor.agentPid).toBe(before);
     });
 
     for (const [what, opts] of [
