@@ -106,6 +106,8 @@ export class Fleet {
   }
 
   async #updated(agent, changes) {
+    // An HTTP agent's first poll with its new key: no new connection shows it over HTTP.
+    if (changes.includes("principal") && agent.principal?.kind === "agent") await this.#connected(agent);
     const sets = [];
     const values = [agent.id];
     const set = (column, value) => {

@@ -233,6 +233,9 @@ export class ServerCore implements OfferTracker {
       }
       if (!ok) throw new OpampError("unauthenticated", "message refused by authorizeMessage");
     }
+    // An HTTP agent that takes new credentials (an enrolled key in place of the fleet token)
+    // keeps its session: "principal" in the changes tells the app.
+    const principalMoved = rebound !== undefined && record.boundPrincipal !== undefined;
     if (rebound !== undefined) {
       // Stored at once, not with the next sweep: after a crash the UID must still be bound.
       record.boundPrincipal = rebound;
@@ -322,8 +325,9 @@ export class ServerCore implements OfferTracker {
       record.resetSession();
       this.agents.set(record.id, record);
       this.replicas?.claimed(record.id);
-    } else if (record.channel !== channel) {
-      changes.push("connection");
+    } else {
+      if (record.channel !== channel) changes.push("connection");
+      if (principalMoved) changes.push("principal");
     }
     // Duplicate-UID policy: the newest connection wins; the old one keeps its other agents.
     if (record.channel !== channel) {

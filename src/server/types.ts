@@ -21,8 +21,10 @@ export type AgentTransport = "websocket" | "http";
 
 /**
  * The parts of an agent's state that can change, named after the AgentToServer fields,
- * plus `instanceUid` (after a reassignment) and `connection` (a newer connection took over
- * the agent's UID).
+ * plus `instanceUid` (after a reassignment), `connection` (a newer connection took over
+ * the agent's UID) and `principal` (a connected agent now speaks with other credentials that
+ * `allowRebind` let take over its UID — over HTTP polling, where no new connection shows it,
+ * e.g. an enrolled agent's first poll with its own key after the fleet token).
  */
 export type AgentPart =
   | "agentDescription"
@@ -35,7 +37,8 @@ export type AgentPart =
   | "availableComponents"
   | "connectionSettingsStatus"
   | "instanceUid"
-  | "connection";
+  | "connection"
+  | "principal";
 
 /**
  * One agent as the server knows it: the full state reconstructed from compressed reports.

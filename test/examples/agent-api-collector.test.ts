@@ -39,8 +39,20 @@ const STATEMENTS = EXERCISES.split(";")
   )
   .filter((s) => s !== "");
 
-const kinds: ("PGlite" | "PostgreSQL")[] = ["PGlite"];
-if (postgresUrl() !== undefined || process.env.CI === "true") kinds.push("PostgreSQL");
+type Kind = "PGlite" | "PostgreSQL";
+// The seed's config speaks WebSocket; the Collector's supervisor polls over HTTP when its
+// endpoint is http://, and that run goes on the real server when there is one.
+const withPostgres = postgresUrl() !== undefined || process.env.CI === "true";
+const cases: [Kind, "WebSocket" | "HTTP"][] = withPostgres
+  ? [
+      ["PGlite", "WebSocket"],
+      ["PostgreSQL", "WebSocket"],
+      ["PostgreSQL", "HTTP"],
+    ]
+  : [
+      ["PGlite", "WebSocket"],
+      ["PGlite", "HTTP"],
+    ];
 
 describeWithCollector("agent-api with the Collector's opampsupervisor (seed config)", () => {
   let stack: CollectorStack;
@@ -48,11 +60,11 @@ describeWithCollector("agent-api with the Collector's opampsupervisor (seed conf
     stack = await collectorStack();
   }, STACK_BUILD_TIMEOUT_MS);
 
-  describe.concurrent.each(kinds)("on %s", (kind) => {
+  describe.concurrent.each(cases)("on %s over %s", (kind, transport) => {
     it("enrolls, applies its config, follows NOTIFY, fails a bad revision with the Collector's error, rolls back", {
       timeout: 240_000,
     }, async ({ expect, onTestFinished }) => {
-      // The two backends run at once: each test cleans up its own.
+      // The cases run at once: each test cleans up its own.
       const cleanups: (() => Promise<void>)[] = [];
       onTestFinished(async () => {
         for (const c of cleanups.reverse()) await c().catch(() => undefined);
@@ -74,14 +86,15 @@ describeWithCollector("agent-api with the Collector's opampsupervisor (seed conf
       cleanups.push(() => app.stop());
       const call = restClient(app.url);
       const { org, token, template, assignment } = await setUpOrg(call, {
-        name: `acme-${kind}`,
+        name: `acme-${kind}-${transport}`,
         labels: { env: "prod", region: "eu" },
         selector: "env=prod,region in (eu,us)",
         // Rendered per agent: its label and its host name end up in the Collector's config.
         body: collectorConfig({ resource: { region: "${label:region}", agent: "${agent:name}" } }),
       });
-      const hostname = `collector-${kind.toLowerCase()}`;
-      const supervisor = await startSupervisor(stack, app.opampUrl.replace(/^http/, "ws"), token, hostname);
+      const hostname = `collector-${kind.toLowerCase()}-${transport.toLowerCase()}`;
+      const endpoint = transport === "WebSocket" ? app.opampUrl.replace(/^http/, "ws") : app.opampUrl;
+      const supervisor = await startSupervisor(stack, endpoint, token, hostname);
       cleanups.push(() => supervisor.kill());
       const psql = (sql: string) =>
         database.psql.query<Record<string, unknown>>(sql.replaceAll(":'org_id'", `'${org.id}'`)).then((r) => r.rows);

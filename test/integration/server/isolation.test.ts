@@ -115,15 +115,31 @@ describe.each(transports)("instance UIDs bound to principals, over %s", (transpo
         },
       },
     });
+    const events: string[] = [];
+    const who = (agent: { principal: unknown }) => (agent.principal as Principal | undefined)?.id;
+    server.on("agentConnected", (agent) => events.push(`connected ${who(agent)}`));
+    server.on("agentDisconnected", () => events.push("disconnected"));
+    server.on("agentUpdated", (agent, changes) => {
+      if (changes.includes("principal")) events.push(`principal ${who(agent)}`);
+    });
     const enrolling = await TestAgent.connect(transport, url, as("enroll"));
     await enrolling.send(enrolling.fullState());
     const id = instanceUidToString(enrolling.uid);
     expect(server.getAgent(id)?.boundPrincipal).toBe("enroll");
+    const gone = new Promise((resolve) => server.once("agentDisconnected", resolve));
     enrolling.close();
+    if (transport === "websocket") await gone;
 
     const keyed = await TestAgent.connect(transport, url, { ...as("alice"), uid: enrolling.uid });
     expect((await keyed.send(keyed.fullState())).errorResponse).toBeUndefined();
     expect(server.getAgent(id)?.boundPrincipal).toBe("alice");
+    // A new connection shows the new credentials over WebSocket; over HTTP the same session
+    // goes on, and "principal" says so.
+    expect(events).toEqual(
+      transport === "websocket"
+        ? ["connected enroll", "disconnected", "connected alice"]
+        : ["connected enroll", "principal alice"],
+    );
     expect((await server.store.getAgent(id))?.boundPrincipal).toBe("alice");
     keyed.close();
 
