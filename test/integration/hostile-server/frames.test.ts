@@ -150,33 +150,35 @@ describe.each(["ws", "http"] as const)("hostile frames over %s", (kind) => {
     await client.stop();
   });
 
-  it.runIf(kind === "ws")("reports a text frame as malformed_frame and keeps the socket", async () => {
-    const { client } = makeClient(server, kind);
-    const connected = nextEvent(client, "connect");
-    await client.start();
-    await connected;
-    await server.waitFor();
-    const reported = nextEvent(client, "error");
-    for (const ws of server.sockets) ws.send('{"hello": "json"}');
-    expect((await reported)[0].code).toBe("malformed_frame");
-    expect(client.state.t).toBe("connected");
-    await client.stop();
-  });
+  if (kind === "ws")
+    it("reports a text frame as malformed_frame and keeps the socket", async () => {
+      const { client } = makeClient(server, kind);
+      const connected = nextEvent(client, "connect");
+      await client.start();
+      await connected;
+      await server.waitFor();
+      const reported = nextEvent(client, "error");
+      for (const ws of server.sockets) ws.send('{"hello": "json"}');
+      expect((await reported)[0].code).toBe("malformed_frame");
+      expect(client.state.t).toBe("connected");
+      await client.stop();
+    });
 
-  it.runIf(kind === "http")("stops a gzip bomb while inflating it", async () => {
-    const { client, clock } = makeClient(server, kind, { limits: { maxMessageBytes: LIMIT } });
-    const connected = nextEvent(client, "connect");
-    await client.start();
-    await connected;
-    const bomb = new Uint8Array(gzipSync(new Uint8Array(64 * 1024 * 1024)));
-    expect(bomb.length).toBeLessThan(LIMIT);
-    server.garbage.push({ body: bomb, headers: { "Content-Encoding": "gzip" } });
-    const refused = nextFailure(client);
-    client.setAgentDescription(description("bomb"));
-    const error = await refused;
-    expect(error.code).toBe("message_too_large");
-    expect(OPAMP_ERROR_CODES).toContain(error.code);
-    await untilConnected(client, clock);
-    await client.stop();
-  });
+  if (kind === "http")
+    it("stops a gzip bomb while inflating it", async () => {
+      const { client, clock } = makeClient(server, kind, { limits: { maxMessageBytes: LIMIT } });
+      const connected = nextEvent(client, "connect");
+      await client.start();
+      await connected;
+      const bomb = new Uint8Array(gzipSync(new Uint8Array(64 * 1024 * 1024)));
+      expect(bomb.length).toBeLessThan(LIMIT);
+      server.garbage.push({ body: bomb, headers: { "Content-Encoding": "gzip" } });
+      const refused = nextFailure(client);
+      client.setAgentDescription(description("bomb"));
+      const error = await refused;
+      expect(error.code).toBe("message_too_large");
+      expect(OPAMP_ERROR_CODES).toContain(error.code);
+      await untilConnected(client, clock);
+      await client.stop();
+    });
 });
