@@ -305,7 +305,7 @@ export class ConnectionSettingsManager {
       if (hook !== undefined) {
         let accepted: boolean | undefined;
         try {
-          accepted = await hook({ settings: opamp, hash, signal: this.ctx.signal });
+          accepted = (await hook({ settings: opamp, hash, signal: this.ctx.signal })) ?? undefined;
         } catch (cause) {
           const error = OpampError.from(cause, "hook_failed");
           this.ctx.error(error);

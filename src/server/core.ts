@@ -1,4 +1,3 @@
-import type { EventEmitter } from "eventemitter3";
 import { type AgentToServer, ServerErrorResponseType } from "../gen/opamp/v1/opamp_pb.js";
 import type { TimerHandle } from "../internal/clock.js";
 import { concatBytes, sameBytes } from "../wire/bytes.js";
@@ -33,7 +32,15 @@ import {
   reportedHash,
 } from "./reply.js";
 import type { ServerStore, StoredAgent, StoredDesired } from "./store.js";
-import type { AgentPart, AgentTransport, AuthRequest, DisconnectReason, GatewayInfo, ServerEvents } from "./types.js";
+import type {
+  AgentPart,
+  AgentTransport,
+  AuthRequest,
+  DisconnectReason,
+  GatewayInfo,
+  ServerEventArgs,
+  ServerEventSink,
+} from "./types.js";
 
 /** What an adapter tells the core about the connection a message came on. */
 export interface CoreConnection {
@@ -79,7 +86,7 @@ export class ServerCore implements OfferTracker {
   constructor(
     readonly options: ResolvedServerOptions,
     readonly store: ServerStore,
-    readonly events: EventEmitter<ServerEvents>,
+    readonly events: ServerEventSink,
   ) {
     this.#replies = new ReplyBuilder(options, this);
     this.#guard = new ReconnectGuard(options.maxReconnectsPerWindow, options.reconnectWindowMs, options.clock);
@@ -170,7 +177,7 @@ export class ServerCore implements OfferTracker {
     this.authentications.abortAll();
   }
 
-  /** Emits `error` unless stopped; an error nobody listens to is not thrown (eventemitter3 semantics). */
+  /** Emits `error` unless stopped; an error nobody listens to is logged as a warning, never thrown. */
   reportError(error: unknown, code: OpampError["code"] = "internal"): void {
     if (this.#running) this.events.emit("error", OpampError.from(error, code));
   }
@@ -649,14 +656,13 @@ export class ServerCore implements OfferTracker {
     }
   }
 
-  emit<E extends keyof ServerEvents>(event: E, ...args: Parameters<ServerEvents[E]>): void {
+  /**
+   * Emits unless stopped. The server's emitter isolates listeners: one that throws or
+   * rejects is reported on `error` and cannot break the exchange for this or other agents.
+   */
+  emit<E extends keyof ServerEventArgs>(event: E, ...args: ServerEventArgs[E]): void {
     if (!this.#running) return;
-    try {
-      (this.events.emit as (e: E, ...a: Parameters<ServerEvents[E]>) => boolean)(event, ...args);
-    } catch (e) {
-      // A throwing listener must not break the protocol exchange for this or other agents.
-      if (event !== "error") this.reportError(e, "internal");
-    }
+    this.events.emit(event, ...args);
   }
 
   /**

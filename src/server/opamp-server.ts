@@ -7,7 +7,7 @@ import { createServer as createHttpServer, type IncomingMessage, type Server, ty
 import { createServer as createHttpsServer, type ServerOptions as HttpsServerOptions } from "node:https";
 import type { AddressInfo, Socket } from "node:net";
 import type { Duplex } from "node:stream";
-import { EventEmitter } from "eventemitter3";
+import { TypedEmitter } from "../internal/emitter.js";
 import { InMemoryServerStore } from "../storage/memory-server-store.js";
 import { instanceUidFromString, instanceUidToString, isInstanceUid, OpampError } from "../wire/index.js";
 import { ServerCore } from "./core.js";
@@ -32,7 +32,7 @@ import {
 import { Replicas } from "./replicas.js";
 import type { ConnectionSettingsInput } from "./settings-offer.js";
 import type { ServerStore, StoredDelivery } from "./store.js";
-import type { Agent, AgentTarget, PushResult, ServerEvents } from "./types.js";
+import type { Agent, AgentTarget, PushResult, ServerEventArgs, ServerEventSink } from "./types.js";
 import { WS_CLOSE, WsAdapter } from "./ws-adapter.js";
 
 /** Options of {@link OpAMPServer.listen}. */
@@ -72,7 +72,7 @@ type State = "new" | "running" | "stopping" | "stopped";
  * may carry other agents, e.g. a gateway); it just no longer carries this agent. With
  * `duplicateUid: "reassign"` two live instances sharing a UID are split instead.
  */
-export class OpAMPServer<P = unknown> extends EventEmitter<ServerEvents<P>> {
+export class OpAMPServer<P = unknown> extends TypedEmitter<ServerEventArgs<P>> {
   /** The options after defaults. */
   readonly options: ResolvedServerOptions;
   /** Where state is kept (the given store or an in-memory one). */
@@ -90,11 +90,28 @@ export class OpAMPServer<P = unknown> extends EventEmitter<ServerEvents<P>> {
    *   `hooks.authenticate` and `allowAnonymous` is not true.
    */
   constructor(options: OpAMPServerOptions<P>) {
-    super();
     // The core is principal-blind: it stores whatever authenticate returned.
-    this.options = resolveServerOptions(options as OpAMPServerOptions);
+    const resolved = resolveServerOptions(options as OpAMPServerOptions);
+    const log = resolved.logger;
+    super({
+      listenerFailed: (cause, event) => {
+        if (event === "error") {
+          // An `error` listener that fails has nowhere else to report to.
+          log.error({ err: cause }, "an 'error' listener of OpAMPServer threw or rejected");
+          return;
+        }
+        this.#core.reportError(cause, "hook_failed");
+      },
+      unhandledError: (error) => {
+        const e = OpampError.from(error);
+        log.warn({ err: e, code: e.code }, `error with no 'error' listener: ${e.code}: ${e.message}`);
+      },
+      tooManyListeners: (event, count) =>
+        log.warn({ event: String(event), count }, `${count} listeners of "${String(event)}": a leak?`),
+    });
+    this.options = resolved;
     this.store = options.store ?? new InMemoryServerStore();
-    this.#core = new ServerCore(this.options, this.store, this as unknown as EventEmitter<ServerEvents>);
+    this.#core = new ServerCore(this.options, this.store, this as unknown as ServerEventSink);
     if (options.bus !== undefined) {
       const core = this.#core;
       core.replicas = new Replicas(core, options.bus, this.options.replicaId, (id, request) =>

@@ -209,7 +209,12 @@ export type DisconnectReason =
   | "server_stopped"
   | "moved";
 
-/** Events of {@link OpAMPServer}. Listeners observe; they cannot change what the server does. */
+/**
+ * Events of {@link OpAMPServer}. Listeners observe; they cannot change what the server
+ * does. A listener that throws, or an async one whose promise rejects, is reported as
+ * `error` (`hook_failed`, or the OpampError it threw); an `error` with no listener is
+ * logged as a warning through `logger`.
+ */
 export interface ServerEvents<P = unknown> {
   /** First message from an agent not currently connected; its state is already merged. */
   agentConnected: (agent: Agent<P>) => void;
@@ -221,6 +226,15 @@ export interface ServerEvents<P = unknown> {
   message: (agent: Agent<P>, message: AgentToServer) => void;
   /** Something went wrong that no caller is waiting on (a store write, a hook, a bad peer). */
   error: (error: OpampError) => void;
+}
+
+/** {@link ServerEvents} as event name → listener arguments (the emitter's map). */
+export type ServerEventArgs<P = unknown> = { [K in keyof ServerEvents<P>]: Parameters<ServerEvents<P>[K]> };
+
+/** What the core emits through: the server itself. */
+export interface ServerEventSink {
+  emit<E extends keyof ServerEventArgs>(event: E, ...args: ServerEventArgs[E]): boolean;
+  listenerCount(event: keyof ServerEventArgs): number;
 }
 
 /** Which agents a push addresses: one UID (string or bytes) or a predicate over connected agents. */

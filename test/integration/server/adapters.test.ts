@@ -131,6 +131,7 @@ describe("mounting on an application's node:http server", () => {
   });
 
   it("refuses to construct without authenticate unless allowAnonymous is set", () => {
+    // @ts-expect-error the types require hooks.authenticate or allowAnonymous: true
     expect(() => new OpAMPServer({})).toThrow(expect.objectContaining({ code: "invalid_argument" }));
   });
 });
