@@ -12,7 +12,14 @@ export {
 } from "../storage/memory-server-store.js";
 export type { BusMember, BusMessageHandler, ServerBus } from "./bus.js";
 export type { FetchRequestInfo } from "./fetch-adapter.js";
-export { DEFAULT_LISTEN_PORT, type ListenAddress, type ListenOptions, OpAMPServer } from "./opamp-server.js";
+export { type FastifyInstanceLike, nodeFetchInfo, type OpampFastifyOptions, opampFastify } from "./frameworks.js";
+export {
+  DEFAULT_LISTEN_PORT,
+  type ListenAddress,
+  type ListenOptions,
+  OpAMPServer,
+  refuseUpgrade,
+} from "./opamp-server.js";
 export {
   DEFAULT_AUTH_FAILURE_WINDOW_MS,
   DEFAULT_BUS_REQUEST_TIMEOUT_MS,

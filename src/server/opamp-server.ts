@@ -12,7 +12,7 @@ import { InMemoryServerStore } from "../storage/memory-server-store.js";
 import { instanceUidFromString, instanceUidToString, isInstanceUid, OpampError } from "../wire/index.js";
 import { ServerCore } from "./core.js";
 import { type FetchRequestInfo, handleFetch } from "./fetch-adapter.js";
-import { ConnectionGate, handleNodeRequest } from "./node-http-adapter.js";
+import { ConnectionGate, handleNodeRequest, requestUrl } from "./node-http-adapter.js";
 import { type OpAMPServerOptions, type ResolvedServerOptions, resolveServerOptions } from "./options.js";
 import {
   assignInstanceUid,
@@ -33,7 +33,7 @@ import { Replicas } from "./replicas.js";
 import type { ConnectionSettingsInput } from "./settings-offer.js";
 import type { ServerStore, StoredDelivery } from "./store.js";
 import type { Agent, AgentTarget, PushResult, ServerEventArgs, ServerEventSink } from "./types.js";
-import { WS_CLOSE, WsAdapter } from "./ws-adapter.js";
+import { rejectSocket, WS_CLOSE, WsAdapter } from "./ws-adapter.js";
 
 /** Options of {@link OpAMPServer.listen}. */
 export interface ListenOptions {
@@ -51,6 +51,16 @@ export interface ListenAddress {
   readonly host: string;
   /** `http(s)://host:port/path`; use `ws(s)` for WebSocket agents. */
   readonly url: string;
+}
+
+/**
+ * Answers an HTTP upgrade request with a bodyless `status` (404 for a wrong path) and
+ * closes its socket: for `upgrade` listeners of your own that decline a request
+ * (`upgradeHandler` resolved false and no other listener takes it).
+ */
+export function refuseUpgrade(socket: Duplex, status = 404): void {
+  socket.on("error", () => undefined);
+  rejectSocket(socket, status);
 }
 
 /** Default port of `listen()` (spec: servers SHOULD listen on 4320). */
@@ -232,21 +242,48 @@ export class OpAMPServer<P = unknown> extends TypedEmitter<ServerEventArgs<P>> {
   }
 
   /**
-   * Mounts both transports on an existing node:http(s) server: a `request` listener for
-   * HTTP polling (other paths get 404) and an `upgrade` listener for WebSockets (other
-   * paths are left to other listeners, or destroyed when there are none).
+   * Mounts both transports on an existing node:http(s) server: an `upgrade` listener for
+   * WebSockets (see {@link OpAMPServer.attachUpgrade}) and a `request` listener for HTTP
+   * polling. Requests for other paths are left to the server's other `request` listeners:
+   * those present now (an Express or Connect app given to `createServer`) are moved
+   * behind the OpAMP path, so they no longer see its requests and still see every other;
+   * without any, other paths get 404. Listeners added later see every request, the OpAMP
+   * path's included: attach last.
    */
   attach(server: Server): void {
+    this.attachUpgrade(server);
+    const others = server.listeners("request") as ((req: IncomingMessage, res: ServerResponse) => void)[];
+    for (const listener of others) server.off("request", listener);
+    const passOn = (req: IncomingMessage, res: ServerResponse): void => {
+      if (others.length === 0) {
+        if (!res.headersSent) res.writeHead(404).end();
+        return;
+      }
+      for (const listener of others) listener.call(server, req, res);
+    };
     server.on("request", (req: IncomingMessage, res: ServerResponse) => {
-      this.requestHandler(req, res, () => {
-        res.writeHead(404).end();
-      });
+      // The path decides synchronously, before any other listener could answer.
+      if (requestUrl(req, false).pathname !== this.options.path) passOn(req, res);
+      else this.requestHandler(req, res, () => passOn(req, res));
     });
-    server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+  }
+
+  /**
+   * Mounts only the WebSocket transport on an existing node:http(s) server (an Express
+   * app's `app.listen()` result, Fastify's `app.server`, Hono's `serve()`): HTTP requests
+   * stay with the framework (mount `requestHandler` or `fetch` there for polling). An
+   * upgrade for another path is left to the server's other `upgrade` listeners; when there
+   * is none it is answered 404 and its socket closed, so a client with a wrong path learns
+   * it at once rather than waiting for a timeout.
+   */
+  attachUpgrade(server: Server): void {
+    const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
       void this.#ws.handleUpgrade(req, socket, head).then((mine) => {
-        if (!mine && server.listenerCount("upgrade") === 1) socket.destroy();
+        if (mine || server.listeners("upgrade").some((listener) => listener !== onUpgrade)) return;
+        refuseUpgrade(socket, 404);
       });
-    });
+    };
+    server.on("upgrade", onUpgrade);
   }
 
   /**
@@ -283,7 +320,9 @@ export class OpAMPServer<P = unknown> extends TypedEmitter<ServerEventArgs<P>> {
 
   /**
    * node:http `upgrade` handler for WebSockets. Upgrades for other paths are left alone
-   * (the returned promise resolves false) so another listener can take them.
+   * (the returned promise resolves false) so another listener can take them; answer those
+   * yourself, e.g. `refuseUpgrade(socket, 404)`, or the client waits for its timeout.
+   * {@link OpAMPServer.attachUpgrade} does that for you.
    */
   readonly upgradeHandler = (req: IncomingMessage, socket: Duplex, head: Buffer): Promise<boolean> =>
     this.#ws.handleUpgrade(req, socket, head);

@@ -15,6 +15,7 @@ import {
   INITIAL_CONNECTION_STATE,
   transition,
 } from "./connection-state.js";
+import { notFoundMessage } from "./not-found.js";
 import type { ProxyConnector } from "./proxy.js";
 import { type BaseTlsOptions, effectiveTls, hasTls, type TlsFetchFactory } from "./tls.js";
 import type { ConnectTarget, Transport, TransportHost, TransportSettings } from "./types.js";
@@ -253,7 +254,7 @@ export class HttpTransport implements Transport {
         this.host.returnMessage(message);
         return { t: "failed", error: OpampError.from(cause, "transport_failed") };
       }
-      return await this.#handleResponse(message, response);
+      return await this.#handleResponse(message, response, target.url);
     } finally {
       this.settings.clock.clearTimeout(timer);
       if (this.#abort === abort) this.#abort = undefined;
@@ -298,12 +299,18 @@ export class HttpTransport implements Transport {
     return fetchImpl;
   }
 
-  async #handleResponse(message: AgentToServer, response: Response): Promise<PostResult> {
+  async #handleResponse(message: AgentToServer, response: Response, url: string): Promise<PostResult> {
     const status = response.status;
     // Overloaded, refusing or failing servers get no goodbye; one that answered does.
     this.#reachable =
       status === 200 ||
-      (status >= 400 && status < 500 && status !== 401 && status !== 403 && status !== 407 && status !== 429);
+      (status >= 400 &&
+        status < 500 &&
+        status !== 401 &&
+        status !== 403 &&
+        status !== 404 &&
+        status !== 407 &&
+        status !== 429);
     if (status === 200) {
       let answer: ReturnType<typeof decodeHttpBody<typeof ServerToAgentSchema>> extends Promise<infer M> ? M : never;
       try {
@@ -353,6 +360,17 @@ export class HttpTransport implements Transport {
       return {
         t: "failed",
         error: new OpampError("http_status", "the proxy refused the request (HTTP 407 Proxy Authentication Required)", {
+          details,
+        }),
+      };
+    }
+    if (status === 404) {
+      // No OpAMP endpoint at this URL (a wrong path, most likely): the message never reached
+      // a server that could take it, so it is kept, and the attempt fails and backs off.
+      this.host.returnMessage(message);
+      return {
+        t: "failed",
+        error: new OpampError("http_status", notFoundMessage(url), {
           details,
         }),
       };
