@@ -15,6 +15,7 @@ import type {
   RemoteConfigStatus,
 } from "../gen/opamp/v1/opamp_pb.js";
 import type { OpampError } from "../wire/errors.js";
+import type { ConnectionSettingsStatusName, PackageStatusName, RemoteConfigStatusName } from "../wire/status-names.js";
 
 /** How an agent talks to the server. */
 export type AgentTransport = "websocket" | "http";
@@ -81,6 +82,36 @@ export interface Agent<P = unknown> {
   readonly sequenceNum: bigint;
   /** Hash of the remote config the server wants this agent to run, if any. */
   readonly desiredConfigHash: Uint8Array | undefined;
+  /**
+   * `remoteConfigStatus` in words: `{ status: "applied", hash, errorMessage }` (status
+   * `"unset"`, `"applying"`, `"applied"` or `"failed"`); undefined until reported.
+   */
+  readonly remoteConfigState: AppliedState<RemoteConfigStatusName> | undefined;
+  /** `connectionSettingsStatus` in words, like {@link Agent.remoteConfigState}. */
+  readonly connectionSettingsState: AppliedState<ConnectionSettingsStatusName> | undefined;
+  /**
+   * Each package's status in words (`"installed"`, `"install_failed"`, …) by package
+   * name, with its versions and error; undefined until reported. Decoded on each read.
+   */
+  readonly packageStates: Readonly<Record<string, PackageState>> | undefined;
+}
+
+/** A status the agent reports for something it was given, in words. */
+export interface AppliedState<S extends string> {
+  readonly status: S;
+  /** Hash of what the status is about (the remote config's, the settings offer's). */
+  readonly hash: Uint8Array;
+  /** Why it failed; "" otherwise. */
+  readonly errorMessage: string;
+}
+
+/** One package's status in words (see {@link Agent.packageStates}). */
+export interface PackageState {
+  readonly status: PackageStatusName;
+  readonly agentHasVersion: string;
+  readonly serverOfferedVersion: string;
+  /** Why it failed; "" otherwise. */
+  readonly errorMessage: string;
 }
 
 /** What `authenticate` is given: the HTTP request or WebSocket upgrade, before any body is read. */

@@ -22,8 +22,10 @@ export {
   serverCapabilities,
   serverCapabilityFlags,
 } from "./capabilities.js";
+export { configFileText } from "./config-files.js";
 export { configMap, configMapHash, hashEquals } from "./config-hash.js";
 export {
+  isOpampError,
   isOpampErrorCode,
   OPAMP_ERROR_CODES,
   OpampError,
@@ -33,6 +35,14 @@ export {
 export { decodeWsFrame, decodeWsMessage, encodeWsFrame, encodeWsMessage, WS_HEADER } from "./frame.js";
 export { decodeHttpBody, encodeHttpBody, gunzip, gzip, PROTOBUF_CONTENT_TYPE } from "./http-body.js";
 export { DEFAULT_MAX_MESSAGE_BYTES } from "./limits.js";
+export {
+  type ConnectionSettingsStatusName,
+  connectionSettingsStatusName,
+  type PackageStatusName,
+  packageStatusName,
+  type RemoteConfigStatusName,
+  remoteConfigStatusName,
+} from "./status-names.js";
 export {
   assertInstanceUid,
   INSTANCE_UID_BYTES,
