@@ -23,7 +23,7 @@ const { values } = parseArgs({
 });
 
 /** @typedef {{ id: string, title: string, specSection: string, transport: string, status: "pass" | "fail" | "not_applicable", evidence?: string, reason?: string }} Result */
-/** @typedef {{ implementation: string, version: string, role: "server" | "client", transport: string, ours: boolean, deviations: { id: string, transport: string, note: string }[], report: { startedAt: string, results: Result[] } }} Entry */
+/** @typedef {{ implementation: string, version: string, role: "server" | "client", transport: string, ours: boolean, deviations: { id: string, transport: string, note: string, intermittent?: true }[], report: { startedAt: string, results: Result[] } }} Entry */
 
 async function load(dir) {
   let names;
@@ -81,6 +81,10 @@ function table(entries, notes) {
     const cells = cols.map((e) => {
       const r = e.report.results.find((x) => x.id === id);
       if (r === undefined) return " ";
+      const recorded = e.deviations.find((d) => d.id === id && d.transport === r.transport);
+      // A deviation on a race inside the peer reads the same whichever way this run went.
+      if (recorded?.intermittent === true && r.status !== "not_applicable")
+        return `⚠️ deviation (theirs, intermittent)${notes.ref(`${e.implementation} ${e.transport}: ${recorded.note}`)}`;
       if (r.status === "pass") return "✅ pass";
       if (r.status === "not_applicable")
         return `➖ n/a${notes.ref(`${e.implementation} ${e.transport}: ${r.reason ?? ""}`)}`;

@@ -22,7 +22,9 @@ as_owner() {
   if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
 
-# Test workers may start it at once: one at a time.
+# Test workers may start it at once: one at a time. The lock's descriptor must not reach
+# the server (pg_ctl below closes it): a postmaster holding it would keep the lock forever,
+# and "stop" would wait on it for good.
 exec 9>"${dir}.lock"
 flock 9
 
@@ -40,11 +42,11 @@ case "$cmd" in
     echo "$port" >"$dir/port"
     as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
       -o "-p $port -c listen_addresses=127.0.0.1 -k $dir -c max_connections=200 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
-      start >/dev/null
+      start >/dev/null 9>&-
     echo "postgres://postgres@127.0.0.1:$port/postgres"
     ;;
   stop)
-    [ -d "$dir/data" ] && as_owner "$bin/pg_ctl" -D "$dir/data" -m immediate stop >/dev/null 2>&1 || true
+    [ -d "$dir/data" ] && as_owner "$bin/pg_ctl" -D "$dir/data" -m immediate stop >/dev/null 2>&1 9>&- || true
     rm -rf "$dir"
     ;;
   *)

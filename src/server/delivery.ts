@@ -14,6 +14,7 @@ import {
   RemoteConfigStatuses,
 } from "../gen/opamp/v1/opamp_pb.js";
 import { OpampError } from "../wire/errors.js";
+import { AgentCapability, hasBit } from "../wire/index.js";
 import type { AgentRecord, DesiredItem, DesiredKind } from "./agent-record.js";
 import { mergeReport, type StateTables } from "./merge-report.js";
 import { makePart } from "./outbound.js";
@@ -77,6 +78,25 @@ function packagesStatus(statuses: PackageStatuses): DeliveryStatus {
     if (p.status !== PackageStatusEnum.PackageStatusEnum_Installed) status = "applying";
   }
   return status;
+}
+
+/**
+ * The delivery status the agent reports for what it holds of a desired kind, when it
+ * reports one: what a push of the hash it already holds records instead of "offered"
+ * (nothing is sent to it). An agent without ReportsConnectionSettingsStatus reports none.
+ */
+export function reportedStep(record: AgentRecord, kind: DesiredKind): DeliveryStatus | undefined {
+  switch (kind) {
+    case "remoteConfig":
+      return record.remoteConfigStatus === undefined ? undefined : CONFIG_STATUS[record.remoteConfigStatus.status];
+    case "packagesAvailable":
+      return record.packageStatuses === undefined ? undefined : packagesStatus(record.packageStatuses);
+    case "connectionSettings":
+      return hasBit(record.capabilities, AgentCapability.ReportsConnectionSettingsStatus) &&
+        record.connectionSettingsStatus !== undefined
+        ? SETTINGS_STATUS[record.connectionSettingsStatus.status]
+        : undefined;
+  }
 }
 
 /** A record filled from the store, and whether the store knew the agent. */

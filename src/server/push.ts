@@ -28,7 +28,7 @@ import {
 } from "../wire/index.js";
 import type { AgentRecord, DesiredItem, DesiredKind } from "./agent-record.js";
 import type { ServerCore } from "./core.js";
-import { desiredItem, storedDesired } from "./delivery.js";
+import { desiredItem, reportedStep, storedDesired } from "./delivery.js";
 import { makePart, type Part } from "./outbound.js";
 import type { ForwardedRequest } from "./replicas.js";
 import { deliver, reportedHash } from "./reply.js";
@@ -192,13 +192,17 @@ function pushDesired(
     const id = record.id;
     const desired = storedDesired(record);
     const deliveryKind = kind === "packagesAvailable" ? "packages" : kind;
+    // Pushed again while the agent reports holding it (an application reconciling after a
+    // restart): nothing goes out, and the delivery records what the agent reports, so its
+    // history does not end with an "offered" that never reached the agent.
+    const status = (sameBytes(reportedHash(record, kind), mine.hash) && reportedStep(record, kind)) || "offered";
     // Both writes are made now, in this order: the agent may answer (APPLYING) before a
     // slow store has finished the first, and its step must come after `offered`.
     writes.push(
       core.persist(async () => {
         await Promise.all([
           core.store.putDesired(id, desired),
-          core.store.appendDelivery(id, deliveryKind, mine.hash, { status: "offered", at: now }),
+          core.store.appendDelivery(id, deliveryKind, mine.hash, { status, at: now }),
         ]);
       }),
     );

@@ -52,7 +52,10 @@ export interface StoredDesired {
 /** What is being delivered. */
 export type DeliveryKind = "remoteConfig" | "packages" | "connectionSettings";
 
-/** Where a delivery stands: offered by the server, then what the agent reported. */
+/**
+ * Where a delivery stands: offered by the server, then what the agent reported. A push of
+ * what the agent already reports holding records that report's status, not "offered".
+ */
 export type DeliveryStatus = "offered" | "applying" | "applied" | "failed";
 
 /** One step in a delivery's history. */

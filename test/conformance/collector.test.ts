@@ -37,10 +37,10 @@ interface Peer {
   /** How the peer is asked to stop (what its docs and code say ends it in order). */
   readonly stopSignal: NodeJS.Signals;
   /**
-   * Over WebSocket, start the peer first and the checking server once the peer says it is
-   * ready (its client retries the refused connection): see the extension's note.
+   * Start the peer first and the checking server once the peer says it is ready (its client
+   * retries the refused connection or poll): see the extension's note.
    */
-  readonly wsAfterReady?: RegExp;
+  readonly afterReady?: RegExp;
 }
 
 const PEERS: readonly Peer[] = [
@@ -75,12 +75,12 @@ const PEERS: readonly Peer[] = [
       return startProcess("otelcol-opamp", stack.collector, ["--config", path]);
     },
     stopSignal: "SIGTERM",
-    // Its WebSocket client may connect, and build its first message, before the Collector
-    // has handed the extension its config: that first message then lacks the effective
-    // config and a report of it races the script's next checks. Over HTTP the same gap
-    // shows every time and is recorded; over WebSocket it shows now and then, so this run
-    // lets the extension connect only once the Collector is ready.
-    wsAfterReady: /Everything is ready/,
+    // Its client may build its first message before the Collector has handed the extension
+    // its config: that message then lacks the effective config. Over WebSocket the message is
+    // built once connected, so reaching the kit only once the Collector is ready takes the
+    // race out; over HTTP the first request is built at start and retried as it is (the
+    // recorded, intermittent deviation).
+    afterReady: /Everything is ready/,
   },
 ];
 
@@ -100,10 +100,10 @@ async function run(context: TestContext, stack: CollectorStack, peer: Peer, tran
   let agent: ManagedProcess | undefined;
   try {
     const options = { connectTimeoutMs: 60_000, pollWaitMs: 40_000 };
-    if (transport === "ws" && peer.wsAfterReady !== undefined) {
+    if (peer.afterReady !== undefined) {
       const port = await freePort();
-      agent = await peer.start(stack, `ws://127.0.0.1:${port}/v1/opamp`, transport, dir);
-      await agent.waitForOutput(peer.wsAfterReady, 60_000);
+      agent = await peer.start(stack, `${transport}://127.0.0.1:${port}/v1/opamp`, transport, dir);
+      await agent.waitForOutput(peer.afterReady, 60_000);
       session = await startClientChecks({ ...options, port });
     } else {
       session = await startClientChecks(options);

@@ -163,7 +163,8 @@ export const COLLECTOR_EXTENSION_HTTP: readonly Deviation[] = [
     id: "client.full-state-first",
     transport: "http",
     evidence: /ReportsEffectiveConfig is set but there is no effective_config/,
-    note: "the first poll leaves out the effective config: opamp-go's HTTP client builds its first message when the extension starts, before the Collector hands the extension its config (NotifyConfig); the config follows in the next message. Over WebSocket the first message is built once connected, which is usually, not always, later: the WebSocket run connects once the Collector is ready, so that this race does not decide its results",
+    note: "the first poll may leave out the effective config (the next message carries it): opamp-go's HTTP client builds its first request when the extension starts, usually before the Collector hands the extension its config (NotifyConfig), and retries that same request until a server answers (client/internal/httpsender.go, sendRequestWithRetries). Over WebSocket the first message is built once connected, after the Collector is ready in this run",
+    intermittent: true,
   },
   {
     id: "client.unavailable-backoff",

@@ -113,6 +113,12 @@ export interface Deviation {
   readonly evidence: RegExp;
   /** Why, with a reference (their issue or source) where one exists. */
   readonly note: string;
+  /**
+   * The deviation hangs on a race inside the peer, so a run may pass the check. The check
+   * must then pass or fail with this evidence; the matrix shows it as a deviation either way,
+   * so that docs/interop.md does not change with the race.
+   */
+  readonly intermittent?: true;
 }
 
 /** What docs/interop.md is generated from. */
@@ -123,7 +129,12 @@ export interface MatrixEntry {
   readonly transport: ConformanceTransport;
   /** opamp-sdk's own server/client: deviations are not allowed. */
   readonly ours: boolean;
-  readonly deviations: readonly { id: string; transport: ConformanceTransport; note: string }[];
+  readonly deviations: readonly {
+    id: string;
+    transport: ConformanceTransport;
+    note: string;
+    intermittent?: true;
+  }[];
   readonly report: ConformanceReport;
 }
 
@@ -152,6 +163,7 @@ export function expectConformance(report: ConformanceReport, deviations: readonl
   for (const d of deviations) {
     const r = report.results.find((x) => x.id === d.id && x.transport === d.transport);
     expect(r, `recorded deviation ${d.transport} ${d.id} was not checked`).toBeDefined();
+    if (d.intermittent === true && r?.status === "pass") continue;
     expect(
       { id: d.id, transport: d.transport, status: r?.status, evidence: r?.evidence },
       `recorded deviation ${d.transport} ${d.id} no longer shows (update the record and docs/interop.md)`,
@@ -161,5 +173,10 @@ export function expectConformance(report: ConformanceReport, deviations: readonl
 
 /** The deviations as stored in a matrix entry. */
 export function deviationNotes(deviations: readonly Deviation[]): MatrixEntry["deviations"] {
-  return deviations.map((d) => ({ id: d.id, transport: d.transport, note: d.note }));
+  return deviations.map((d) => ({
+    id: d.id,
+    transport: d.transport,
+    note: d.note,
+    ...(d.intermittent === true ? { intermittent: true as const } : {}),
+  }));
 }

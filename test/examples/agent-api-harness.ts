@@ -2,13 +2,14 @@
 // database, a REST client with the admin token, "psql" (a connection of its own), and the
 // Collector's opampsupervisor with the seed's config.
 
-import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { SqlDatabase } from "../../src/storage/postgres/index.js";
 import { COLLECTOR_TEST_ARGS, type CollectorStack } from "../interop/collector-stack.js";
+import { startProcess } from "../interop/processes.js";
+import { supervisorConfigYaml } from "../interop/supervisor-config.js";
 import { freshPostgres, pglite, pgPool } from "../support/postgres.js";
 
 export const ADMIN_TOKEN = "test-admin-token-0123456789";
@@ -128,33 +129,21 @@ service:
 }
 
 /**
- * The seed's supervisor config, with the test's endpoint, token, Collector and storage, plus
- * what the tests need: accepts_opamp_connection_settings (enrollment), validate_config (a
- * config the Collector rejects fails with its own message), the Collector arguments that let
- * several Collectors run at once, and a bootstrap timeout for a loaded machine.
+ * The seed's supervisor config (test/interop/supervisor-config.ts), with the test's endpoint,
+ * token, Collector and storage, plus what the tests need: accepts_opamp_connection_settings
+ * (enrollment), validate_config (a config the Collector rejects fails with its own message),
+ * the Collector arguments that let several Collectors run at once, and a bootstrap timeout
+ * for a loaded machine.
  */
 export function seedSupervisorConfig(o: { endpoint: string; token: string; collector: string; storage: string }) {
-  return `server:
-  endpoint: ${o.endpoint}
-  headers:
-    Authorization: "Bearer ${o.token}"
-capabilities:
-  reports_effective_config: true
-  reports_health: true
-  accepts_remote_config: true
-  reports_remote_config: true
-  accepts_opamp_connection_settings: true
-agent:
-  executable: ${o.collector}
-  validate_config: true
-  bootstrap_timeout: 30s
-  args: ${JSON.stringify(COLLECTOR_TEST_ARGS)}
-  description:
-    non_identifying_attributes:
-      host.name: "\${HOSTNAME}"
-storage:
-  directory: ${o.storage}
-`;
+  return supervisorConfigYaml({
+    endpoint: o.endpoint,
+    enrollmentToken: o.token,
+    collector: o.collector,
+    storageDir: o.storage,
+    capabilities: { accepts_opamp_connection_settings: true },
+    agent: { validate_config: true, bootstrap_timeout: "30s", args: COLLECTOR_TEST_ARGS },
+  });
 }
 
 export interface Supervisor {
@@ -173,28 +162,14 @@ export async function startSupervisor(
   const storage = join(dir, "storage");
   const config = join(dir, "supervisor.yaml");
   await writeFile(config, seedSupervisorConfig({ endpoint, token, collector: stack.collector, storage }));
-  const child: ChildProcess = spawn(stack.supervisor, ["--config", config], {
+  const sup = startProcess("opampsupervisor", stack.supervisor, ["--config", config], {
     env: { ...process.env, HOSTNAME: hostname },
-    stdio: ["ignore", "pipe", "pipe"],
-    detached: true,
   });
-  let text = "";
-  child.stdout?.on("data", (c: Buffer) => {
-    text += c.toString();
-  });
-  child.stderr?.on("data", (c: Buffer) => {
-    text += c.toString();
-  });
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
   return {
-    output: () => text,
+    output: () => sup.output(),
     async kill() {
-      try {
-        process.kill(-child.pid!, "SIGKILL");
-      } catch {
-        // already gone
-      }
-      await exited;
+      sup.killGroup();
+      await sup.exited;
       await rm(dir, { recursive: true, force: true });
     },
   };

@@ -3,7 +3,6 @@
  * through the gateway into OpAMPServer, over both transports: it is authenticated with its
  * own header by delegation, reports its description, and applies a remote config.
  */
-import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -19,6 +18,7 @@ import {
   STACK_BUILD_TIMEOUT_MS,
 } from "./collector-stack.js";
 import { buildHarness } from "./go-harness.js";
+import { startProcess } from "./processes.js";
 
 afterEach(cleanup);
 
@@ -115,15 +115,14 @@ describeWithCollector("the Collector supervisor through the gateway", () => {
   });
 });
 
-/** Runs the supervisor until the test ends (SIGTERM, then SIGKILL after 15 s). */
+/**
+ * Runs the supervisor until the test ends: its whole process group is killed then, the
+ * Collector it started included (v0.149.0 leaves its Collector running when it is killed).
+ */
 function runSupervisor(supervisor: string, config: string, dir: string): void {
-  const child: ChildProcess = spawn(supervisor, ["--config", config], { stdio: "ignore", cwd: dir });
+  const sup = startProcess("opampsupervisor", supervisor, ["--config", config], { cwd: dir });
   defer(async () => {
-    if (child.exitCode !== null) return;
-    const exited = new Promise((resolve) => child.once("exit", resolve));
-    child.kill("SIGTERM");
-    const timer = setTimeout(() => child.kill("SIGKILL"), 15_000);
-    await exited;
-    clearTimeout(timer);
+    sup.killGroup();
+    await sup.exited;
   });
 }

@@ -343,6 +343,9 @@ ${publicPem
             }
             return { accept: false, status: 401 };
           },
+          // The server binds the UID to the fleet token first: the keys it issues, and the
+          // fleet token again (re-enrollment), may take it over.
+          allowRebind: ({ principal }) => typeof principal === "string" && principal.startsWith("Bearer x"),
         },
       });
       up.server.on("agentConnected", (agent) => {

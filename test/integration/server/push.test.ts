@@ -142,6 +142,31 @@ describe.each(transports)("push APIs over %s", (transport) => {
     agent.close();
   });
 
+  it("records what the agent reports, not 'offered', when a config it holds is pushed again", async () => {
+    const { server, url } = await startServer();
+    const agent = await TestAgent.connect(transport, url);
+    await agent.send(agent.fullState());
+    const config = { "a.yaml": "x: 1" };
+    const { hash } = await server.setRemoteConfig(agent.uid, config);
+    expect((await receive(agent, (m) => m.remoteConfig !== undefined)).remoteConfig?.configHash).toEqual(hash);
+    await agent.send(
+      agent.message({
+        remoteConfigStatus: { lastRemoteConfigHash: hash, status: RemoteConfigStatuses.RemoteConfigStatuses_APPLIED },
+      }),
+    );
+    // An application reconciling (after a restart, on a timer) pushes the same config again:
+    // nothing is sent, and the history still ends with what the agent holds.
+    await server.setRemoteConfig(agent.uid, config);
+    expect((await agent.send(agent.message())).remoteConfig).toBeUndefined();
+    const steps = async () => (await server.deliveries(agent.uid)).map((d) => d.history.map((h) => h.status));
+    expect(await steps()).toEqual([["offered", "applied", "applied"]]);
+    // A config it does not hold is offered as before.
+    const next = await server.setRemoteConfig(agent.uid, { "a.yaml": "x: 2" });
+    expect((await receive(agent, (m) => m.remoteConfig !== undefined)).remoteConfig?.configHash).toEqual(next.hash);
+    expect((await steps())[1]).toEqual(["offered"]);
+    agent.close();
+  });
+
   it("resends the desired config after a restart of a server sharing a durable store", async () => {
     const store = new InMemoryServerStore();
     const first = await startServer({ store });
