@@ -66,7 +66,7 @@ export class TypedEmitter<T extends EventArgsMap<T>> {
     return this.#add(event, listener as Entry["fn"], false, false);
   }
 
-  /** Same as {@link TypedEmitter.on}. */
+  /** Same as `on()`. */
   addListener<E extends keyof T & (string | symbol)>(event: E, listener: EventListener<T, E>): this {
     return this.#add(event, listener as Entry["fn"], false, false);
   }
@@ -99,7 +99,7 @@ export class TypedEmitter<T extends EventArgsMap<T>> {
     return this;
   }
 
-  /** Same as {@link TypedEmitter.off}. */
+  /** Same as `off()`. */
   removeListener<E extends keyof T & (string | symbol)>(event: E, listener: EventListener<T, E>): this {
     return this.off(event, listener);
   }
@@ -126,7 +126,7 @@ export class TypedEmitter<T extends EventArgsMap<T>> {
     return this;
   }
 
-  /** The limit set by {@link TypedEmitter.setMaxListeners} (0: none). */
+  /** The limit set by `setMaxListeners()` (0: none). */
   getMaxListeners(): number {
     return this.#maxListeners;
   }
@@ -136,7 +136,7 @@ export class TypedEmitter<T extends EventArgsMap<T>> {
     return (this.#listeners.get(event) ?? []).map((entry) => entry.fn as EventListener<T, E>);
   }
 
-  /** Same as {@link TypedEmitter.listeners} (once-listeners are not wrapped here). */
+  /** Same as `listeners()` (once-listeners are not wrapped here). */
   rawListeners<E extends keyof T & (string | symbol)>(event: E): EventListener<T, E>[] {
     return this.listeners(event);
   }

@@ -139,7 +139,12 @@ export async function httpExchange(core: ServerCore, request: HttpExchangeReques
       message,
     );
     const headers: Record<string, string> = { "content-type": PROTOBUF_CONTENT_TYPE };
-    if (options.gzipResponses && acceptsGzip(request.headers["accept-encoding"])) {
+    // A small reply gzipped grows (~20 bytes of gzip framing) and costs CPU for nothing.
+    if (
+      options.gzipResponses &&
+      reply.length >= options.gzipMinBytes &&
+      acceptsGzip(request.headers["accept-encoding"])
+    ) {
       headers["content-encoding"] = "gzip";
       return { status: 200, headers, body: await gzip(reply) };
     }

@@ -1,6 +1,8 @@
 /**
  * `opamp-sdk/server`: the OpAMP server and what it takes and gives.
  */
+
+export type { InstrumentOptionsLike, MeterLike, MeterProviderLike } from "../internal/otel.js";
 export { InMemoryServerBus } from "../storage/memory-server-bus.js";
 export {
   DEFAULT_STORE_AGENT_TTL_MS,
@@ -23,6 +25,7 @@ export {
 export {
   DEFAULT_AUTH_FAILURE_WINDOW_MS,
   DEFAULT_BUS_REQUEST_TIMEOUT_MS,
+  DEFAULT_GZIP_MIN_BYTES,
   DEFAULT_HANDSHAKE_TIMEOUT_MS,
   DEFAULT_HEARTBEAT_INTERVAL_SECONDS,
   DEFAULT_MAX_AGENT_STATE_BYTES,
@@ -44,6 +47,8 @@ export {
   DEFAULT_WS_PING_INTERVAL_MS,
   type OpAMPServerOptions,
   type ResolvedServerOptions,
+  type ServerHooks,
+  type ServerOptionsBase,
 } from "./options.js";
 export { defaultPrincipalKey } from "./principal-key.js";
 export {
@@ -68,6 +73,7 @@ export type {
   AgentPart,
   AgentTarget,
   AgentTransport,
+  AppliedState,
   AuthDecision,
   AuthenticateHook,
   AuthorizeMessageHook,
@@ -77,9 +83,11 @@ export type {
   ForwardedPush,
   GatewayInfo,
   InstanceUidHook,
+  PackageState,
   PrincipalKeyHook,
   PushResult,
   RebindHook,
+  ServerEventArgs,
   ServerEvents,
 } from "./types.js";
 export { WS_CLOSE } from "./ws-adapter.js";
