@@ -32,6 +32,7 @@ import {
   reportedHash,
 } from "./reply.js";
 import type { ServerStore, StoredAgent, StoredDesired } from "./store.js";
+import { ServerTelemetry } from "./telemetry.js";
 import type {
   AgentPart,
   AgentTransport,
@@ -79,6 +80,8 @@ export class ServerCore implements OfferTracker {
   readonly #authThrottle: AuthThrottle;
   /** The replica side, when a bus is configured (see replicas.ts). */
   replicas: Replicas | undefined;
+  /** Diagnostics channels and metrics (see telemetry.ts). */
+  readonly telemetry = new ServerTelemetry();
   #sweepTimer: TimerHandle | undefined;
   #running = false;
   #accepting = false;
@@ -108,6 +111,10 @@ export class ServerCore implements OfferTracker {
       timeoutMs: this.options.handshakeTimeoutMs,
       pending: this.authentications,
       throttle: { throttle: this.#authThrottle, key },
+      onRefused: (status) => {
+        this.telemetry.authRefused(status);
+        this.options.logger.debug({ status, remoteAddress: request.remoteAddress }, "authentication refused");
+      },
       onThrottled: (throttled) =>
         this.reportError(
           new OpampError(
@@ -198,19 +205,27 @@ export class ServerCore implements OfferTracker {
    * Handles one AgentToServer and returns the encoded ServerToAgent (with the 0x00 header
    * for WebSocket). Never throws for agent mistakes: those become error_response replies.
    * `raw` is the binary the message was decoded from, when the adapter has it (saves
-   * encoding the agent's state again when it is stored).
+   * encoding the agent's state again when it is stored); `wireBytes` the size it had on the
+   * wire (for diagnostics).
    *
    * @throws OpampError `unauthenticated` when `authorizeMessage` refuses the message.
    */
-  async handleMessage(conn: CoreConnection, message: AgentToServer, raw?: Uint8Array): Promise<Uint8Array> {
+  async handleMessage(
+    conn: CoreConnection,
+    message: AgentToServer,
+    raw?: Uint8Array,
+    wireBytes: number = raw?.length ?? 0,
+  ): Promise<Uint8Array> {
     const ws = conn.transport === "websocket";
     if (!isInstanceUid(message.instanceUid)) {
+      this.telemetry.received(conn.transport, wireBytes, "", message);
       // spec: BadRequest for a malformed message; the agent should not retry it.
       return errorReply(message.instanceUid, ServerErrorResponseType.ServerErrorResponseType_BadRequest, ws, {
         message: "instance_uid must be 16 bytes",
       });
     }
     const id = instanceUidToString(message.instanceUid);
+    this.telemetry.received(conn.transport, wireBytes, id, message);
     let record = this.agents.get(id) ?? this.#aliases.get(id);
     let known = record !== undefined;
     if (record === undefined) {
@@ -351,6 +366,13 @@ export class ServerCore implements OfferTracker {
     if (merged.needComponents) flags |= ServerToAgentFlag.ReportAvailableComponents;
     record.sequenceNum = message.sequenceNum;
     record.lastSeen = this.options.clock.now();
+    if (!online) {
+      this.telemetry.connected(record, conn.transport);
+      this.options.logger.debug(
+        { instanceUid: record.id, transport: conn.transport, remoteAddress: conn.remoteAddress },
+        "agent connected",
+      );
+    } else if (record.transport !== conn.transport) this.telemetry.moved(record.transport, conn.transport);
     record.transport = conn.transport;
     record.principal = conn.principal;
     record.remoteAddress = conn.remoteAddress;
@@ -597,6 +619,8 @@ export class ServerCore implements OfferTracker {
       // No message since the last write (same sequence_num, nothing dirty): the store has it.
       if (this.#dirty.has(record) || record.savedSequenceNum !== record.sequenceNum) this.#saveAgent(record);
     }
+    this.telemetry.disconnected(record, record.transport, reason);
+    this.options.logger.debug({ instanceUid: record.id, reason }, "agent disconnected");
     this.emit("agentDisconnected", record, reason);
   }
 

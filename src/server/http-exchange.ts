@@ -122,7 +122,19 @@ export async function httpExchange(core: ServerCore, request: HttpExchangeReques
   // The hook answered just as stop() began: take no new work.
   if (!core.accepting) return plain(503, "the server is stopping", retry);
   try {
-    const body = await request.readBody();
+    let body = await request.readBody();
+    // A streamed body (fetch) is counted as it passes, and only when someone measures.
+    let streamed = 0;
+    if (!(body instanceof Uint8Array) && core.telemetry.measuring) {
+      body = body.pipeThrough(
+        new TransformStream<Uint8Array, Uint8Array>({
+          transform(chunk, controller) {
+            streamed += chunk.length;
+            controller.enqueue(chunk);
+          },
+        }),
+      );
+    }
     const message = await decodeHttpBody(AgentToServerSchema, body, {
       contentEncoding: request.headers["content-encoding"] ?? null,
       maxMessageBytes: options.maxMessageBytes,
@@ -137,6 +149,8 @@ export async function httpExchange(core: ServerCore, request: HttpExchangeReques
         endpoint,
       },
       message,
+      undefined,
+      body instanceof Uint8Array ? body.length : streamed,
     );
     const headers: Record<string, string> = { "content-type": PROTOBUF_CONTENT_TYPE };
     // A small reply gzipped grows (~20 bytes of gzip framing) and costs CPU for nothing.
@@ -146,8 +160,11 @@ export async function httpExchange(core: ServerCore, request: HttpExchangeReques
       acceptsGzip(request.headers["accept-encoding"])
     ) {
       headers["content-encoding"] = "gzip";
-      return { status: 200, headers, body: await gzip(reply) };
+      const compressed = await gzip(reply);
+      core.telemetry.sent("http", compressed);
+      return { status: 200, headers, body: compressed };
     }
+    core.telemetry.sent("http", reply);
     return { status: 200, headers, body: reply };
   } catch (e) {
     const error = OpampError.from(e);

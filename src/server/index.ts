@@ -68,6 +68,16 @@ export type {
   StoredDelivery,
   StoredDesired,
 } from "./store.js";
+export {
+  CONNECTION_CHANNEL,
+  type ConnectionDiagnostic,
+  MESSAGE_CHANNEL,
+  type MessageDiagnostic,
+  PUSH_CHANNEL,
+  type PushDiagnostic,
+  type PushKind,
+  SERVER_METRIC_NAMES,
+} from "./telemetry.js";
 export type {
   Agent,
   AgentPart,

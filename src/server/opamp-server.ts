@@ -8,6 +8,7 @@ import { createServer as createHttpsServer, type ServerOptions as HttpsServerOpt
 import type { AddressInfo, Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { TypedEmitter } from "../internal/emitter.js";
+import { globalMeterProvider } from "../internal/otel.js";
 import { InMemoryServerStore } from "../storage/memory-server-store.js";
 import { instanceUidFromString, instanceUidToString, isInstanceUid, OpampError } from "../wire/index.js";
 import { ServerCore } from "./core.js";
@@ -32,6 +33,7 @@ import {
 import { Replicas } from "./replicas.js";
 import type { ConnectionSettingsInput } from "./settings-offer.js";
 import type { ServerStore, StoredDelivery } from "./store.js";
+import type { PushKind } from "./telemetry.js";
 import type { Agent, AgentTarget, PushResult, ServerEventArgs, ServerEventSink } from "./types.js";
 import { rejectSocket, WS_CLOSE, WsAdapter } from "./ws-adapter.js";
 
@@ -200,8 +202,13 @@ export class OpAMPServer<P = unknown> extends TypedEmitter<ServerEventArgs<P>> {
       this.#state = "new";
       throw e;
     }
+    if (this.options.metricsEnabled) {
+      const provider = this.options.meterProvider ?? (await globalMeterProvider());
+      if (provider !== undefined) this.#core.telemetry.useMeter(provider.getMeter("opamp-sdk/server"));
+    }
     this.#core.start();
     this.#ws.startPing();
+    this.options.logger.info({ replicaId: this.options.replicaId }, "started");
   }
 
   /**
@@ -234,11 +241,9 @@ export class OpAMPServer<P = unknown> extends TypedEmitter<ServerEventArgs<P>> {
     const address = listener.address() as AddressInfo;
     const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
     const scheme = options.tls ? "https" : "http";
-    return {
-      port: address.port,
-      host: address.address,
-      url: `${scheme}://${host}:${address.port}${this.options.path}`,
-    };
+    const url = `${scheme}://${host}:${address.port}${this.options.path}`;
+    this.options.logger.info({ url }, "listening");
+    return { port: address.port, host: address.address, url };
   }
 
   /**
@@ -397,6 +402,7 @@ export class OpAMPServer<P = unknown> extends TypedEmitter<ServerEventArgs<P>> {
     await this.#core.stop();
     await this.#core.replicas?.leave();
     this.#state = "stopped";
+    this.options.logger.info({}, "stopped");
   }
 
   // ── Push APIs ─────────────────────────────────────────────────────────────────────────
@@ -411,7 +417,7 @@ export class OpAMPServer<P = unknown> extends TypedEmitter<ServerEventArgs<P>> {
     target: AgentTarget<P>,
     config: RemoteConfigInput | PreparedRemoteConfig,
   ): Promise<PushResult<P> & { readonly hash: Uint8Array }> {
-    return setRemoteConfig(this.#core, target as AgentTarget, config) as Promise<
+    return this.#pushedLater("remoteConfig", setRemoteConfig(this.#core, target as AgentTarget, config)) as Promise<
       PushResult<P> & { readonly hash: Uint8Array }
     >;
   }
@@ -427,7 +433,9 @@ export class OpAMPServer<P = unknown> extends TypedEmitter<ServerEventArgs<P>> {
 
   /** Offers packages (needs AcceptsPackages). */
   offerPackages(target: AgentTarget<P>, packages: PackagesInput): Promise<PushResult<P>> {
-    return offerPackages(this.#core, target as AgentTarget, packages) as Promise<PushResult<P>>;
+    return this.#pushedLater("packages", offerPackages(this.#core, target as AgentTarget, packages)) as Promise<
+      PushResult<P>
+    >;
   }
 
   /**
@@ -446,27 +454,68 @@ export class OpAMPServer<P = unknown> extends TypedEmitter<ServerEventArgs<P>> {
    *   `capability_missing`, `unknown_agent` for a single UID not connected.
    */
   offerConnectionSettings(target: AgentTarget<P>, settings: ConnectionSettingsInput): Promise<PushResult<P>> {
-    return offerConnectionSettings(this.#core, target as AgentTarget, settings) as Promise<PushResult<P>>;
+    return this.#pushedLater(
+      "connectionSettings",
+      offerConnectionSettings(this.#core, target as AgentTarget, settings),
+    ) as Promise<PushResult<P>>;
   }
 
   /** Sends the Restart command (needs AcceptsRestartCommand). */
   sendRestart(target: AgentTarget<P>): PushResult<P> {
-    return sendRestart(this.#core, target as AgentTarget) as PushResult<P>;
+    return this.#pushedNow("restart", () => sendRestart(this.#core, target as AgentTarget)) as PushResult<P>;
   }
 
   /** Sends a custom message (the agent must list its capability). */
   sendCustomMessage(target: AgentTarget<P>, message: CustomMessageInput): PushResult<P> {
-    return sendCustomMessage(this.#core, target as AgentTarget, message) as PushResult<P>;
+    return this.#pushedNow("customMessage", () =>
+      sendCustomMessage(this.#core, target as AgentTarget, message),
+    ) as PushResult<P>;
   }
 
   /** Asks agents to report their full state (flag ReportFullState). */
   requestFullState(target: AgentTarget<P>): PushResult<P> {
-    return requestFullState(this.#core, target as AgentTarget) as PushResult<P>;
+    return this.#pushedNow("fullState", () => requestFullState(this.#core, target as AgentTarget)) as PushResult<P>;
   }
 
   /** Gives one agent a new instance UID and returns it. */
   assignInstanceUid(target: string | Uint8Array, uid?: Uint8Array): Uint8Array {
-    return assignInstanceUid(this.#core, target, uid);
+    const telemetry = this.#core.telemetry;
+    try {
+      const assigned = assignInstanceUid(this.#core, target, uid);
+      telemetry.pushed("instanceUid", { sent: [assigned], skipped: [], forwarded: [] });
+      return assigned;
+    } catch (e) {
+      telemetry.pushed("instanceUid", undefined, OpampError.from(e));
+      throw e;
+    }
+  }
+
+  /** Reports a push on the diagnostics channel and metrics once it settles. */
+  #pushedLater<R extends PushResult>(kind: PushKind, result: Promise<R>): Promise<R> {
+    const telemetry = this.#core.telemetry;
+    return result.then(
+      (settled) => {
+        telemetry.pushed(kind, settled);
+        return settled;
+      },
+      (e: unknown) => {
+        telemetry.pushed(kind, undefined, OpampError.from(e));
+        throw e;
+      },
+    );
+  }
+
+  /** Same as {@link OpAMPServer.#pushedLater} for the push APIs that answer at once. */
+  #pushedNow<R extends PushResult>(kind: PushKind, push: () => R): R {
+    const telemetry = this.#core.telemetry;
+    try {
+      const result = push();
+      telemetry.pushed(kind, result);
+      return result;
+    } catch (e) {
+      telemetry.pushed(kind, undefined, OpampError.from(e));
+      throw e;
+    }
   }
 
   /**
