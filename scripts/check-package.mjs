@@ -4,7 +4,9 @@
 //  2. @arethetypeswrong/cli on the tarball (types resolve for import and require);
 //  3. a scratch project installs the tarball, then `import` and `require` every subpath
 //     of the exports map and checks that each exposes at least one named export, and the
-//     same names both ways.
+//     same names both ways;
+//  4. in that project, errors of the CJS build are recognised by the ESM build's
+//     isOpampError() (instanceof cannot: two classes), and class names survive bundling.
 // Run after `npm run build`.
 import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -74,6 +76,42 @@ try {
     check(cjs.length > 0, `require ${spec} -> ${cjs.split(",").length} names`);
     check(esm === cjs, `import and require of ${spec} expose the same names`);
   }
+
+  const crossBuild = JSON.parse(
+    run(
+      process.execPath,
+      [
+        "--input-type=module",
+        "-e",
+        `import { createRequire } from "node:module";
+         import { OpampError, isOpampError } from "opamp-sdk";
+         import { OpAMPServer } from "opamp-sdk/server";
+         import { OpAMPClient } from "opamp-sdk/client";
+         const cjs = createRequire(import.meta.url)("opamp-sdk");
+         const error = new cjs.OpampError("timeout", "from the CJS build");
+         console.log(JSON.stringify({
+           instanceOf: error instanceof OpampError,
+           branded: isOpampError(error),
+           cjsBranded: cjs.isOpampError(new OpampError("timeout", "from the ESM build")),
+           names: [OpampError.name, cjs.OpampError.name, OpAMPServer.name, OpAMPClient.name],
+           stack: error.stack.split("\\n")[0],
+         }));`,
+      ],
+      scratch,
+    ),
+  );
+  check(
+    crossBuild.instanceOf === false && crossBuild.branded === true && crossBuild.cjsBranded === true,
+    `isOpampError() recognises errors across the ESM and CJS builds (instanceof: ${crossBuild.instanceOf})`,
+  );
+  check(
+    crossBuild.names.join() === "OpampError,OpampError,OpAMPServer,OpAMPClient",
+    `class names kept in the build: ${crossBuild.names.join(", ")}`,
+  );
+  check(
+    crossBuild.stack.startsWith("OpampError: from the CJS build"),
+    `stack trace names the class: ${crossBuild.stack}`,
+  );
 } finally {
   rmSync(work, { recursive: true, force: true });
 }
