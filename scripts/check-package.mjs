@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 // Checks the published shape of the package, as a user would meet it:
 //  1. `npm pack` the built package;
-//  2. @arethetypeswrong/cli on the tarball (types resolve for import and require);
+//  2. @arethetypeswrong/cli on the tarball, default profile (types resolve for import and
+//     require under node10, node16 and bundler resolution); every subpath of the exports map
+//     has its typesVersions fallback for node10;
 //  3. a scratch project installs the tarball, then `import` and `require` every subpath
 //     of the exports map and checks that each exposes at least one named export, and the
 //     same names both ways;
@@ -29,6 +31,10 @@ try {
   const packed = JSON.parse(run("npm", ["pack", "--json", "--pack-destination", work], root));
   const tarball = join(work, packed[0].filename);
   const files = packed[0].files.map((f) => f.path);
+  for (const sub of subpaths.filter((p) => p !== ".")) {
+    const fallback = pkg.typesVersions?.["*"]?.[sub.slice(2)]?.[0];
+    check(fallback === pkg.exports[sub].require.types, `typesVersions maps ${sub} to ${fallback}`);
+  }
   check(!files.some((f) => f.startsWith("src/") || f.startsWith("test/")), "tarball holds no sources or tests");
   for (const sub of subpaths) {
     const target = pkg.exports[sub];
@@ -41,9 +47,10 @@ try {
   }
 
   try {
-    const out = run(join(root, "node_modules/.bin/attw"), [tarball, "--profile", "node16", "--format", "ascii"], root);
+    // attw's default profile: node10 (through typesVersions), node16 from CJS and ESM, bundler.
+    const out = run(join(root, "node_modules/.bin/attw"), [tarball, "--format", "ascii"], root);
     console.log(out.trim());
-    check(true, "attw: no problems (node16 + bundler resolution)");
+    check(true, "attw: no problems (node10, node16 and bundler resolution)");
   } catch (e) {
     console.log(String(e.stdout ?? ""), String(e.stderr ?? ""));
     check(false, "attw reported problems");
