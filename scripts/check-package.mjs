@@ -7,13 +7,17 @@
 //  3. a scratch project installs the tarball, then `import` and `require` every subpath
 //     of the exports map and checks that each exposes at least one named export, and the
 //     same names both ways;
-//  4. in that project, errors of the CJS build are recognised by the ESM build's
+//  4. the release: `.changeset/config.json` gives an access npm accepts for this name (an
+//     unscoped package is always public), and `npm publish --dry-run` of the tarball with
+//     that access succeeds; every relative link of the README and of the shipped docs
+//     points to a file in the tarball (the registry page and node_modules readers follow them);
+//  5. in that project, errors of the CJS build are recognised by the ESM build's
 //     isOpampError() (instanceof cannot: two classes), and class names survive bundling.
 // Run after `npm run build`.
 import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join, posix, resolve } from "node:path";
 
 const root = resolve(import.meta.dirname, "..");
 const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8"));
@@ -44,6 +48,38 @@ try {
         check(files.includes(file), `tarball has ${file} (${sub} ${cond} ${kind})`);
       }
     }
+  }
+
+  const links = [];
+  for (const doc of files.filter((f) => f === "README.md" || /^docs\/[^/]+\.md$/.test(f))) {
+    const text = readFileSync(join(root, doc), "utf8");
+    for (const [, target] of text.matchAll(/\]\(([^)\s]+)\)/g)) {
+      if (/^[a-z]+:|^#/.test(target)) continue;
+      const file = posix.normalize(posix.join(posix.dirname(doc), target.replace(/#.*$/, "")));
+      if (!files.includes(file)) links.push(`${doc} -> ${target}`);
+    }
+  }
+  check(
+    links.length === 0,
+    `README and shipped docs link only to shipped files${links.length ? `: ${links.join(", ")}` : ""}`,
+  );
+
+  const changesets = JSON.parse(readFileSync(join(root, ".changeset/config.json"), "utf8"));
+  const scoped = pkg.name.startsWith("@");
+  check(
+    changesets.access === "public" || (scoped && changesets.access === "restricted"),
+    `.changeset/config.json access "${changesets.access}" is publishable for ${scoped ? "a scoped" : "an unscoped"} package`,
+  );
+  try {
+    const dry = execFileSync(
+      "npm",
+      ["publish", "--dry-run", "--ignore-scripts", "--access", changesets.access, tarball],
+      { cwd: work, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] },
+    );
+    check(/opamp-sdk@/.test(dry), `npm publish --dry-run (${changesets.access} access): ok`);
+  } catch (e) {
+    console.log(String(e.stdout ?? ""), String(e.stderr ?? ""));
+    check(false, "npm publish --dry-run failed");
   }
 
   try {
