@@ -95,7 +95,8 @@ try {
   const scratch = join(work, "scratch");
   mkdirSync(scratch);
   writeFileSync(join(scratch, "package.json"), JSON.stringify({ name: "scratch", private: true, version: "0.0.0" }));
-  run("npm", ["install", "--no-audit", "--no-fund", "--loglevel=error", tarball], scratch);
+  // --engine-strict: what an application installs must run on every Node the package claims.
+  run("npm", ["install", "--no-audit", "--no-fund", "--loglevel=error", "--engine-strict", tarball], scratch);
   for (const sub of subpaths) {
     const spec = sub === "." ? pkg.name : `${pkg.name}/${sub.slice(2)}`;
     const esm = run(
