@@ -70,6 +70,9 @@ export const DEFAULT_LISTEN_PORT = 4320;
 
 type State = "new" | "running" | "stopping" | "stopped";
 
+/** Longest time `listen()`'s server keeps an idle HTTP connection for the next poll. */
+const MAX_KEEP_ALIVE_SECONDS = 65;
+
 /**
  * An OpAMP server: accepts both transports on one path, keeps every agent's full state,
  * pushes configs, packages, settings and commands, and reports what happens as events.
@@ -220,6 +223,10 @@ export class OpAMPServer<P = unknown> extends TypedEmitter<ServerEventArgs<P>> {
     if (this.#listener !== undefined) throw new OpampError("invalid_argument", "listen() was already called");
     await this.start();
     const listener = options.tls ? createHttpsServer(options.tls) : createHttpServer();
+    // An HTTP agent polls once per heartbeat interval: a connection kept open that long is
+    // reused by the next poll instead of a new TCP and TLS handshake (bounded, as each
+    // idle connection holds a socket).
+    listener.keepAliveTimeout = Math.min(this.options.heartbeatIntervalSeconds + 5, MAX_KEEP_ALIVE_SECONDS) * 1000;
     this.attach(listener);
     this.#listener = listener;
     // Every TCP connection, so that stop() can cut those still open at its deadline

@@ -17,7 +17,7 @@ import {
 } from "./connection-state.js";
 import { notFoundMessage } from "./not-found.js";
 import type { ProxyConnector } from "./proxy.js";
-import { type BaseTlsOptions, effectiveTls, hasTls, type TlsFetchFactory } from "./tls.js";
+import { type BaseTlsOptions, type ClosableFetch, effectiveTls, hasTls, type TlsFetchFactory } from "./tls.js";
 import type { ConnectTarget, Transport, TransportHost, TransportSettings } from "./types.js";
 
 /** HTTP-specific settings. */
@@ -123,6 +123,7 @@ export class HttpTransport implements Transport {
     }
     // spec: the last request SHOULD carry agent_disconnect (when the server answers at all).
     if (goodbye !== undefined && this.#reachable) await this.#post(goodbye(), this.settings.closeTimeoutMs);
+    this.#releaseFetch();
     this.#dispatch({ type: "stopped" });
   }
 
@@ -270,6 +271,7 @@ export class HttpTransport implements Transport {
    */
   #fetchOf(target: ConnectTarget): typeof globalThis.fetch {
     if (this.#fetchFor?.target === target) return this.#fetchFor.fetch;
+    this.#releaseFetch();
     let fetchImpl = this.options.fetch;
     const secure = new URL(target.url).protocol === "https:";
     if (target.proxy !== undefined) {
@@ -297,6 +299,14 @@ export class HttpTransport implements Transport {
     }
     this.#fetchFor = { target, fetch: fetchImpl };
     return fetchImpl;
+  }
+
+  /** Lets the connections of the fetch made for the last target go (see ClosableFetch). */
+  #releaseFetch(): void {
+    const made = this.#fetchFor;
+    this.#fetchFor = undefined;
+    // Only one this transport made: the user's own `transport.fetch` is theirs to manage.
+    if (made !== undefined && made.fetch !== this.options.fetch) (made.fetch as ClosableFetch).close?.();
   }
 
   async #handleResponse(message: AgentToServer, response: Response, url: string): Promise<PostResult> {
