@@ -139,6 +139,7 @@ export {
   configMap,
   configMapHash,
   connectionSettingsStatusName,
+  DEFAULT_GZIP_MIN_BYTES,
   DEFAULT_MAX_MESSAGE_BYTES,
   decodeHttpBody,
   decodeWsFrame,
@@ -149,6 +150,7 @@ export {
   encodeWsMessage,
   fromAnyValue,
   fromKeyValues,
+  type GzipCodec,
   gunzip,
   gzip,
   hasBit,
@@ -179,4 +181,5 @@ export {
   toAnyValue,
   toKeyValues,
   WS_HEADER,
+  webGzip,
 } from "./wire/index.js";

@@ -3,9 +3,10 @@
  * (gzip allowed), hand to the core, encode (gzip when accepted). Both HTTP adapters use it.
  */
 import { AgentToServerSchema } from "../gen/opamp/v1/opamp_pb.js";
-import { decodeHttpBody, gzip, OpampError, PROTOBUF_CONTENT_TYPE } from "../wire/index.js";
+import { decodeHttpBody, OpampError, PROTOBUF_CONTENT_TYPE } from "../wire/index.js";
 import { authenticate, retryAfterSeconds } from "./auth.js";
 import type { ServerCore } from "./core.js";
+import { nodeGzip } from "./node-gzip.js";
 import type { AuthDecision, AuthRequest } from "./types.js";
 
 /** What an adapter hands over. */
@@ -138,6 +139,7 @@ export async function httpExchange(core: ServerCore, request: HttpExchangeReques
     const message = await decodeHttpBody(AgentToServerSchema, body, {
       contentEncoding: request.headers["content-encoding"] ?? null,
       maxMessageBytes: options.maxMessageBytes,
+      codec: nodeGzip,
     });
     const endpoint = request.url.origin + request.url.pathname;
     const reply = await core.handleMessage(
@@ -160,7 +162,7 @@ export async function httpExchange(core: ServerCore, request: HttpExchangeReques
       acceptsGzip(request.headers["accept-encoding"])
     ) {
       headers["content-encoding"] = "gzip";
-      const compressed = await gzip(reply);
+      const compressed = await nodeGzip.gzip(reply);
       core.telemetry.sent("http", compressed);
       return { status: 200, headers, body: compressed };
     }

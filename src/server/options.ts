@@ -9,6 +9,7 @@ import { componentLogger, type Logger, loggerProblem } from "../internal/logger.
 import type { MeterProviderLike } from "../internal/otel.js";
 import { type ServerCapabilityFlags, serverCapabilities } from "../wire/capabilities.js";
 import { OpampError } from "../wire/errors.js";
+import { DEFAULT_GZIP_MIN_BYTES } from "../wire/limits.js";
 import type { ServerBus } from "./bus.js";
 import { defaultPrincipalKey } from "./principal-key.js";
 import type { ServerStore } from "./store.js";
@@ -75,12 +76,7 @@ export const DEFAULT_MAX_AUTH_FAILURES = 10;
 export const DEFAULT_AUTH_FAILURE_WINDOW_MS = 60_000;
 /** Default time a replica waits for another to answer a forwarded push: 5 s. */
 export const DEFAULT_BUS_REQUEST_TIMEOUT_MS = 5_000;
-/**
- * Default smallest HTTP response the server gzips: 1 KiB. A typical reply is a few dozen
- * bytes, and gzip's header and trailer alone are 18 bytes: a 20-byte reply went out as
- * 41–43 bytes, and cost a compression call besides.
- */
-export const DEFAULT_GZIP_MIN_BYTES = 1024;
+export { DEFAULT_GZIP_MIN_BYTES };
 /** Default time `stop()` waits for in-flight work before it cuts every connection still open: 5 s. */
 export const DEFAULT_STOP_TIMEOUT_MS = 5_000;
 /**

@@ -7,7 +7,8 @@ import { type AgentToServer, AgentToServerSchema, ServerToAgentSchema } from "..
 import { Backoff, clampDelay, parseRetryAfter } from "../internal/backoff.js";
 import type { TimerHandle } from "../internal/clock.js";
 import { OpampError } from "../wire/errors.js";
-import { decodeHttpBody, encodeHttpBody, PROTOBUF_CONTENT_TYPE } from "../wire/http-body.js";
+import { decodeHttpBody, encodeHttpBody, gzip, PROTOBUF_CONTENT_TYPE } from "../wire/http-body.js";
+import { DEFAULT_GZIP_MIN_BYTES } from "../wire/limits.js";
 import { instanceUidToString } from "../wire/uid.js";
 import {
   type ConnectionEvent,
@@ -213,11 +214,12 @@ export class HttpTransport implements Transport {
 
   async #post(message: AgentToServer, timeoutMs = this.settings.responseTimeoutMs): Promise<PostResult> {
     let body: Uint8Array;
+    let gzipped = false;
     try {
-      body = await encodeHttpBody(AgentToServerSchema, message, {
-        gzip: this.options.compression,
-        maxMessageBytes: this.settings.maxMessageBytes,
-      });
+      body = await encodeHttpBody(AgentToServerSchema, message, { maxMessageBytes: this.settings.maxMessageBytes });
+      // A small body gzipped grows (gzip's framing alone is 18 bytes).
+      gzipped = this.options.compression && body.length >= DEFAULT_GZIP_MIN_BYTES;
+      if (gzipped) body = await gzip(body);
     } catch (cause) {
       // spec: a client MUST NOT send an oversized request; the drop is reported.
       this.host.messageDropped(message, OpampError.from(cause));
@@ -230,7 +232,7 @@ export class HttpTransport implements Transport {
       "Accept-Encoding": "gzip",
       "OpAMP-Instance-UID": instanceUidToString(message.instanceUid),
     };
-    if (this.options.compression) headers["Content-Encoding"] = "gzip";
+    if (gzipped) headers["Content-Encoding"] = "gzip";
     const abort = new AbortController();
     this.#abort = abort;
     // A server that never answers must not stall the half-duplex channel for good.

@@ -33,8 +33,16 @@ export {
   type OpampErrorDetails,
 } from "./errors.js";
 export { decodeWsFrame, decodeWsMessage, encodeWsFrame, encodeWsMessage, WS_HEADER } from "./frame.js";
-export { decodeHttpBody, encodeHttpBody, gunzip, gzip, PROTOBUF_CONTENT_TYPE } from "./http-body.js";
-export { DEFAULT_MAX_MESSAGE_BYTES } from "./limits.js";
+export {
+  decodeHttpBody,
+  encodeHttpBody,
+  type GzipCodec,
+  gunzip,
+  gzip,
+  PROTOBUF_CONTENT_TYPE,
+  webGzip,
+} from "./http-body.js";
+export { DEFAULT_GZIP_MIN_BYTES, DEFAULT_MAX_MESSAGE_BYTES } from "./limits.js";
 export {
   type ConnectionSettingsStatusName,
   connectionSettingsStatusName,
