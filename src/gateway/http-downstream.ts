@@ -25,6 +25,7 @@ import { ServerToAgentFlag } from "../wire/capabilities.js";
 import { OpampError } from "../wire/errors.js";
 import { decodeWsFrame, encodeWsFrame, parse } from "../wire/frame.js";
 import { PROTOBUF_CONTENT_TYPE } from "../wire/http-body.js";
+import { DEFAULT_GZIP_MIN_BYTES } from "../wire/limits.js";
 import { instanceUidToString, isInstanceUid } from "../wire/uid.js";
 import { badRequest } from "./frames.js";
 import { goHeaders, goRemoteAddress } from "./headers.js";
@@ -408,7 +409,8 @@ export class HttpDownstream {
 
   async #protobuf(bytes: Uint8Array, gzipIt: boolean): Promise<Reply> {
     const headers: Record<string, string> = { "content-type": PROTOBUF_CONTENT_TYPE };
-    if (gzipIt) {
+    // A small reply gzipped grows (gzip's framing alone is 18 bytes), as on the server.
+    if (gzipIt && bytes.length >= DEFAULT_GZIP_MIN_BYTES) {
       headers["content-encoding"] = "gzip";
       return { status: 200, headers, body: await nodeGzip.gzip(bytes) };
     }
