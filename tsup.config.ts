@@ -28,6 +28,9 @@ export default defineConfig({
   splitting: true,
   treeshake: true,
   target: "node20",
+  // Class and function names as written: stack traces and `error.constructor.name` say
+  // `OpampError`, not the `_OpampError` esbuild renames it to when bundling.
+  keepNames: true,
   platform: "node",
   outDir: "dist",
   // Optional peer dependencies, loaded on demand by openDatabase(): never bundled.

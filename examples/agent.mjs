@@ -7,8 +7,8 @@
 // OPAMP_URL may be ws(s):// (WebSocket) or http(s):// (HTTP polling).
 // OPAMP_TOKEN, if set, is sent as "Authorization: Bearer <token>".
 import { hostname } from "node:os";
-import { OpAMPClient } from "../dist/client/index.js";
-import { agentDescription, configMap } from "../dist/index.js";
+import { agentDescription, configMap } from "opamp-sdk";
+import { OpAMPClient } from "opamp-sdk/client";
 
 const url = process.env.OPAMP_URL ?? "ws://127.0.0.1:4320/v1/opamp";
 const token = process.env.OPAMP_TOKEN;

@@ -7,9 +7,10 @@
 // polling. Each applies the config, reports APPLIED and its new effective config, and the
 // server shows the state it reconstructed. Then everything stops cleanly. Exit code 0
 // means the whole round trip worked over both transports.
-import { OpAMPClient } from "../dist/client/index.js";
-import { agentDescription, configMap, RemoteConfigStatuses } from "../dist/index.js";
-import { OpAMPServer } from "../dist/server/index.js";
+
+import { agentDescription, configMap, RemoteConfigStatuses } from "opamp-sdk";
+import { OpAMPClient } from "opamp-sdk/client";
+import { OpAMPServer } from "opamp-sdk/server";
 
 const started = Date.now();
 const log = (who, text) => console.log(`${String(Date.now() - started).padStart(5)} ms  ${who.padEnd(10)} ${text}`);

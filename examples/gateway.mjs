@@ -7,10 +7,11 @@
 //
 // In production the three run apart: `opamp-gateway --config gateway.yaml` for the
 // gateway (docs/gateway.md), agents pointed at the gateway's URL.
-import { OpAMPClient } from "../dist/client/index.js";
-import { OpAMPGateway } from "../dist/gateway/index.js";
-import { agentDescription } from "../dist/index.js";
-import { OpAMPServer } from "../dist/server/index.js";
+
+import { agentDescription } from "opamp-sdk";
+import { OpAMPClient } from "opamp-sdk/client";
+import { OpAMPGateway } from "opamp-sdk/gateway";
+import { OpAMPServer } from "opamp-sdk/server";
 
 const TOKENS = { "gw-secret": "gateway", "agent-1": "team-a/agent-1", "agent-2": "team-a/agent-2" };
 

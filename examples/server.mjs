@@ -6,13 +6,11 @@
 //
 // Set OPAMP_TOKEN to require `Authorization: Bearer <token>`; without it the server runs
 // anonymously (allowAnonymous), which is fine on localhost only.
-import { bearerToken, OpAMPServer, safeEqual } from "../dist/server/index.js";
+import { AgentCapability, hasBit } from "opamp-sdk";
+import { bearerToken, OpAMPServer, safeEqual } from "opamp-sdk/server";
 
 const token = process.env.OPAMP_TOKEN;
 const port = Number(process.env.PORT ?? 4320);
-
-const ACCEPTS_REMOTE_CONFIG = 0x2n;
-const STATUS = ["UNSET", "APPLIED", "APPLYING", "FAILED"];
 
 const server = new OpAMPServer(
   token
@@ -37,7 +35,7 @@ const short = Buffer.from(prepared.hash).toString("hex").slice(0, 12);
 server.on("agentConnected", (agent) => {
   const name = agent.agentDescription?.identifyingAttributes.find((a) => a.key === "service.name");
   console.log(`connected    ${agent.id} over ${agent.transport} (${name?.value?.value.value ?? "unnamed"})`);
-  if ((agent.capabilities & ACCEPTS_REMOTE_CONFIG) === 0n) {
+  if (!hasBit(agent.capabilities, AgentCapability.AcceptsRemoteConfig)) {
     console.log(`             ${agent.id} does not accept remote config; nothing to push`);
     return;
   }
@@ -49,9 +47,10 @@ server.on("agentConnected", (agent) => {
 
 server.on("agentUpdated", (agent, changes) => {
   if (changes.includes("remoteConfigStatus")) {
-    const s = agent.remoteConfigStatus;
+    // remoteConfigState: the status in words ("applied", "failed", …) with its message.
+    const s = agent.remoteConfigState;
     const detail = s.errorMessage ? ` (${s.errorMessage})` : "";
-    console.log(`config       ${agent.id} reports ${STATUS[s.status] ?? s.status}${detail}`);
+    console.log(`config       ${agent.id} reports ${s.status.toUpperCase()}${detail}`);
   } else {
     console.log(`updated      ${agent.id}: ${changes.join(", ")}`);
   }

@@ -12,8 +12,8 @@
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { createServer } from "node:http";
-import { OpAMPServer } from "../../dist/server/index.js";
-import { openDatabase, PostgresServerBus, PostgresServerStore } from "../../dist/storage/postgres/index.js";
+import { OpAMPServer } from "opamp-sdk/server";
+import { openDatabase, PostgresServerBus, PostgresServerStore } from "opamp-sdk/storage/postgres";
 import { Configs } from "./configs.mjs";
 import { Enrollment } from "./enrollment.mjs";
 import { Fleet } from "./fleet.mjs";
@@ -35,10 +35,10 @@ export const MAX_EVENT_STREAMS = 100;
  * Starts agent-api.
  *
  * @param {{
- *   databaseUrl?: string, dataDir?: string, db?: import("../../dist/storage/postgres/index.js").SqlDatabase,
+ *   databaseUrl?: string, dataDir?: string, db?: import("opamp-sdk/storage/postgres").SqlDatabase,
  *   port?: number, host?: string, adminToken: string, kek?: Buffer, kms?: import("./secrets.mjs").Kms,
  *   replicaId?: string, heartbeatIntervalSeconds?: number, log?: (line: string) => void,
- *   limits?: import("../../dist/server/index.js").OpAMPServerOptions["limits"],
+ *   limits?: import("opamp-sdk/server").OpAMPServerOptions["limits"],
  * }} options
  */
 export async function startAgentApi(options) {

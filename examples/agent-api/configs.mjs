@@ -9,7 +9,7 @@
 // Each config offered to an agent is a row of agent_config_deliveries, moving
 // offered → applying → applied | failed as the agent reports its remote-config status.
 
-import { RemoteConfigStatuses } from "../../dist/index.js";
+import { RemoteConfigStatuses } from "opamp-sdk";
 import { render } from "./render.mjs";
 import { matches, parseSelector } from "./selectors.mjs";
 
@@ -34,8 +34,8 @@ export function attributesOf(list) {
 
 export class Configs {
   /**
-   * @param {{ db: import("../../dist/storage/postgres/index.js").SqlDatabase,
-   *           server: import("../../dist/server/index.js").OpAMPServer,
+   * @param {{ db: import("opamp-sdk/storage/postgres").SqlDatabase,
+   *           server: import("opamp-sdk/server").OpAMPServer,
    *           secrets: import("./secrets.mjs").Secrets, onChange: (agentId: string) => void,
    *           onError: (error: unknown) => void }} options
    */

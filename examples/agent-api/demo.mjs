@@ -1,12 +1,13 @@
 #!/usr/bin/env node
+
 // npm run demo:agent-api — agent-api on an in-memory PGlite with a few simulated agents
 // (opamp-sdk's own OpAMPClient, over WebSocket and HTTP polling). They enroll with a fleet
 // token, get their own keys, get the config their labels select, and the deliveries reach
 // `applied`; then revision 2 rolls out and is rolled back. Pass --keep to leave it running
 // and open the dashboard (the URL is printed).
 
-import { OpAMPClient } from "../../dist/client/index.js";
-import { configMap } from "../../dist/index.js";
+import { configMap } from "opamp-sdk";
+import { OpAMPClient } from "opamp-sdk/client";
 import { startAgentApi } from "./app.mjs";
 
 const keep = process.argv.includes("--keep");

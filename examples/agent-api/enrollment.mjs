@@ -21,7 +21,7 @@
 // UID, and to a fleet token of the agent's own org (re-enrollment).
 
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
-import { AgentCapability, hasBit, instanceUidToString } from "../../dist/index.js";
+import { AgentCapability, hasBit, instanceUidToString } from "opamp-sdk";
 
 const TOKEN = /^xse_([0-9a-f-]{36})_([A-Za-z0-9_-]{43})$/;
 const KEY = /^xag_([0-9a-f-]{36})_([A-Za-z0-9_-]{43})$/;
@@ -43,7 +43,7 @@ const UNAUTHORIZED = { accept: false, status: 401, headers: { "WWW-Authenticate"
 
 export class Enrollment {
   /**
-   * @param {{ db: import("../../dist/storage/postgres/index.js").SqlDatabase, pendingKeyMs?: number,
+   * @param {{ db: import("opamp-sdk/storage/postgres").SqlDatabase, pendingKeyMs?: number,
    *           onError?: (error: unknown) => void }} options
    */
   constructor({ db, pendingKeyMs = 60_000, onError = (e) => console.error("enrollment:", e) }) {

@@ -5,7 +5,7 @@
 // `replica_id = $me` condition keeps a late "disconnected" from a replica it left from
 // overwriting the "online" written by the one it went to.
 
-import { AgentCapability, hasBit } from "../../dist/index.js";
+import { AgentCapability, hasBit } from "opamp-sdk";
 import { attributesOf } from "./configs.mjs";
 
 /** How often a connected agent's last_seen_at is written at most (heartbeats are frequent). */

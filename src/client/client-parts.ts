@@ -46,6 +46,10 @@ export function settingsSupport(options: ResolvedClientOptions): SettingsSupport
     tlsOptions: Object.values(options.tls).some((value) => value !== undefined),
     proxyConnector: options.proxyConnector !== undefined,
     proxy: options.proxy,
+    environmentProxy:
+      options.proxyConnector?.fromEnvironment === undefined
+        ? undefined
+        : (endpoint) => options.proxyConnector?.fromEnvironment?.(endpoint),
   };
 }
 

@@ -42,6 +42,13 @@ export interface SettingsSupport {
   readonly proxyConnector: boolean;
   /** The options' proxy: what applies while no offer set one. */
   readonly proxy: ProxySettings | undefined;
+  /** The environment's proxy for an endpoint (the connector's), used when `proxy` is unset. */
+  readonly environmentProxy: ((endpoint: string) => ProxySettings | undefined) | undefined;
+}
+
+/** The proxy for `endpoint` when no offer sets one: the options', else the environment's. */
+function baseProxy(support: SettingsSupport, endpoint: string): ProxySettings | undefined {
+  return support.proxy ?? support.environmentProxy?.(endpoint);
 }
 
 /**
@@ -67,7 +74,7 @@ export function proxyOf(
  */
 export function settingsProblem(settings: StoredConnectionSettings, support: SettingsSupport): string | undefined {
   const kind = kindOf(settings.endpoint);
-  const proxied = proxyOf(settings, support.proxy) !== undefined;
+  const proxied = proxyOf(settings, baseProxy(support, settings.endpoint)) !== undefined;
   if (proxied && kind === "ws" && !WS_TLS_SUPPORTED) return "a browser's WebSocket cannot be sent through a proxy";
   if (proxied && !support.proxyConnector) {
     return "a proxy needs transport.proxyConnector (Node: nodeProxyConnector from opamp-sdk/client/node)";
@@ -228,7 +235,7 @@ export class ConnectionSettingsManager {
     for (const header of active.headers) headers[header.name] = header.value;
     const cert = active.certificate;
     const offered = active.tls;
-    const proxy = proxyOf(active, this.ctx.support.proxy);
+    const proxy = proxyOf(active, baseProxy(this.ctx.support, active.endpoint));
     return {
       url: active.endpoint,
       headers,
@@ -305,7 +312,7 @@ export class ConnectionSettingsManager {
       if (hook !== undefined) {
         let accepted: boolean | undefined;
         try {
-          accepted = await hook({ settings: opamp, hash, signal: this.ctx.signal });
+          accepted = (await hook({ settings: opamp, hash, signal: this.ctx.signal })) ?? undefined;
         } catch (cause) {
           const error = OpampError.from(cause, "hook_failed");
           this.ctx.error(error);
@@ -448,7 +455,10 @@ export class ConnectionSettingsManager {
       certificate === undefined &&
       current.certificate === undefined &&
       sameTls(tls, current.tls) &&
-      sameProxy(proxyOf(candidate, this.ctx.support.proxy), proxyOf(current, this.ctx.support.proxy))
+      sameProxy(
+        proxyOf(candidate, baseProxy(this.ctx.support, candidate.endpoint)),
+        proxyOf(current, baseProxy(this.ctx.support, current.endpoint)),
+      )
     ) {
       // Nothing about the connection changes; only the heartbeat may have.
       this.#committed = { ...candidate, offerHash: hash };

@@ -1,5 +1,5 @@
 /**
- * Hooks: async functions the client waits on to decide something. Giving a hook
+ * Hooks: functions the client waits on to decide something. Giving a hook
  * declares the capability it serves (spec: Capabilities). Every hook receives an
  * AbortSignal that fires at stop(); a hook that throws is reported as `hook_failed`.
  */
@@ -11,6 +11,20 @@ import type {
   OtherConnectionSettings,
   TelemetryConnectionSettings,
 } from "../gen/opamp/v1/opamp_pb.js";
+
+/**
+ * The files of an effective config: an AgentConfigMap message, or a plain record of
+ * `name → body` where a body is a string (sent as UTF-8), bytes, or
+ * `{ body, contentType }` (as `setRemoteConfig` on the server and `configMap()` take them).
+ */
+export type EffectiveConfigInput =
+  | AgentConfigMap
+  | Readonly<
+      Record<string, string | Uint8Array | { readonly body: string | Uint8Array; readonly contentType?: string }>
+    >;
+
+/** A value, or a promise of it: every hook may answer either way. */
+export type MaybePromise<T> = T | Promise<T>;
 
 /** A remote config offered by the server. */
 export interface RemoteConfigOffer {
@@ -54,7 +68,11 @@ export interface PackageSignatureCheck {
   readonly signal: AbortSignal;
 }
 
-/** The hooks an application may give. All are optional. */
+/**
+ * The hooks an application may give. All are optional. Each may be async or return its
+ * answer directly; a hook that throws or rejects is reported on `error` (`hook_failed`)
+ * and, where the protocol has a status for it, as FAILED with its message.
+ */
 export interface ClientHooks {
   /**
    * Applies a remote config. Called once per new config hash (a hash already applied,
@@ -62,31 +80,35 @@ export interface ClientHooks {
    * "applied"}`) → APPLIED; `{status: "failed"}` or a rejection → FAILED with its message.
    * Declares AcceptsRemoteConfig and ReportsRemoteConfig. Default: none (configs ignored).
    */
-  readonly onRemoteConfig?: (offer: RemoteConfigOffer) => Promise<RemoteConfigResult | undefined>;
+  // biome-ignore lint/suspicious/noConfusingVoidType: an async hook that returns nothing means applied.
+  readonly onRemoteConfig?: (offer: RemoteConfigOffer) => MaybePromise<RemoteConfigResult | undefined | void>;
   /**
-   * Returns the config the agent runs with. Called at start, after each remote config,
-   * on ReportFullState and on `reportEffectiveConfig()`. Declares ReportsEffectiveConfig.
+   * Returns the config the agent runs with: a plain record of files
+   * (`{ "collector.yaml": yamlText }`, see {@link EffectiveConfigInput}) or an
+   * AgentConfigMap. Called at start, after each remote config, on ReportFullState and on
+   * `reportEffectiveConfig()`. Declares ReportsEffectiveConfig.
    */
-  readonly getEffectiveConfig?: (signal: AbortSignal) => Promise<AgentConfigMap>;
+  readonly getEffectiveConfig?: (signal: AbortSignal) => MaybePromise<EffectiveConfigInput>;
   /**
    * Accepts (true/undefined) or refuses (false) new OpAMP connection settings before the
    * client tries them. Declares AcceptsOpAMPConnectionSettings. Default: none (offers refused).
    */
-  readonly onOpampConnectionSettings?: (offer: OpampSettingsOffer) => Promise<boolean | undefined>;
+  // biome-ignore lint/suspicious/noConfusingVoidType: a hook that returns nothing accepts.
+  readonly onOpampConnectionSettings?: (offer: OpampSettingsOffer) => MaybePromise<boolean | undefined | void>;
   /**
    * Receives own-telemetry and other-connection settings; resolve → APPLIED, reject →
    * FAILED. Declares AcceptsOtherConnectionSettings (set ReportsOwnMetrics etc. through
    * `agent.capabilities`).
    */
-  readonly onTelemetryConnectionSettings?: (offer: TelemetrySettingsOffer) => Promise<void>;
+  readonly onTelemetryConnectionSettings?: (offer: TelemetrySettingsOffer) => MaybePromise<void>;
   /** Restarts the agent. Declares AcceptsRestartCommand. */
-  readonly onRestart?: (signal: AbortSignal) => Promise<void>;
+  readonly onRestart?: (signal: AbortSignal) => MaybePromise<void>;
   /** Receives a custom message for one of `agent.customCapabilities`. */
-  readonly onCustomMessage?: (message: CustomMessage, signal: AbortSignal) => Promise<void>;
+  readonly onCustomMessage?: (message: CustomMessage, signal: AbortSignal) => MaybePromise<void>;
   /**
    * Checks a package signature; resolve true to install, false to fail it. Called only
    * when the offer carries a signature. Default: a signed package is refused
    * (`verification_failed`) because an unchecked signature proves nothing.
    */
-  readonly verifyPackageSignature?: (check: PackageSignatureCheck) => Promise<boolean>;
+  readonly verifyPackageSignature?: (check: PackageSignatureCheck) => MaybePromise<boolean>;
 }

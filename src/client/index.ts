@@ -3,12 +3,16 @@
  */
 
 export type { BackoffPolicy } from "../internal/backoff.js";
+export type { EventArgsMap, EventListener } from "../internal/emitter.js";
+export type { LogFn, Logger } from "../internal/logger.js";
 export type { ConnectionState } from "../transport/connection-state.js";
 export type { ProxyConnector, ProxySettings, WsCreateConnection } from "../transport/proxy.js";
 export type { TlsFetchFactory, TlsSettings, TlsVersion } from "../transport/tls.js";
 export type { OpAMPClientEvents } from "./events.js";
 export type {
   ClientHooks,
+  EffectiveConfigInput,
+  MaybePromise,
   OpampSettingsOffer,
   PackageSignatureCheck,
   RemoteConfigOffer,
@@ -17,6 +21,7 @@ export type {
 } from "./hooks.js";
 export { OpAMPClient } from "./opamp-client.js";
 export {
+  type AgentDescriptionInput,
   type ClientAgentOptions,
   type ClientLimitsOptions,
   type ClientRetryOptions,

@@ -4,6 +4,7 @@
  */
 
 export { nodeProxyConnector } from "../transport/node-proxy-connector.js";
+export { type ProxyEnvironment, proxyFromEnvironment } from "../transport/node-proxy-env.js";
 export { nodeTlsFetch } from "../transport/node-tls-fetch.js";
 export type { ProxyConnector, ProxySettings, WsCreateConnection } from "../transport/proxy.js";
 export type { TlsFetchFactory, TlsSettings, TlsVersion } from "../transport/tls.js";

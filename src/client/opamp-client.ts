@@ -4,6 +4,8 @@
  */
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import {
+  type AgentConfigMap,
+  AgentConfigMapSchema,
   AgentDescriptionSchema,
   AvailableComponentsSchema,
   CertificateRequestSchema,
@@ -15,19 +17,29 @@ import {
   EffectiveConfigSchema,
   OpAMPConnectionSettingsRequestSchema,
 } from "../gen/opamp/v1/opamp_pb.js";
+import { describeValue } from "../internal/check-options.js";
+import { TypedEmitter } from "../internal/emitter.js";
+import type { Logger } from "../internal/logger.js";
 import type { ConnectionState } from "../transport/connection-state.js";
 import { INITIAL_CONNECTION_STATE } from "../transport/connection-state.js";
 import { type AgentCapabilityFlags, agentCapabilities, hasBit, ServerCapability } from "../wire/capabilities.js";
+import { configMap as configMapOf } from "../wire/config-hash.js";
 import { OpampError } from "../wire/errors.js";
 import { newInstanceUid } from "../wire/uid.js";
 import { agentCapabilityBits } from "./capability-bits.js";
-import { ClientEmitter } from "./client-emitter.js";
 import { createClientParts, settingsSupport } from "./client-parts.js";
 import { ClientConnection } from "./connection.js";
 import { assertUsable, type ConnectionSettingsManager, initialConnectionSettings } from "./connection-settings.js";
 import { ClientCore } from "./core.js";
 import type { OpAMPClientEvents } from "./events.js";
-import { type OpAMPClientOptions, type ResolvedClientOptions, resolveClientOptions } from "./options.js";
+import type { EffectiveConfigInput } from "./hooks.js";
+import {
+  type AgentDescriptionInput,
+  type OpAMPClientOptions,
+  type ResolvedClientOptions,
+  resolveAgentDescription,
+  resolveClientOptions,
+} from "./options.js";
 import type { PackageSyncer } from "./package-syncer.js";
 import { processServerMessage, type ReceiveContext } from "./receive.js";
 import type { RemoteConfigHandler } from "./remote-config.js";
@@ -44,10 +56,14 @@ type Lifecycle = "new" | "starting" | "running" | "stopping" | "stopped";
  * client.on("connect", () => console.log("connected"));
  * await client.start();
  */
-export class OpAMPClient {
+export class OpAMPClient extends TypedEmitter<OpAMPClientEvents> {
   /** The options after defaults; never mutated. */
   readonly options: ResolvedClientOptions;
-  readonly #events = new ClientEmitter();
+  /** Set by stop(): no event fires after it resolves. */
+  #closed = false;
+  /** `whenConnected()` calls waiting for a connection. */
+  readonly #connectWaiters = new Set<{ resolve(): void; reject(error: OpampError): void }>();
+  readonly #log: Logger;
   readonly #abort = new AbortController();
   #lifecycle: Lifecycle = "new";
   #core: ClientCore | undefined;
@@ -68,33 +84,82 @@ export class OpAMPClient {
 
   /** @throws OpampError `invalid_argument` / `invalid_instance_uid` for bad options. */
   constructor(options: OpAMPClientOptions) {
-    this.options = resolveClientOptions(options);
+    const resolved = resolveClientOptions(options);
+    const log = resolved.logger;
+    super({
+      listenerFailed: (cause, event) => {
+        if (event === "error") {
+          // An `error` listener that fails has nowhere else to report to.
+          log.error({ err: cause }, "an 'error' listener of OpAMPClient threw or rejected");
+          return;
+        }
+        this.emit("error", OpampError.from(cause, "hook_failed"));
+      },
+      unhandledError: (error) => {
+        const e = OpampError.from(error);
+        log.warn({ err: e, code: e.code }, `error with no 'error' listener: ${e.code}: ${e.message}`);
+      },
+      tooManyListeners: (event, count) =>
+        log.warn({ event: String(event), count }, `${count} listeners of "${String(event)}": a leak?`),
+    });
+    this.options = resolved;
+    this.#log = log;
     this.#store = new StatePersister(this.options.stateStore, (cause) => this.#error(cause, "storage_failed"));
     this.#extraCapabilities = agentCapabilities(this.options.agent.capabilities ?? {});
     this.#reportsHealth = this.options.agent.health !== undefined;
   }
 
-  /** Adds a listener. See {@link OpAMPClientEvents}; a listener that throws is reported as `error`. */
-  on<E extends keyof OpAMPClientEvents>(event: E, listener: (...args: OpAMPClientEvents[E]) => void): this {
-    this.#events.on(event, listener);
-    return this;
+  /**
+   * Calls the listeners of `event` (see {@link OpAMPClientEvents}); the client emits its
+   * own events, and nothing fires once `stop()` has resolved. A listener that throws or
+   * rejects is reported as `error` (`hook_failed`); an `error` with no listener is logged
+   * as a warning through `logger`.
+   */
+  override emit<E extends keyof OpAMPClientEvents>(event: E, ...args: OpAMPClientEvents[E]): boolean {
+    if (this.#closed) return false;
+    return super.emit(event, ...args);
   }
 
-  /** Adds a listener called once. */
-  once<E extends keyof OpAMPClientEvents>(event: E, listener: (...args: OpAMPClientEvents[E]) => void): this {
-    this.#events.once(event, listener);
-    return this;
-  }
-
-  /** Removes a listener. */
-  off<E extends keyof OpAMPClientEvents>(event: E, listener: (...args: OpAMPClientEvents[E]) => void): this {
-    this.#events.off(event, listener);
-    return this;
-  }
-
-  /** Where the connection stands. */
+  /**
+   * Where the connection stands: `{ status: "connected" }`, `{ status: "backoff", attempt,
+   * until, error }`… (`t` is the same tag, kept as a short alias).
+   */
   get state(): ConnectionState {
     return this.#state;
+  }
+
+  /**
+   * Resolves once the client is connected (at once when it is). May be called before
+   * `start()`.
+   * @param options.signal - gives up waiting; e.g. `AbortSignal.timeout(10_000)`.
+   * @throws OpampError (as a rejection) `not_running` when the client stops first;
+   *   `aborted` (or `timeout` for a timeout signal) when `signal` fires first.
+   */
+  whenConnected(options: { readonly signal?: AbortSignal } = {}): Promise<void> {
+    if (this.#state.t === "connected" && this.#lifecycle === "running") return Promise.resolve();
+    if (this.#lifecycle === "stopping" || this.#lifecycle === "stopped") {
+      return Promise.reject(new OpampError("not_running", "the client is stopped"));
+    }
+    const signal = options.signal;
+    if (signal?.aborted === true) return Promise.reject(OpampError.from(signal.reason, "aborted"));
+    return new Promise<void>((resolve, reject) => {
+      const onAbort = () => {
+        this.#connectWaiters.delete(waiter);
+        reject(OpampError.from(signal?.reason, "aborted"));
+      };
+      const waiter = {
+        resolve: () => {
+          signal?.removeEventListener("abort", onAbort);
+          resolve();
+        },
+        reject: (error: OpampError) => {
+          signal?.removeEventListener("abort", onAbort);
+          reject(error);
+        },
+      };
+      this.#connectWaiters.add(waiter);
+      signal?.addEventListener("abort", onAbort, { once: true });
+    });
   }
 
   /** The instance UID in use; undefined before start(). */
@@ -161,7 +226,11 @@ export class OpAMPClient {
     }
     if (opts.agent.requestInstanceUid === true) core.setRequestInstanceUid(true);
     if (opts.agent.description !== undefined) {
-      core.set("agentDescription", create(AgentDescriptionSchema, opts.agent.description));
+      // Already resolved to the message's init shape by the options.
+      core.set(
+        "agentDescription",
+        create(AgentDescriptionSchema, opts.agent.description as MessageInitShape<typeof AgentDescriptionSchema>),
+      );
     }
     if (opts.agent.health !== undefined) core.set("health", create(ComponentHealthSchema, opts.agent.health));
     if (opts.agent.customCapabilities !== undefined) {
@@ -225,6 +294,9 @@ export class OpAMPClient {
 
   async #stop(): Promise<void> {
     this.#lifecycle = "stopping";
+    const stopped = new OpampError("not_running", "the client stopped before it connected");
+    for (const waiter of this.#connectWaiters) waiter.reject(stopped);
+    this.#connectWaiters.clear();
     this.#abort.abort(new OpampError("aborted", "the client was stopped"));
     // A start() in progress sees the abort at its next step and rejects; waiting for it
     // keeps its store writes and hook calls from landing after stop() resolved.
@@ -234,12 +306,22 @@ export class OpAMPClient {
     this.#core?.failPending(new OpampError("not_running", "the client stopped before the message was sent"));
     await this.#store.flush();
     this.#lifecycle = "stopped";
-    this.#events.close();
+    this.#closed = true;
+    this.removeAllListeners();
   }
 
-  /** Replaces the agent description; sent if it changed. */
-  setAgentDescription(description: MessageInitShape<typeof AgentDescriptionSchema>): void {
-    this.#requireCore().set("agentDescription", create(AgentDescriptionSchema, description));
+  /**
+   * Replaces the agent description (plain records or a message, as `agent.description`);
+   * sent if it changed.
+   * @throws OpampError `invalid_argument` for something that is no description;
+   *   `not_running` before start().
+   */
+  setAgentDescription(description: AgentDescriptionInput): void {
+    const core = this.#requireCore();
+    core.set(
+      "agentDescription",
+      create(AgentDescriptionSchema, resolveAgentDescription(description, "the agent description")),
+    );
   }
 
   /** Replaces the health tree; declares ReportsHealth from now on. */
@@ -288,9 +370,9 @@ export class OpAMPClient {
       alongWith();
       return;
     }
-    let configMap: Awaited<ReturnType<typeof hook>>;
+    let configMap: AgentConfigMap;
     try {
-      configMap = await hook(this.#abort.signal);
+      configMap = effectiveConfigMap(await hook(this.#abort.signal));
     } catch (cause) {
       alongWith();
       throw OpampError.from(cause, "hook_failed");
@@ -372,7 +454,7 @@ export class OpAMPClient {
   }
 
   #emit<E extends keyof OpAMPClientEvents>(event: E, ...args: OpAMPClientEvents[E]): void {
-    this.#events.emit(event, ...args);
+    this.emit(event, ...args);
   }
 
   #error(cause: unknown, code: OpampError["code"]): void {
@@ -387,10 +469,18 @@ export class OpAMPClient {
     this.#state = state;
     this.#emit("stateChange", state, previous);
     if (state.t === "connected") {
+      this.#log.info({ url: this.options.url }, "connected");
+      for (const waiter of this.#connectWaiters) waiter.resolve();
+      this.#connectWaiters.clear();
       this.#emit("connect");
       void this.#settings?.connected();
     } else if (state.t === "backoff") {
-      this.#emit(previous.t === "connected" ? "disconnect" : "connectFailed", state.error);
+      const lost = previous.t === "connected";
+      this.#log[lost ? "info" : "debug"](
+        { err: state.error, attempt: state.attempt, retryInMs: Math.max(0, state.until - this.options.clock.now()) },
+        lost ? `disconnected: ${state.error.message}` : `connection attempt failed: ${state.error.message}`,
+      );
+      this.#emit(lost ? "disconnect" : "connectFailed", state.error);
       if (this.#settings?.verifying === true) {
         // spec: new OpAMP settings that fail to connect are rolled back at once.
         void this.#settings.failed(state.error).then((rolledBack) => {
@@ -424,6 +514,35 @@ export class OpAMPClient {
       emitError: (error: OpampError) => this.#emit("error", error),
     };
   }
+}
+
+/**
+ * The AgentConfigMap of what `getEffectiveConfig` returned: a message as it is, the init
+ * shape `{ configMap: { name: { body, contentType } } }`, or a plain record of files.
+ * @throws OpampError `invalid_argument` for anything else (reported as `hook_failed`).
+ */
+function effectiveConfigMap(value: EffectiveConfigInput): AgentConfigMap {
+  if (typeof value !== "object" || value === null) {
+    throw new OpampError(
+      "invalid_argument",
+      `getEffectiveConfig must return a record of config files or an AgentConfigMap, got ${describeValue(value)}`,
+    );
+  }
+  if ("$typeName" in value) return value as AgentConfigMap;
+  const keys = Object.keys(value);
+  const inner = (value as Record<string, unknown>)["configMap"];
+  if (
+    keys.length === 1 &&
+    typeof inner === "object" &&
+    inner !== null &&
+    Object.values(inner).every(
+      (file) => typeof file === "object" && file !== null && (file as { body?: unknown }).body instanceof Uint8Array,
+    )
+  ) {
+    // The init shape the hook used to be typed with.
+    return create(AgentConfigMapSchema, value as never);
+  }
+  return configMapOf(value as Parameters<typeof configMapOf>[0]);
 }
 
 function notStarted(): OpampError {

@@ -3,12 +3,16 @@
  * construction into a frozen {@link ResolvedClientOptions} with the exported defaults.
  */
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import type { AgentDescriptionSchema, ComponentHealthSchema } from "../gen/opamp/v1/opamp_pb.js";
+import type { AgentDescription, AgentDescriptionSchema, ComponentHealthSchema } from "../gen/opamp/v1/opamp_pb.js";
 import { type BackoffPolicy, MAX_TIMER_DELAY_MS } from "../internal/backoff.js";
+import { describeValue, optionGroup, rejectUnknownKeys, requireFunctions } from "../internal/check-options.js";
 import { type Clock, systemClock } from "../internal/clock.js";
+import { componentLogger, type Logger, loggerProblem } from "../internal/logger.js";
 import { invalidHeaderReason } from "../transport/headers.js";
 import { type ProxyConnector, type ProxySettings, parseProxyUrl } from "../transport/proxy.js";
 import type { TlsFetchFactory } from "../transport/tls.js";
+import { agentDescription } from "../wire/agent-description.js";
+import type { AttributeValue } from "../wire/any-value.js";
 import type { AgentCapabilityFlags } from "../wire/capabilities.js";
 import { OpampError } from "../wire/errors.js";
 import { DEFAULT_MAX_MESSAGE_BYTES, resolveMaxBytes } from "../wire/limits.js";
@@ -168,8 +172,12 @@ export interface ClientAgentOptions {
   readonly instanceUid?: Uint8Array;
   /** Set the RequestInstanceUid flag until the server assigns a UID. Default false. */
   readonly requestInstanceUid?: boolean;
-  /** Identifying and non-identifying attributes (see `agentDescription()` in the wire helpers). Default empty. */
-  readonly description?: MessageInitShape<typeof AgentDescriptionSchema>;
+  /**
+   * Identifying and non-identifying attributes: plain records
+   * (`{ identifying: { "service.name": "x" }, nonIdentifying: { … } }`), or an
+   * AgentDescription message (`agentDescription()` from `opamp-sdk`). Default empty.
+   */
+  readonly description?: AgentDescriptionInput;
   /** Initial health; giving it declares ReportsHealth. Default none. */
   readonly health?: MessageInitShape<typeof ComponentHealthSchema>;
   /** Extra capability bits (e.g. reportsOwnMetrics) on top of those implied by hooks. */
@@ -177,6 +185,18 @@ export interface ClientAgentOptions {
   /** Custom capabilities (reverse-FQDN names) announced to the server. Default none. */
   readonly customCapabilities?: readonly string[];
 }
+
+/**
+ * An agent description: plain attribute records (as `agentDescription()` takes them), an
+ * AgentDescription message, or its init shape (`{ identifyingAttributes: [KeyValue…] }`).
+ */
+export type AgentDescriptionInput =
+  | {
+      readonly identifying?: Readonly<Record<string, AttributeValue>>;
+      readonly nonIdentifying?: Readonly<Record<string, AttributeValue>>;
+    }
+  | AgentDescription
+  | MessageInitShape<typeof AgentDescriptionSchema>;
 
 /** Everything `new OpAMPClient()` accepts. Only `transport.url` is required. */
 export interface OpAMPClientOptions {
@@ -191,6 +211,12 @@ export interface OpAMPClientOptions {
   readonly clock?: Clock;
   /** Random source in [0, 1) for backoff jitter. Default Math.random. */
   readonly random?: () => number;
+  /**
+   * Where the client logs (pino-compatible: `trace`, `debug`, `info`, `warn`, `error`,
+   * optional `child`): connection changes at `info`/`debug`, an `error` event nobody
+   * listens to at `warn`. Default: warnings and errors to `console`, nothing else.
+   */
+  readonly logger?: Logger;
 }
 
 /** The options after defaults and validation; never mutated. */
@@ -224,6 +250,8 @@ export interface ResolvedClientOptions {
   readonly hooks: ClientHooks;
   readonly clock: Clock;
   readonly random: () => number;
+  /** The logger in use (the given one's `child({ component: "opamp-client" })`, or the default). */
+  readonly logger: Logger;
 }
 
 function invalid(message: string): OpampError {
@@ -233,7 +261,7 @@ function invalid(message: string): OpampError {
 function nonNegative(value: number | undefined, name: string, fallback: number, allowZero = true): number {
   if (value === undefined) return fallback;
   if (typeof value !== "number" || !Number.isFinite(value) || value < 0 || (!allowZero && value === 0)) {
-    throw invalid(`${name} must be a ${allowZero ? "non-negative" : "positive"} number, got ${String(value)}`);
+    throw invalid(`${name} must be a ${allowZero ? "non-negative" : "positive"} number, got ${describeValue(value)}`);
   }
   return value;
 }
@@ -285,11 +313,29 @@ function resolveProxy(proxy: ProxySettings | undefined): ProxySettings | undefin
  * @throws OpampError `invalid_argument` naming the offending option.
  */
 export function resolveClientOptions(options: OpAMPClientOptions): ResolvedClientOptions {
-  if (typeof options !== "object" || options === null) throw invalid("options must be an object");
-  const transport = options.transport;
-  if (typeof transport !== "object" || transport === null || typeof transport.url !== "string") {
-    throw invalid("transport.url is required");
+  if (typeof options !== "object" || options === null) {
+    throw invalid(`options must be an object with at least transport.url, got ${describeValue(options)}`);
   }
+  rejectUnknownKeys(options, TOP_KEYS, "");
+  const transport = optionGroup(options.transport, TRANSPORT_KEYS, "transport");
+  if (transport === undefined || typeof transport.url !== "string") {
+    throw invalid(`transport.url is required (a ws:, wss:, http: or https: URL), got ${describeValue(transport?.url)}`);
+  }
+  optionGroup(options.tls, TLS_KEYS, "tls");
+  optionGroup(options.retry, RETRY_KEYS, "retry");
+  optionGroup(options.limits, LIMITS_KEYS, "limits");
+  optionGroup(options.storage, STORAGE_KEYS, "storage");
+  optionGroup(options.agent, AGENT_KEYS, "agent");
+  const hooksIn = optionGroup(options.hooks, HOOK_KEYS, "hooks") ?? {};
+  requireFunctions(hooksIn, "hooks");
+  for (const name of ["clock", "random"] as const) {
+    const value = options[name];
+    if (value !== undefined && (name === "random" ? typeof value !== "function" : typeof value !== "object")) {
+      throw invalid(`${name} must be a ${name === "random" ? "function" : "Clock"}, got ${describeValue(value)}`);
+    }
+  }
+  const loggerIssue = loggerProblem(options.logger, "logger");
+  if (loggerIssue !== undefined) throw invalid(loggerIssue);
   const transportKind = transportKindOf(transport.url);
   const retryIn = options.retry ?? {};
   const retry: BackoffPolicy = Object.freeze({
@@ -299,13 +345,22 @@ export function resolveClientOptions(options: OpAMPClientOptions): ResolvedClien
   });
   if (retry.multiplier < 1) throw invalid("retry.multiplier must be at least 1");
   if (retry.maxDelayMs < retry.initialDelayMs) throw invalid("retry.maxDelayMs must be at least retry.initialDelayMs");
-  const agent = options.agent ?? {};
-  if (agent.instanceUid !== undefined && !isInstanceUid(agent.instanceUid)) {
-    throw new OpampError("invalid_instance_uid", "agent.instanceUid must be a Uint8Array of 16 bytes");
+  const agentIn = options.agent ?? {};
+  if (agentIn.instanceUid !== undefined && !isInstanceUid(agentIn.instanceUid)) {
+    throw new OpampError(
+      "invalid_instance_uid",
+      `agent.instanceUid must be a Uint8Array of 16 bytes, got ${describeValue(agentIn.instanceUid)}`,
+    );
   }
+  const agent: ClientAgentOptions =
+    agentIn.description === undefined
+      ? agentIn
+      : { ...agentIn, description: resolveAgentDescription(agentIn.description, "agent.description") };
   const headers = { ...(transport.headers ?? {}) };
   for (const [name, value] of Object.entries(headers)) {
-    if (typeof value !== "string") throw invalid(`transport.headers[${JSON.stringify(name)}] must be a string`);
+    if (typeof value !== "string") {
+      throw invalid(`transport.headers[${JSON.stringify(name)}] must be a string, got ${describeValue(value)}`);
+    }
     const reason = invalidHeaderReason(name, value);
     if (reason !== undefined) throw invalid(`transport.headers: ${reason}`);
   }
@@ -411,8 +466,92 @@ export function resolveClientOptions(options: OpAMPClientOptions): ResolvedClien
     stateStore: options.storage?.state ?? new MemoryClientStateStore(),
     packageStore: options.storage?.packages,
     agent: Object.freeze({ ...agent }),
-    hooks: Object.freeze({ ...(options.hooks ?? {}) }),
+    hooks: Object.freeze({ ...hooksIn }),
     clock: options.clock ?? systemClock,
     random: options.random ?? Math.random,
+    logger: componentLogger(options.logger, "opamp-client"),
   });
+}
+
+const TOP_KEYS = ["transport", "tls", "retry", "limits", "storage", "agent", "hooks", "clock", "random", "logger"];
+const TRANSPORT_KEYS = [
+  "url",
+  "headers",
+  "heartbeatIntervalMs",
+  "compression",
+  "responseTimeoutMs",
+  "closeTimeoutMs",
+  "connectTimeoutMs",
+  "maxHeartbeatIntervalMs",
+  "fetch",
+  "tlsFetch",
+  "proxy",
+  "proxyConnector",
+];
+const TLS_KEYS = ["ca", "cert", "key", "rejectUnauthorized", "servername"];
+const RETRY_KEYS = ["initialDelayMs", "maxDelayMs", "multiplier", "maxRetryAfterMs"];
+const LIMITS_KEYS = [
+  "maxMessageBytes",
+  "maxPendingCustomMessages",
+  "maxPackageBytes",
+  "downloadConnectTimeoutMs",
+  "downloadIdleTimeoutMs",
+  "downloadTimeoutMs",
+];
+const STORAGE_KEYS = ["state", "packages"];
+const AGENT_KEYS = ["instanceUid", "requestInstanceUid", "description", "health", "capabilities", "customCapabilities"];
+const HOOK_KEYS = [
+  "onRemoteConfig",
+  "getEffectiveConfig",
+  "onOpampConnectionSettings",
+  "onTelemetryConnectionSettings",
+  "onRestart",
+  "onCustomMessage",
+  "verifyPackageSignature",
+];
+
+const DESCRIPTION_MESSAGE_KEYS = ["identifyingAttributes", "nonIdentifyingAttributes", "$typeName", "$unknown"];
+const DESCRIPTION_RECORD_KEYS = ["identifying", "nonIdentifying"];
+
+/**
+ * Turns an agent description given as plain records into the message's init shape, and
+ * refuses an object that is neither (a plain `{ "service.name": "x" }` would otherwise
+ * be sent as an empty description).
+ * @throws OpampError `invalid_argument` naming what was received.
+ */
+export function resolveAgentDescription(
+  value: AgentDescriptionInput,
+  name: string,
+): MessageInitShape<typeof AgentDescriptionSchema> {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw invalid(`${name} must be an agent description, got ${describeValue(value)}`);
+  }
+  const keys = Object.keys(value);
+  if (keys.every((key) => DESCRIPTION_MESSAGE_KEYS.includes(key))) {
+    for (const list of ["identifyingAttributes", "nonIdentifyingAttributes"] as const) {
+      const attributes = (value as Record<string, unknown>)[list];
+      if (attributes !== undefined && !Array.isArray(attributes)) {
+        throw invalid(`${name}.${list} must be an array of KeyValue, got ${describeValue(attributes)}`);
+      }
+    }
+    return value as MessageInitShape<typeof AgentDescriptionSchema>;
+  }
+  if (keys.every((key) => DESCRIPTION_RECORD_KEYS.includes(key))) {
+    const records = value as { identifying?: unknown; nonIdentifying?: unknown };
+    for (const key of DESCRIPTION_RECORD_KEYS) {
+      const record = (records as Record<string, unknown>)[key];
+      if (record !== undefined && (typeof record !== "object" || record === null || Array.isArray(record))) {
+        throw invalid(`${name}.${key} must be a record of attributes, got ${describeValue(record)}`);
+      }
+    }
+    try {
+      return agentDescription(records as Parameters<typeof agentDescription>[0]);
+    } catch (cause) {
+      throw invalid(`${name}: ${OpampError.from(cause).message}`);
+    }
+  }
+  throw invalid(
+    `${name} must be { identifying: {…}, nonIdentifying: {…} } or an AgentDescription message ` +
+      `(agentDescription() from opamp-sdk); got an object with the keys ${keys.map((k) => JSON.stringify(k)).join(", ")}`,
+  );
 }

@@ -19,11 +19,13 @@ import {
 import type { TimerHandle } from "../internal/clock.js";
 import { authenticate, flattenHeaders, retryAfterSeconds, STATUS_TEXT } from "../server/auth.js";
 import { acceptsGzip, isProtobufRequest } from "../server/http-exchange.js";
+import { nodeGzip } from "../server/node-gzip.js";
 import { peerCertificate, readNodeBody, requestUrl, tlsVerdict } from "../server/node-http-adapter.js";
 import { ServerToAgentFlag } from "../wire/capabilities.js";
 import { OpampError } from "../wire/errors.js";
 import { decodeWsFrame, encodeWsFrame, parse } from "../wire/frame.js";
-import { gunzip, gzip, PROTOBUF_CONTENT_TYPE } from "../wire/http-body.js";
+import { PROTOBUF_CONTENT_TYPE } from "../wire/http-body.js";
+import { DEFAULT_GZIP_MIN_BYTES } from "../wire/limits.js";
 import { instanceUidToString, isInstanceUid } from "../wire/uid.js";
 import { badRequest } from "./frames.js";
 import { goHeaders, goRemoteAddress } from "./headers.js";
@@ -305,7 +307,7 @@ export class HttpDownstream {
     try {
       const body = await readNodeBody(req, options.maxMessageBytes, core);
       const encoding = (req.headers["content-encoding"] ?? "").trim().toLowerCase();
-      if (encoding === "gzip" || encoding === "x-gzip") payload = await gunzip(body, options.maxMessageBytes);
+      if (encoding === "gzip" || encoding === "x-gzip") payload = await nodeGzip.gunzip(body, options.maxMessageBytes);
       else if (encoding === "" || encoding === "identity") payload = body;
       else return plain(400, `unsupported Content-Encoding "${encoding}"`);
       message = parse(AgentToServerSchema, payload);
@@ -407,9 +409,10 @@ export class HttpDownstream {
 
   async #protobuf(bytes: Uint8Array, gzipIt: boolean): Promise<Reply> {
     const headers: Record<string, string> = { "content-type": PROTOBUF_CONTENT_TYPE };
-    if (gzipIt) {
+    // A small reply gzipped grows (gzip's framing alone is 18 bytes), as on the server.
+    if (gzipIt && bytes.length >= DEFAULT_GZIP_MIN_BYTES) {
       headers["content-encoding"] = "gzip";
-      return { status: 200, headers, body: await gzip(bytes) };
+      return { status: 200, headers, body: await nodeGzip.gzip(bytes) };
     }
     return { status: 200, headers, body: bytes };
   }

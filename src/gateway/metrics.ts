@@ -7,27 +7,17 @@
  * nothing breaks without it.
  */
 
+import type { MeterLike } from "../internal/otel.js";
+
+export {
+  globalMeterProvider,
+  type InstrumentOptionsLike,
+  type MeterLike,
+  type MeterProviderLike,
+} from "../internal/otel.js";
+
 /** Which way a message or connection goes. */
 export type Direction = "upstream" | "downstream";
-
-/** What the gateway needs of an OpenTelemetry `MeterProvider` (structurally the API's own). */
-export interface MeterProviderLike {
-  getMeter(name: string, version?: string): MeterLike;
-}
-
-/** Instrument options the gateway passes (a subset of the API's `MetricOptions`). */
-export interface InstrumentOptionsLike {
-  readonly description?: string;
-  readonly unit?: string;
-  readonly advice?: { readonly explicitBucketBoundaries?: number[] };
-}
-
-/** What the gateway needs of an OpenTelemetry `Meter`. */
-export interface MeterLike {
-  createCounter(name: string, options?: InstrumentOptionsLike): { add(value: number, attributes?: object): void };
-  createUpDownCounter(name: string, options?: InstrumentOptionsLike): { add(value: number, attributes?: object): void };
-  createHistogram(name: string, options?: InstrumentOptionsLike): { record(value: number, attributes?: object): void };
-}
 
 /** Latency bucket bounds in ms, as Bindplane's `opampgateway.messages.latency`. */
 export const LATENCY_BUCKETS_MS: readonly number[] = Object.freeze([
@@ -166,25 +156,5 @@ export class GatewayMetrics {
       bytes: { ...this.#bytes },
       latency: { upstream: this.#latency.upstream.snapshot(), downstream: this.#latency.downstream.snapshot() },
     };
-  }
-}
-
-/** The module name, in a variable so that bundlers and type checkers do not require it. */
-const OTEL_API = "@opentelemetry/api";
-
-/**
- * The global MeterProvider of `@opentelemetry/api`, or undefined when the package is not
- * installed (it is an optional peer dependency). Never throws.
- */
-export async function globalMeterProvider(): Promise<MeterProviderLike | undefined> {
-  try {
-    const api = (await import(/* @vite-ignore */ OTEL_API)) as {
-      metrics?: { getMeterProvider?: () => MeterProviderLike };
-      default?: { metrics?: { getMeterProvider?: () => MeterProviderLike } };
-    };
-    const metrics = api.metrics ?? api.default?.metrics;
-    return metrics?.getMeterProvider?.();
-  } catch {
-    return undefined;
   }
 }

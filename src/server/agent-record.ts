@@ -22,6 +22,13 @@ import {
   RemoteConfigStatusSchema,
 } from "../gen/opamp/v1/opamp_pb.js";
 import { concatBytes } from "../wire/bytes.js";
+import {
+  type ConnectionSettingsStatusName,
+  connectionSettingsStatusName,
+  packageStatusName,
+  type RemoteConfigStatusName,
+  remoteConfigStatusName,
+} from "../wire/status-names.js";
 import type { Part, PartKind } from "./outbound.js";
 import type { SharedComponents } from "./shared-components.js";
 import {
@@ -32,7 +39,7 @@ import {
   STATE_FIELD,
   type StatePart,
 } from "./shared-state.js";
-import type { Agent, AgentTransport } from "./types.js";
+import type { Agent, AgentTransport, AppliedState, PackageState } from "./types.js";
 
 /** A desired item (config, packages, settings) shared by every agent it was pushed to. */
 export interface DesiredItem {
@@ -202,6 +209,43 @@ export class AgentRecord implements Agent {
 
   get desiredConfigHash(): Uint8Array | undefined {
     return this.desired.remoteConfig?.hash;
+  }
+
+  get remoteConfigState(): AppliedState<RemoteConfigStatusName> | undefined {
+    const reported = this.remoteConfigStatus;
+    return reported === undefined
+      ? undefined
+      : {
+          status: remoteConfigStatusName(reported.status),
+          hash: reported.lastRemoteConfigHash,
+          errorMessage: reported.errorMessage,
+        };
+  }
+
+  get connectionSettingsState(): AppliedState<ConnectionSettingsStatusName> | undefined {
+    const reported = this.connectionSettingsStatus;
+    return reported === undefined
+      ? undefined
+      : {
+          status: connectionSettingsStatusName(reported.status),
+          hash: reported.lastConnectionSettingsHash,
+          errorMessage: reported.errorMessage,
+        };
+  }
+
+  get packageStates(): Readonly<Record<string, PackageState>> | undefined {
+    const reported = this.packageStatuses;
+    if (reported === undefined) return undefined;
+    const out: Record<string, PackageState> = {};
+    for (const [name, one] of Object.entries(reported.packages)) {
+      out[name] = {
+        status: packageStatusName(one.status),
+        agentHasVersion: one.agentHasVersion,
+        serverOfferedVersion: one.serverOfferedVersion,
+        errorMessage: one.errorMessage,
+      };
+    }
+    return out;
   }
 
   /** Forgets per-session facts so the next reply restates capabilities and desired items. */

@@ -92,6 +92,8 @@ export interface AuthLimits {
   readonly pending?: PendingAuthentications | undefined;
   /** Refusals counted per key (see {@link AuthThrottle}), with the key of this request. */
   readonly throttle?: { readonly throttle: AuthThrottle; readonly key: string | undefined } | undefined;
+  /** Told of every refusal, with its status (for diagnostics). */
+  readonly onRefused?: ((status: number) => void) | undefined;
   /** Told when a key becomes throttled. */
   readonly onThrottled?: ((key: string) => void) | undefined;
 }
@@ -116,6 +118,7 @@ export async function authenticate(
   const throttle = limits.throttle;
   const wait = throttle?.throttle.retryAfterMs(throttle.key) ?? 0;
   if (wait > 0) {
+    limits.onRefused?.(429);
     return {
       accept: false,
       status: 429,
@@ -157,6 +160,7 @@ export async function authenticate(
     decision.status < 600 &&
     validHeaders(decision.headers)
   ) {
+    limits.onRefused?.(decision.status);
     // Wrong or missing credentials count towards throttling; 429 or 503 (load) do not.
     if ((decision.status === 401 || decision.status === 403) && throttle?.throttle.refused(throttle.key)) {
       limits.onThrottled?.(throttle.key!);

@@ -1,4 +1,3 @@
-import type { EventEmitter } from "eventemitter3";
 import { type AgentToServer, ServerErrorResponseType } from "../gen/opamp/v1/opamp_pb.js";
 import type { TimerHandle } from "../internal/clock.js";
 import { concatBytes, sameBytes } from "../wire/bytes.js";
@@ -33,7 +32,16 @@ import {
   reportedHash,
 } from "./reply.js";
 import type { ServerStore, StoredAgent, StoredDesired } from "./store.js";
-import type { AgentPart, AgentTransport, AuthRequest, DisconnectReason, GatewayInfo, ServerEvents } from "./types.js";
+import { ServerTelemetry } from "./telemetry.js";
+import type {
+  AgentPart,
+  AgentTransport,
+  AuthRequest,
+  DisconnectReason,
+  GatewayInfo,
+  ServerEventArgs,
+  ServerEventSink,
+} from "./types.js";
 
 /** What an adapter tells the core about the connection a message came on. */
 export interface CoreConnection {
@@ -72,6 +80,8 @@ export class ServerCore implements OfferTracker {
   readonly #authThrottle: AuthThrottle;
   /** The replica side, when a bus is configured (see replicas.ts). */
   replicas: Replicas | undefined;
+  /** Diagnostics channels and metrics (see telemetry.ts). */
+  readonly telemetry = new ServerTelemetry();
   #sweepTimer: TimerHandle | undefined;
   #running = false;
   #accepting = false;
@@ -79,7 +89,7 @@ export class ServerCore implements OfferTracker {
   constructor(
     readonly options: ResolvedServerOptions,
     readonly store: ServerStore,
-    readonly events: EventEmitter<ServerEvents>,
+    readonly events: ServerEventSink,
   ) {
     this.#replies = new ReplyBuilder(options, this);
     this.#guard = new ReconnectGuard(options.maxReconnectsPerWindow, options.reconnectWindowMs, options.clock);
@@ -101,6 +111,10 @@ export class ServerCore implements OfferTracker {
       timeoutMs: this.options.handshakeTimeoutMs,
       pending: this.authentications,
       throttle: { throttle: this.#authThrottle, key },
+      onRefused: (status) => {
+        this.telemetry.authRefused(status);
+        this.options.logger.debug({ status, remoteAddress: request.remoteAddress }, "authentication refused");
+      },
       onThrottled: (throttled) =>
         this.reportError(
           new OpampError(
@@ -170,7 +184,7 @@ export class ServerCore implements OfferTracker {
     this.authentications.abortAll();
   }
 
-  /** Emits `error` unless stopped; an error nobody listens to is not thrown (eventemitter3 semantics). */
+  /** Emits `error` unless stopped; an error nobody listens to is logged as a warning, never thrown. */
   reportError(error: unknown, code: OpampError["code"] = "internal"): void {
     if (this.#running) this.events.emit("error", OpampError.from(error, code));
   }
@@ -191,19 +205,27 @@ export class ServerCore implements OfferTracker {
    * Handles one AgentToServer and returns the encoded ServerToAgent (with the 0x00 header
    * for WebSocket). Never throws for agent mistakes: those become error_response replies.
    * `raw` is the binary the message was decoded from, when the adapter has it (saves
-   * encoding the agent's state again when it is stored).
+   * encoding the agent's state again when it is stored); `wireBytes` the size it had on the
+   * wire (for diagnostics).
    *
    * @throws OpampError `unauthenticated` when `authorizeMessage` refuses the message.
    */
-  async handleMessage(conn: CoreConnection, message: AgentToServer, raw?: Uint8Array): Promise<Uint8Array> {
+  async handleMessage(
+    conn: CoreConnection,
+    message: AgentToServer,
+    raw?: Uint8Array,
+    wireBytes: number = raw?.length ?? 0,
+  ): Promise<Uint8Array> {
     const ws = conn.transport === "websocket";
     if (!isInstanceUid(message.instanceUid)) {
+      this.telemetry.received(conn.transport, wireBytes, "", message);
       // spec: BadRequest for a malformed message; the agent should not retry it.
       return errorReply(message.instanceUid, ServerErrorResponseType.ServerErrorResponseType_BadRequest, ws, {
         message: "instance_uid must be 16 bytes",
       });
     }
     const id = instanceUidToString(message.instanceUid);
+    this.telemetry.received(conn.transport, wireBytes, id, message);
     let record = this.agents.get(id) ?? this.#aliases.get(id);
     let known = record !== undefined;
     if (record === undefined) {
@@ -348,6 +370,13 @@ export class ServerCore implements OfferTracker {
     if (merged.needComponents) flags |= ServerToAgentFlag.ReportAvailableComponents;
     record.sequenceNum = message.sequenceNum;
     record.lastSeen = this.options.clock.now();
+    if (!online) {
+      this.telemetry.connected(record, conn.transport);
+      this.options.logger.debug(
+        { instanceUid: record.id, transport: conn.transport, remoteAddress: conn.remoteAddress },
+        "agent connected",
+      );
+    } else if (record.transport !== conn.transport) this.telemetry.moved(record.transport, conn.transport);
     record.transport = conn.transport;
     record.principal = conn.principal;
     record.remoteAddress = conn.remoteAddress;
@@ -594,6 +623,8 @@ export class ServerCore implements OfferTracker {
       // No message since the last write (same sequence_num, nothing dirty): the store has it.
       if (this.#dirty.has(record) || record.savedSequenceNum !== record.sequenceNum) this.#saveAgent(record);
     }
+    this.telemetry.disconnected(record, record.transport, reason);
+    this.options.logger.debug({ instanceUid: record.id, reason }, "agent disconnected");
     this.emit("agentDisconnected", record, reason);
   }
 
@@ -653,14 +684,13 @@ export class ServerCore implements OfferTracker {
     }
   }
 
-  emit<E extends keyof ServerEvents>(event: E, ...args: Parameters<ServerEvents[E]>): void {
+  /**
+   * Emits unless stopped. The server's emitter isolates listeners: one that throws or
+   * rejects is reported on `error` and cannot break the exchange for this or other agents.
+   */
+  emit<E extends keyof ServerEventArgs>(event: E, ...args: ServerEventArgs[E]): void {
     if (!this.#running) return;
-    try {
-      (this.events.emit as (e: E, ...a: Parameters<ServerEvents[E]>) => boolean)(event, ...args);
-    } catch (e) {
-      // A throwing listener must not break the protocol exchange for this or other agents.
-      if (event !== "error") this.reportError(e, "internal");
-    }
+    this.events.emit(event, ...args);
   }
 
   /**

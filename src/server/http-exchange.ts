@@ -3,9 +3,10 @@
  * (gzip allowed), hand to the core, encode (gzip when accepted). Both HTTP adapters use it.
  */
 import { AgentToServerSchema } from "../gen/opamp/v1/opamp_pb.js";
-import { decodeHttpBody, gzip, OpampError, PROTOBUF_CONTENT_TYPE } from "../wire/index.js";
+import { decodeHttpBody, OpampError, PROTOBUF_CONTENT_TYPE } from "../wire/index.js";
 import { authenticate, retryAfterSeconds } from "./auth.js";
 import type { ServerCore } from "./core.js";
+import { nodeGzip } from "./node-gzip.js";
 import type { AuthDecision, AuthRequest } from "./types.js";
 
 /** What an adapter hands over. */
@@ -122,10 +123,23 @@ export async function httpExchange(core: ServerCore, request: HttpExchangeReques
   // The hook answered just as stop() began: take no new work.
   if (!core.accepting) return plain(503, "the server is stopping", retry);
   try {
-    const body = await request.readBody();
+    let body = await request.readBody();
+    // A streamed body (fetch) is counted as it passes, and only when someone measures.
+    let streamed = 0;
+    if (!(body instanceof Uint8Array) && core.telemetry.measuring) {
+      body = body.pipeThrough(
+        new TransformStream<Uint8Array, Uint8Array>({
+          transform(chunk, controller) {
+            streamed += chunk.length;
+            controller.enqueue(chunk);
+          },
+        }),
+      );
+    }
     const message = await decodeHttpBody(AgentToServerSchema, body, {
       contentEncoding: request.headers["content-encoding"] ?? null,
       maxMessageBytes: options.maxMessageBytes,
+      codec: nodeGzip,
     });
     const endpoint = request.url.origin + request.url.pathname;
     const reply = await core.handleMessage(
@@ -137,12 +151,22 @@ export async function httpExchange(core: ServerCore, request: HttpExchangeReques
         endpoint,
       },
       message,
+      undefined,
+      body instanceof Uint8Array ? body.length : streamed,
     );
     const headers: Record<string, string> = { "content-type": PROTOBUF_CONTENT_TYPE };
-    if (options.gzipResponses && acceptsGzip(request.headers["accept-encoding"])) {
+    // A small reply gzipped grows (~20 bytes of gzip framing) and costs CPU for nothing.
+    if (
+      options.gzipResponses &&
+      reply.length >= options.gzipMinBytes &&
+      acceptsGzip(request.headers["accept-encoding"])
+    ) {
       headers["content-encoding"] = "gzip";
-      return { status: 200, headers, body: await gzip(reply) };
+      const compressed = await nodeGzip.gzip(reply);
+      core.telemetry.sent("http", compressed);
+      return { status: 200, headers, body: compressed };
     }
+    core.telemetry.sent("http", reply);
     return { status: 200, headers, body: reply };
   } catch (e) {
     const error = OpampError.from(e);

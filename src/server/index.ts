@@ -1,6 +1,8 @@
 /**
  * `opamp-sdk/server`: the OpAMP server and what it takes and gives.
  */
+
+export type { InstrumentOptionsLike, MeterLike, MeterProviderLike } from "../internal/otel.js";
 export { InMemoryServerBus } from "../storage/memory-server-bus.js";
 export {
   DEFAULT_STORE_AGENT_TTL_MS,
@@ -12,10 +14,18 @@ export {
 } from "../storage/memory-server-store.js";
 export type { BusMember, BusMessageHandler, ServerBus } from "./bus.js";
 export type { FetchRequestInfo } from "./fetch-adapter.js";
-export { DEFAULT_LISTEN_PORT, type ListenAddress, type ListenOptions, OpAMPServer } from "./opamp-server.js";
+export { type FastifyInstanceLike, nodeFetchInfo, type OpampFastifyOptions, opampFastify } from "./frameworks.js";
+export {
+  DEFAULT_LISTEN_PORT,
+  type ListenAddress,
+  type ListenOptions,
+  OpAMPServer,
+  refuseUpgrade,
+} from "./opamp-server.js";
 export {
   DEFAULT_AUTH_FAILURE_WINDOW_MS,
   DEFAULT_BUS_REQUEST_TIMEOUT_MS,
+  DEFAULT_GZIP_MIN_BYTES,
   DEFAULT_HANDSHAKE_TIMEOUT_MS,
   DEFAULT_HEARTBEAT_INTERVAL_SECONDS,
   DEFAULT_MAX_AGENT_STATE_BYTES,
@@ -37,6 +47,8 @@ export {
   DEFAULT_WS_PING_INTERVAL_MS,
   type OpAMPServerOptions,
   type ResolvedServerOptions,
+  type ServerHooks,
+  type ServerOptionsBase,
 } from "./options.js";
 export { defaultPrincipalKey } from "./principal-key.js";
 export {
@@ -56,11 +68,22 @@ export type {
   StoredDelivery,
   StoredDesired,
 } from "./store.js";
+export {
+  CONNECTION_CHANNEL,
+  type ConnectionDiagnostic,
+  MESSAGE_CHANNEL,
+  type MessageDiagnostic,
+  PUSH_CHANNEL,
+  type PushDiagnostic,
+  type PushKind,
+  SERVER_METRIC_NAMES,
+} from "./telemetry.js";
 export type {
   Agent,
   AgentPart,
   AgentTarget,
   AgentTransport,
+  AppliedState,
   AuthDecision,
   AuthenticateHook,
   AuthorizeMessageHook,
@@ -70,9 +93,11 @@ export type {
   ForwardedPush,
   GatewayInfo,
   InstanceUidHook,
+  PackageState,
   PrincipalKeyHook,
   PushResult,
   RebindHook,
+  ServerEventArgs,
   ServerEvents,
 } from "./types.js";
 export { WS_CLOSE } from "./ws-adapter.js";

@@ -7,12 +7,13 @@ import { createServer as createHttpServer, type IncomingMessage, type Server, ty
 import { createServer as createHttpsServer, type ServerOptions as HttpsServerOptions } from "node:https";
 import type { AddressInfo, Socket } from "node:net";
 import type { Duplex } from "node:stream";
-import { EventEmitter } from "eventemitter3";
+import { TypedEmitter } from "../internal/emitter.js";
+import { globalMeterProvider } from "../internal/otel.js";
 import { InMemoryServerStore } from "../storage/memory-server-store.js";
 import { instanceUidFromString, instanceUidToString, isInstanceUid, OpampError } from "../wire/index.js";
 import { ServerCore } from "./core.js";
 import { type FetchRequestInfo, handleFetch } from "./fetch-adapter.js";
-import { ConnectionGate, handleNodeRequest } from "./node-http-adapter.js";
+import { ConnectionGate, handleNodeRequest, requestUrl } from "./node-http-adapter.js";
 import { type OpAMPServerOptions, type ResolvedServerOptions, resolveServerOptions } from "./options.js";
 import {
   assignInstanceUid,
@@ -32,8 +33,9 @@ import {
 import { Replicas } from "./replicas.js";
 import type { ConnectionSettingsInput } from "./settings-offer.js";
 import type { ServerStore, StoredDelivery } from "./store.js";
-import type { Agent, AgentTarget, PushResult, ServerEvents } from "./types.js";
-import { WS_CLOSE, WsAdapter } from "./ws-adapter.js";
+import type { PushKind } from "./telemetry.js";
+import type { Agent, AgentTarget, PushResult, ServerEventArgs, ServerEventSink } from "./types.js";
+import { rejectSocket, WS_CLOSE, WsAdapter } from "./ws-adapter.js";
 
 /** Options of {@link OpAMPServer.listen}. */
 export interface ListenOptions {
@@ -53,10 +55,23 @@ export interface ListenAddress {
   readonly url: string;
 }
 
+/**
+ * Answers an HTTP upgrade request with a bodyless `status` (404 for a wrong path) and
+ * closes its socket: for `upgrade` listeners of your own that decline a request
+ * (`upgradeHandler` resolved false and no other listener takes it).
+ */
+export function refuseUpgrade(socket: Duplex, status = 404): void {
+  socket.on("error", () => undefined);
+  rejectSocket(socket, status);
+}
+
 /** Default port of `listen()` (spec: servers SHOULD listen on 4320). */
 export const DEFAULT_LISTEN_PORT = 4320;
 
 type State = "new" | "running" | "stopping" | "stopped";
+
+/** Longest time `listen()`'s server keeps an idle HTTP connection for the next poll. */
+const MAX_KEEP_ALIVE_SECONDS = 65;
 
 /**
  * An OpAMP server: accepts both transports on one path, keeps every agent's full state,
@@ -72,7 +87,7 @@ type State = "new" | "running" | "stopping" | "stopped";
  * may carry other agents, e.g. a gateway); it just no longer carries this agent. With
  * `duplicateUid: "reassign"` two live instances sharing a UID are split instead.
  */
-export class OpAMPServer<P = unknown> extends EventEmitter<ServerEvents<P>> {
+export class OpAMPServer<P = unknown> extends TypedEmitter<ServerEventArgs<P>> {
   /** The options after defaults. */
   readonly options: ResolvedServerOptions;
   /** Where state is kept (the given store or an in-memory one). */
@@ -90,11 +105,28 @@ export class OpAMPServer<P = unknown> extends EventEmitter<ServerEvents<P>> {
    *   `hooks.authenticate` and `allowAnonymous` is not true.
    */
   constructor(options: OpAMPServerOptions<P>) {
-    super();
     // The core is principal-blind: it stores whatever authenticate returned.
-    this.options = resolveServerOptions(options as OpAMPServerOptions);
+    const resolved = resolveServerOptions(options as OpAMPServerOptions);
+    const log = resolved.logger;
+    super({
+      listenerFailed: (cause, event) => {
+        if (event === "error") {
+          // An `error` listener that fails has nowhere else to report to.
+          log.error({ err: cause }, "an 'error' listener of OpAMPServer threw or rejected");
+          return;
+        }
+        this.#core.reportError(cause, "hook_failed");
+      },
+      unhandledError: (error) => {
+        const e = OpampError.from(error);
+        log.warn({ err: e, code: e.code }, `error with no 'error' listener: ${e.code}: ${e.message}`);
+      },
+      tooManyListeners: (event, count) =>
+        log.warn({ event: String(event), count }, `${count} listeners of "${String(event)}": a leak?`),
+    });
+    this.options = resolved;
     this.store = options.store ?? new InMemoryServerStore();
-    this.#core = new ServerCore(this.options, this.store, this as unknown as EventEmitter<ServerEvents>);
+    this.#core = new ServerCore(this.options, this.store, this as unknown as ServerEventSink);
     if (options.bus !== undefined) {
       const core = this.#core;
       core.replicas = new Replicas(core, options.bus, this.options.replicaId, (id, request) =>
@@ -173,8 +205,13 @@ export class OpAMPServer<P = unknown> extends EventEmitter<ServerEvents<P>> {
       this.#state = "new";
       throw e;
     }
+    if (this.options.metricsEnabled) {
+      const provider = this.options.meterProvider ?? (await globalMeterProvider());
+      if (provider !== undefined) this.#core.telemetry.useMeter(provider.getMeter("opamp-sdk/server"));
+    }
     this.#core.start();
     this.#ws.startPing();
+    this.options.logger.info({ replicaId: this.options.replicaId }, "started");
   }
 
   /**
@@ -186,6 +223,10 @@ export class OpAMPServer<P = unknown> extends EventEmitter<ServerEvents<P>> {
     if (this.#listener !== undefined) throw new OpampError("invalid_argument", "listen() was already called");
     await this.start();
     const listener = options.tls ? createHttpsServer(options.tls) : createHttpServer();
+    // An HTTP agent polls once per heartbeat interval: a connection kept open that long is
+    // reused by the next poll instead of a new TCP and TLS handshake (bounded, as each
+    // idle connection holds a socket).
+    listener.keepAliveTimeout = Math.min(this.options.heartbeatIntervalSeconds + 5, MAX_KEEP_ALIVE_SECONDS) * 1000;
     this.attach(listener);
     this.#listener = listener;
     // Every TCP connection, so that stop() can cut those still open at its deadline
@@ -207,29 +248,54 @@ export class OpAMPServer<P = unknown> extends EventEmitter<ServerEvents<P>> {
     const address = listener.address() as AddressInfo;
     const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
     const scheme = options.tls ? "https" : "http";
-    return {
-      port: address.port,
-      host: address.address,
-      url: `${scheme}://${host}:${address.port}${this.options.path}`,
-    };
+    const url = `${scheme}://${host}:${address.port}${this.options.path}`;
+    this.options.logger.info({ url }, "listening");
+    return { port: address.port, host: address.address, url };
   }
 
   /**
-   * Mounts both transports on an existing node:http(s) server: a `request` listener for
-   * HTTP polling (other paths get 404) and an `upgrade` listener for WebSockets (other
-   * paths are left to other listeners, or destroyed when there are none).
+   * Mounts both transports on an existing node:http(s) server: an `upgrade` listener for
+   * WebSockets (see {@link OpAMPServer.attachUpgrade}) and a `request` listener for HTTP
+   * polling. Requests for other paths are left to the server's other `request` listeners:
+   * those present now (an Express or Connect app given to `createServer`) are moved
+   * behind the OpAMP path, so they no longer see its requests and still see every other;
+   * without any, other paths get 404. Listeners added later see every request, the OpAMP
+   * path's included: attach last.
    */
   attach(server: Server): void {
+    this.attachUpgrade(server);
+    const others = server.listeners("request") as ((req: IncomingMessage, res: ServerResponse) => void)[];
+    for (const listener of others) server.off("request", listener);
+    const passOn = (req: IncomingMessage, res: ServerResponse): void => {
+      if (others.length === 0) {
+        if (!res.headersSent) res.writeHead(404).end();
+        return;
+      }
+      for (const listener of others) listener.call(server, req, res);
+    };
     server.on("request", (req: IncomingMessage, res: ServerResponse) => {
-      this.requestHandler(req, res, () => {
-        res.writeHead(404).end();
-      });
+      // The path decides synchronously, before any other listener could answer.
+      if (requestUrl(req, false).pathname !== this.options.path) passOn(req, res);
+      else this.requestHandler(req, res, () => passOn(req, res));
     });
-    server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+  }
+
+  /**
+   * Mounts only the WebSocket transport on an existing node:http(s) server (an Express
+   * app's `app.listen()` result, Fastify's `app.server`, Hono's `serve()`): HTTP requests
+   * stay with the framework (mount `requestHandler` or `fetch` there for polling). An
+   * upgrade for another path is left to the server's other `upgrade` listeners; when there
+   * is none it is answered 404 and its socket closed, so a client with a wrong path learns
+   * it at once rather than waiting for a timeout.
+   */
+  attachUpgrade(server: Server): void {
+    const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
       void this.#ws.handleUpgrade(req, socket, head).then((mine) => {
-        if (!mine && server.listenerCount("upgrade") === 1) socket.destroy();
+        if (mine || server.listeners("upgrade").some((listener) => listener !== onUpgrade)) return;
+        refuseUpgrade(socket, 404);
       });
-    });
+    };
+    server.on("upgrade", onUpgrade);
   }
 
   /**
@@ -266,7 +332,9 @@ export class OpAMPServer<P = unknown> extends EventEmitter<ServerEvents<P>> {
 
   /**
    * node:http `upgrade` handler for WebSockets. Upgrades for other paths are left alone
-   * (the returned promise resolves false) so another listener can take them.
+   * (the returned promise resolves false) so another listener can take them; answer those
+   * yourself, e.g. `refuseUpgrade(socket, 404)`, or the client waits for its timeout.
+   * {@link OpAMPServer.attachUpgrade} does that for you.
    */
   readonly upgradeHandler = (req: IncomingMessage, socket: Duplex, head: Buffer): Promise<boolean> =>
     this.#ws.handleUpgrade(req, socket, head);
@@ -341,6 +409,7 @@ export class OpAMPServer<P = unknown> extends EventEmitter<ServerEvents<P>> {
     await this.#core.stop();
     await this.#core.replicas?.leave();
     this.#state = "stopped";
+    this.options.logger.info({}, "stopped");
   }
 
   // ── Push APIs ─────────────────────────────────────────────────────────────────────────
@@ -355,7 +424,7 @@ export class OpAMPServer<P = unknown> extends EventEmitter<ServerEvents<P>> {
     target: AgentTarget<P>,
     config: RemoteConfigInput | PreparedRemoteConfig,
   ): Promise<PushResult<P> & { readonly hash: Uint8Array }> {
-    return setRemoteConfig(this.#core, target as AgentTarget, config) as Promise<
+    return this.#pushedLater("remoteConfig", setRemoteConfig(this.#core, target as AgentTarget, config)) as Promise<
       PushResult<P> & { readonly hash: Uint8Array }
     >;
   }
@@ -371,7 +440,9 @@ export class OpAMPServer<P = unknown> extends EventEmitter<ServerEvents<P>> {
 
   /** Offers packages (needs AcceptsPackages). */
   offerPackages(target: AgentTarget<P>, packages: PackagesInput): Promise<PushResult<P>> {
-    return offerPackages(this.#core, target as AgentTarget, packages) as Promise<PushResult<P>>;
+    return this.#pushedLater("packages", offerPackages(this.#core, target as AgentTarget, packages)) as Promise<
+      PushResult<P>
+    >;
   }
 
   /**
@@ -390,27 +461,68 @@ export class OpAMPServer<P = unknown> extends EventEmitter<ServerEvents<P>> {
    *   `capability_missing`, `unknown_agent` for a single UID not connected.
    */
   offerConnectionSettings(target: AgentTarget<P>, settings: ConnectionSettingsInput): Promise<PushResult<P>> {
-    return offerConnectionSettings(this.#core, target as AgentTarget, settings) as Promise<PushResult<P>>;
+    return this.#pushedLater(
+      "connectionSettings",
+      offerConnectionSettings(this.#core, target as AgentTarget, settings),
+    ) as Promise<PushResult<P>>;
   }
 
   /** Sends the Restart command (needs AcceptsRestartCommand). */
   sendRestart(target: AgentTarget<P>): PushResult<P> {
-    return sendRestart(this.#core, target as AgentTarget) as PushResult<P>;
+    return this.#pushedNow("restart", () => sendRestart(this.#core, target as AgentTarget)) as PushResult<P>;
   }
 
   /** Sends a custom message (the agent must list its capability). */
   sendCustomMessage(target: AgentTarget<P>, message: CustomMessageInput): PushResult<P> {
-    return sendCustomMessage(this.#core, target as AgentTarget, message) as PushResult<P>;
+    return this.#pushedNow("customMessage", () =>
+      sendCustomMessage(this.#core, target as AgentTarget, message),
+    ) as PushResult<P>;
   }
 
   /** Asks agents to report their full state (flag ReportFullState). */
   requestFullState(target: AgentTarget<P>): PushResult<P> {
-    return requestFullState(this.#core, target as AgentTarget) as PushResult<P>;
+    return this.#pushedNow("fullState", () => requestFullState(this.#core, target as AgentTarget)) as PushResult<P>;
   }
 
   /** Gives one agent a new instance UID and returns it. */
   assignInstanceUid(target: string | Uint8Array, uid?: Uint8Array): Uint8Array {
-    return assignInstanceUid(this.#core, target, uid);
+    const telemetry = this.#core.telemetry;
+    try {
+      const assigned = assignInstanceUid(this.#core, target, uid);
+      telemetry.pushed("instanceUid", { sent: [assigned], skipped: [], forwarded: [] });
+      return assigned;
+    } catch (e) {
+      telemetry.pushed("instanceUid", undefined, OpampError.from(e));
+      throw e;
+    }
+  }
+
+  /** Reports a push on the diagnostics channel and metrics once it settles. */
+  #pushedLater<R extends PushResult>(kind: PushKind, result: Promise<R>): Promise<R> {
+    const telemetry = this.#core.telemetry;
+    return result.then(
+      (settled) => {
+        telemetry.pushed(kind, settled);
+        return settled;
+      },
+      (e: unknown) => {
+        telemetry.pushed(kind, undefined, OpampError.from(e));
+        throw e;
+      },
+    );
+  }
+
+  /** Same as {@link OpAMPServer.#pushedLater} for the push APIs that answer at once. */
+  #pushedNow<R extends PushResult>(kind: PushKind, push: () => R): R {
+    const telemetry = this.#core.telemetry;
+    try {
+      const result = push();
+      telemetry.pushed(kind, result);
+      return result;
+    } catch (e) {
+      telemetry.pushed(kind, undefined, OpampError.from(e));
+      throw e;
+    }
   }
 
   /**

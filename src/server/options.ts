@@ -3,9 +3,13 @@
  * resolved form the server keeps. Resolution happens once, at construction; the result is
  * frozen and never mutated.
  */
+import { describeValue, optionGroup, rejectUnknownKeys, requireFunctions } from "../internal/check-options.js";
 import { type Clock, systemClock } from "../internal/clock.js";
+import { componentLogger, type Logger, loggerProblem } from "../internal/logger.js";
+import type { MeterProviderLike } from "../internal/otel.js";
 import { type ServerCapabilityFlags, serverCapabilities } from "../wire/capabilities.js";
 import { OpampError } from "../wire/errors.js";
+import { DEFAULT_GZIP_MIN_BYTES } from "../wire/limits.js";
 import type { ServerBus } from "./bus.js";
 import { defaultPrincipalKey } from "./principal-key.js";
 import type { ServerStore } from "./store.js";
@@ -72,6 +76,7 @@ export const DEFAULT_MAX_AUTH_FAILURES = 10;
 export const DEFAULT_AUTH_FAILURE_WINDOW_MS = 60_000;
 /** Default time a replica waits for another to answer a forwarded push: 5 s. */
 export const DEFAULT_BUS_REQUEST_TIMEOUT_MS = 5_000;
+export { DEFAULT_GZIP_MIN_BYTES };
 /** Default time `stop()` waits for in-flight work before it cuts every connection still open: 5 s. */
 export const DEFAULT_STOP_TIMEOUT_MS = 5_000;
 /**
@@ -88,43 +93,64 @@ export const DEFAULT_SERVER_CAPABILITIES: Required<ServerCapabilityFlags> = {
   acceptsConnectionSettingsRequest: false,
 };
 
-/** Options of {@link OpAMPServer}. Every field is optional except the auth decision. */
-export interface OpAMPServerOptions<P = unknown> {
+/** Decisions the server waits on (see {@link OpAMPServerOptions}). Each may be async. */
+export interface ServerHooks<P = unknown> {
+  /**
+   * Runs for every HTTP request and every WebSocket upgrade before anything is read.
+   * Without it the server refuses to start unless `allowAnonymous` is true.
+   */
+  readonly authenticate?: AuthenticateHook<P>;
+  /** Runs for every agent message; returning false refuses it (WS close 1008 / HTTP 403). */
+  readonly authorizeMessage?: AuthorizeMessageHook<P>;
+  /**
+   * The identity an instance UID is bound to. Each UID is bound to the principal that
+   * first spoke for it (stored with the agent); a message for it from another principal
+   * is refused unless `allowRebind` allows it. Default `defaultPrincipalKey`. Return
+   * undefined to leave a principal's UIDs unbound (`() => undefined` turns binding off).
+   */
+  readonly principalKey?: PrincipalKeyHook<P>;
+  /** Lets a principal take over a UID bound to another (re-enrollment). Default: never. */
+  readonly allowRebind?: RebindHook<P>;
+  /**
+   * What refused authentications are counted by (see `limits.maxAuthFailures`). Default
+   * the remote address. Behind a proxy or load balancer, key by the client's address from
+   * a header you trust (e.g. the last hop of `x-forwarded-for`), or every agent behind it
+   * shares one count. Return undefined to leave a request uncounted.
+   */
+  readonly authThrottleKey?: (request: AuthRequest) => string | undefined;
+  /** Picks the UID for an agent that sets RequestInstanceUid. Default: a new UUIDv7. */
+  readonly newInstanceUid?: InstanceUidHook;
+  /**
+   * Signs agents' certificate requests. Giving it advertises
+   * AcceptsConnectionSettingsRequest (unless `capabilities` says otherwise).
+   */
+  readonly onCertificateRequest?: CertificateRequestHook<P>;
+}
+
+/**
+ * Options of {@link OpAMPServer}. Every field is optional except the auth decision: the
+ * type requires `hooks.authenticate`, or `allowAnonymous: true` to accept every agent.
+ */
+export type OpAMPServerOptions<P = unknown> = ServerOptionsBase &
+  (
+    | {
+        /** Decisions the server waits on; `authenticate` is required unless `allowAnonymous` is true. */
+        readonly hooks: ServerHooks<P> & { readonly authenticate: AuthenticateHook<P> };
+        /** Must be true to run without an `authenticate` hook. Default false. */
+        readonly allowAnonymous?: boolean;
+      }
+    | {
+        /** Decisions the server waits on. */
+        readonly hooks?: ServerHooks<P>;
+        /** Accept every agent without an `authenticate` hook. */
+        readonly allowAnonymous: true;
+      }
+  );
+
+/** The options of {@link OpAMPServerOptions} other than the auth decision. */
+export interface ServerOptionsBase {
   /** URL path served, for both transports. Default {@link DEFAULT_OPAMP_PATH}. */
   readonly path?: string;
-  /** Decisions the server waits on. */
-  readonly hooks?: {
-    /**
-     * Runs for every HTTP request and every WebSocket upgrade before anything is read.
-     * Without it the server refuses to start unless `allowAnonymous` is true.
-     */
-    readonly authenticate?: AuthenticateHook<P>;
-    /** Runs for every agent message; returning false refuses it (WS close 1008 / HTTP 403). */
-    readonly authorizeMessage?: AuthorizeMessageHook<P>;
-    /**
-     * The identity an instance UID is bound to. Each UID is bound to the principal that
-     * first spoke for it (stored with the agent); a message for it from another principal
-     * is refused unless `allowRebind` allows it. Default `defaultPrincipalKey`. Return
-     * undefined to leave a principal's UIDs unbound (`() => undefined` turns binding off).
-     */
-    readonly principalKey?: PrincipalKeyHook<P>;
-    /** Lets a principal take over a UID bound to another (re-enrollment). Default: never. */
-    readonly allowRebind?: RebindHook<P>;
-    /**
-     * What refused authentications are counted by (see `limits.maxAuthFailures`). Default
-     * the remote address. Behind a proxy or load balancer, key by the client's address from
-     * a header you trust (e.g. the last hop of `x-forwarded-for`), or every agent behind it
-     * shares one count. Return undefined to leave a request uncounted.
-     */
-    readonly authThrottleKey?: (request: AuthRequest) => string | undefined;
-    /** Picks the UID for an agent that sets RequestInstanceUid. Default: a new UUIDv7. */
-    readonly newInstanceUid?: InstanceUidHook;
-    /**
-     * Signs agents' certificate requests. Giving it advertises
-     * AcceptsConnectionSettingsRequest (unless `capabilities` says otherwise).
-     */
-    readonly onCertificateRequest?: CertificateRequestHook<P>;
-  };
   /**
    * What to do when a UID is spoken for by two live WebSockets at once. `"newest-wins"`
    * (default): the agent follows the connection that spoke last. `"reassign"`: once the
@@ -134,8 +160,6 @@ export interface OpAMPServerOptions<P = unknown> {
    * between upstream connections.
    */
   readonly duplicateUid?: "newest-wins" | "reassign";
-  /** Must be true to run without an `authenticate` hook. Default false. */
-  readonly allowAnonymous?: boolean;
   /**
    * Gateways that relay many agents over one WebSocket and delegate each agent's
    * authentication to this server (Bindplane's `com.bindplane.opamp-gateway` handshake,
@@ -253,6 +277,11 @@ export interface OpAMPServerOptions<P = unknown> {
     readonly perMessageDeflate?: boolean;
     /** Gzip HTTP responses when the request's Accept-Encoding allows. Default true. */
     readonly gzipResponses?: boolean;
+    /**
+     * Smallest HTTP response that is gzipped: below it gzip's ~20 bytes of framing cost
+     * more than they save. Default {@link DEFAULT_GZIP_MIN_BYTES}.
+     */
+    readonly gzipMinBytes?: number;
   };
   /** Where agents' state, desired configs and deliveries live. Default: a new in-memory store. */
   readonly store?: ServerStore;
@@ -271,6 +300,25 @@ export interface OpAMPServerOptions<P = unknown> {
    * at this deadline every connection still open is cut. Default {@link DEFAULT_STOP_TIMEOUT_MS}.
    */
   readonly stopTimeoutMs?: number;
+  /**
+   * Where the server logs (pino-compatible: `trace`, `debug`, `info`, `warn`, `error`,
+   * optional `child`): start, stop and `listen()` at `info`; agents, connections and
+   * refused authentications at `debug`; an `error` event nobody listens to at `warn`.
+   * Default: warnings and errors to `console`, nothing else.
+   */
+  readonly logger?: Logger;
+  /**
+   * OpenTelemetry metrics (docs/server.md "Diagnostics"): agents connected, messages and
+   * bytes in and out, pushes and their outcomes, refused authentications. Recorded through
+   * `meterProvider`, else the global one of `@opentelemetry/api` when that optional peer
+   * dependency is installed; nothing when it is not.
+   */
+  readonly metrics?: {
+    /** Default true. */
+    readonly enabled?: boolean;
+    /** Default the global MeterProvider of `@opentelemetry/api`. */
+    readonly meterProvider?: MeterProviderLike;
+  };
 }
 
 /** The options after defaults and validation. */
@@ -310,8 +358,13 @@ export interface ResolvedServerOptions {
   readonly replicaId: string;
   readonly perMessageDeflate: boolean;
   readonly gzipResponses: boolean;
+  readonly gzipMinBytes: number;
   readonly clock: Clock;
   readonly stopTimeoutMs: number;
+  /** The logger in use (the given one's `child({ component: "opamp-server" })`, or the default). */
+  readonly logger: Logger;
+  readonly metricsEnabled: boolean;
+  readonly meterProvider: MeterProviderLike | undefined;
 }
 
 function replicaId(value: string | undefined): string {
@@ -326,9 +379,94 @@ function positiveInt(value: number | undefined, fallback: number, name: string, 
   if (value === undefined) return fallback;
   const ok = Number.isSafeInteger(value) && (allowZero ? value >= 0 : value > 0);
   if (!ok) {
-    throw new OpampError("invalid_argument", `${name} must be a ${allowZero ? "non-negative" : "positive"} integer`);
+    throw new OpampError(
+      "invalid_argument",
+      `${name} must be a ${allowZero ? "non-negative" : "positive"} integer, got ${describeValue(value)}`,
+    );
   }
   return value;
+}
+
+const TOP_KEYS = [
+  "path",
+  "hooks",
+  "duplicateUid",
+  "allowAnonymous",
+  "gateways",
+  "capabilities",
+  "customCapabilities",
+  "heartbeat",
+  "limits",
+  "transport",
+  "store",
+  "bus",
+  "replicaId",
+  "clock",
+  "stopTimeoutMs",
+  "logger",
+  "metrics",
+];
+const HOOK_KEYS = [
+  "authenticate",
+  "authorizeMessage",
+  "principalKey",
+  "allowRebind",
+  "authThrottleKey",
+  "newInstanceUid",
+  "onCertificateRequest",
+];
+const HEARTBEAT_KEYS = [
+  "intervalSeconds",
+  "missedHeartbeats",
+  "httpAgentTimeoutMs",
+  "sweepIntervalMs",
+  "wsPingIntervalMs",
+  "advertise",
+];
+const LIMIT_KEYS = [
+  "maxMessageBytes",
+  "maxAgentStateBytes",
+  "maxComponentCacheBytes",
+  "maxConnections",
+  "maxAgentsPerConnection",
+  "handshakeTimeoutMs",
+  "maxBufferedBytes",
+  "maxPendingCustomMessages",
+  "retryAfterMs",
+  "maxReconnectsPerWindow",
+  "reconnectWindowMs",
+  "maxAuthFailures",
+  "authFailureWindowMs",
+  "busRequestTimeoutMs",
+];
+const CAPABILITY_KEYS = Object.keys(DEFAULT_SERVER_CAPABILITIES);
+
+/** Unknown keys, option groups that are no objects, hooks that are no functions. */
+function checkShape(options: OpAMPServerOptions): void {
+  rejectUnknownKeys(options, TOP_KEYS, "");
+  const hooks = optionGroup(options.hooks, HOOK_KEYS, "hooks");
+  if (hooks !== undefined) requireFunctions(hooks, "hooks");
+  optionGroup(options.gateways, ["accept", "trustUnattached"], "gateways");
+  optionGroup(options.capabilities, CAPABILITY_KEYS, "capabilities");
+  optionGroup(options.heartbeat, HEARTBEAT_KEYS, "heartbeat");
+  optionGroup(options.limits, LIMIT_KEYS, "limits");
+  optionGroup(options.transport, ["perMessageDeflate", "gzipResponses", "gzipMinBytes"], "transport");
+  optionGroup(options.metrics, ["enabled", "meterProvider"], "metrics");
+  const provider = options.metrics?.meterProvider;
+  if (provider !== undefined && typeof (provider as { getMeter?: unknown }).getMeter !== "function") {
+    throw new OpampError(
+      "invalid_argument",
+      `metrics.meterProvider must be a MeterProvider, got ${describeValue(provider)}`,
+    );
+  }
+  const loggerIssue = loggerProblem(options.logger, "logger");
+  if (loggerIssue !== undefined) throw new OpampError("invalid_argument", loggerIssue);
+  if (options.allowAnonymous !== undefined && typeof options.allowAnonymous !== "boolean") {
+    throw new OpampError(
+      "invalid_argument",
+      `allowAnonymous must be a boolean, got ${describeValue(options.allowAnonymous)}`,
+    );
+  }
 }
 
 /**
@@ -338,8 +476,17 @@ function positiveInt(value: number | undefined, fallback: number, name: string, 
  *   with "/", or no `authenticate` hook without `allowAnonymous: true`.
  */
 export function resolveServerOptions(options: OpAMPServerOptions): ResolvedServerOptions {
+  if (typeof options !== "object" || options === null || Array.isArray(options)) {
+    throw new OpampError(
+      "invalid_argument",
+      `OpAMPServer needs options: { hooks: { authenticate } }, or { allowAnonymous: true } to accept every agent; got ${describeValue(options)}`,
+    );
+  }
+  checkShape(options);
   const path = options.path ?? DEFAULT_OPAMP_PATH;
-  if (!path.startsWith("/")) throw new OpampError("invalid_argument", `path must start with "/", got "${path}"`);
+  if (typeof path !== "string" || !path.startsWith("/")) {
+    throw new OpampError("invalid_argument", `path must be a string starting with "/", got ${describeValue(path)}`);
+  }
   const authenticate = options.hooks?.authenticate;
   if (authenticate === undefined && options.allowAnonymous !== true) {
     throw new OpampError(
@@ -447,7 +594,11 @@ export function resolveServerOptions(options: OpAMPServerOptions): ResolvedServe
     replicaId: replicaId(options.replicaId),
     perMessageDeflate: options.transport?.perMessageDeflate ?? false,
     gzipResponses: options.transport?.gzipResponses ?? true,
+    gzipMinBytes: positiveInt(options.transport?.gzipMinBytes, DEFAULT_GZIP_MIN_BYTES, "transport.gzipMinBytes", true),
     clock: options.clock ?? systemClock,
     stopTimeoutMs: positiveInt(options.stopTimeoutMs, DEFAULT_STOP_TIMEOUT_MS, "stopTimeoutMs", true),
+    logger: componentLogger(options.logger, "opamp-server"),
+    metricsEnabled: options.metrics?.enabled ?? true,
+    meterProvider: options.metrics?.meterProvider,
   });
 }

@@ -15,6 +15,7 @@ import type {
   RemoteConfigStatus,
 } from "../gen/opamp/v1/opamp_pb.js";
 import type { OpampError } from "../wire/errors.js";
+import type { ConnectionSettingsStatusName, PackageStatusName, RemoteConfigStatusName } from "../wire/status-names.js";
 
 /** How an agent talks to the server. */
 export type AgentTransport = "websocket" | "http";
@@ -84,6 +85,36 @@ export interface Agent<P = unknown> {
   readonly sequenceNum: bigint;
   /** Hash of the remote config the server wants this agent to run, if any. */
   readonly desiredConfigHash: Uint8Array | undefined;
+  /**
+   * `remoteConfigStatus` in words: `{ status: "applied", hash, errorMessage }` (status
+   * `"unset"`, `"applying"`, `"applied"` or `"failed"`); undefined until reported.
+   */
+  readonly remoteConfigState: AppliedState<RemoteConfigStatusName> | undefined;
+  /** `connectionSettingsStatus` in words, like {@link Agent.remoteConfigState}. */
+  readonly connectionSettingsState: AppliedState<ConnectionSettingsStatusName> | undefined;
+  /**
+   * Each package's status in words (`"installed"`, `"install_failed"`, …) by package
+   * name, with its versions and error; undefined until reported. Decoded on each read.
+   */
+  readonly packageStates: Readonly<Record<string, PackageState>> | undefined;
+}
+
+/** A status the agent reports for something it was given, in words. */
+export interface AppliedState<S extends string> {
+  readonly status: S;
+  /** Hash of what the status is about (the remote config's, the settings offer's). */
+  readonly hash: Uint8Array;
+  /** Why it failed; "" otherwise. */
+  readonly errorMessage: string;
+}
+
+/** One package's status in words (see {@link Agent.packageStates}). */
+export interface PackageState {
+  readonly status: PackageStatusName;
+  readonly agentHasVersion: string;
+  readonly serverOfferedVersion: string;
+  /** Why it failed; "" otherwise. */
+  readonly errorMessage: string;
 }
 
 /** What `authenticate` is given: the HTTP request or WebSocket upgrade, before any body is read. */
@@ -212,7 +243,12 @@ export type DisconnectReason =
   | "server_stopped"
   | "moved";
 
-/** Events of {@link OpAMPServer}. Listeners observe; they cannot change what the server does. */
+/**
+ * Events of {@link OpAMPServer}. Listeners observe; they cannot change what the server
+ * does. A listener that throws, or an async one whose promise rejects, is reported as
+ * `error` (`hook_failed`, or the OpampError it threw); an `error` with no listener is
+ * logged as a warning through `logger`.
+ */
 export interface ServerEvents<P = unknown> {
   /** First message from an agent not currently connected; its state is already merged. */
   agentConnected: (agent: Agent<P>) => void;
@@ -224,6 +260,15 @@ export interface ServerEvents<P = unknown> {
   message: (agent: Agent<P>, message: AgentToServer) => void;
   /** Something went wrong that no caller is waiting on (a store write, a hook, a bad peer). */
   error: (error: OpampError) => void;
+}
+
+/** {@link ServerEvents} as event name → listener arguments (the emitter's map). */
+export type ServerEventArgs<P = unknown> = { [K in keyof ServerEvents<P>]: Parameters<ServerEvents<P>[K]> };
+
+/** What the core emits through: the server itself. */
+export interface ServerEventSink {
+  emit<E extends keyof ServerEventArgs>(event: E, ...args: ServerEventArgs[E]): boolean;
+  listenerCount(event: keyof ServerEventArgs): number;
 }
 
 /** Which agents a push addresses: one UID (string or bytes) or a predicate over connected agents. */

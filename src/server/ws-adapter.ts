@@ -263,6 +263,7 @@ export class WsAdapter {
           // permessage-deflate: `ws` compresses (asynchronously, queued) the whole message.
           ws.send(frame instanceof Uint8Array ? frame : concatBytes(frame), { binary: true });
         }
+        core.telemetry.sent("websocket", frame);
         return true;
       },
     };
@@ -342,8 +343,11 @@ export class WsAdapter {
         }
         let message: AgentToServer;
         let payload: Uint8Array;
+        let wireBytes = 0;
         try {
-          payload = decodeWsFrame(toBytes(data), options.maxMessageBytes);
+          const frame = toBytes(data);
+          wireBytes = frame.length;
+          payload = decodeWsFrame(frame, options.maxMessageBytes);
           message = parse(AgentToServerSchema, payload);
         } catch (e) {
           const error = OpampError.from(e);
@@ -382,7 +386,7 @@ export class WsAdapter {
           speaker = attached;
         }
         chain = chain
-          .then(() => core.handleMessage(speaker, message, payload))
+          .then(() => core.handleMessage(speaker, message, payload, wireBytes))
           .then((frame) => {
             channel.send(frame);
             if (relay !== undefined && message.agentDisconnect !== undefined) relay.detach(uid, speaker);

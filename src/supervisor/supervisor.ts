@@ -515,6 +515,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
         description: this.#description ?? {},
         hooks: upstreamHooks(this.#upstreamHost()),
         clock: this.#clock,
+        log: this.#log,
       }),
     );
     client.on("connect", () => {

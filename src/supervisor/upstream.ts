@@ -21,6 +21,7 @@ import {
   type CustomMessage,
 } from "../gen/opamp/v1/opamp_pb.js";
 import type { Clock } from "../internal/clock.js";
+import type { Logger } from "../internal/logger.js";
 import { nodeTlsFetch } from "../transport/node-tls-fetch.js";
 import type { SupervisorConfig } from "./config/supervisor-config.js";
 import type { SupervisorLogger } from "./options.js";
@@ -40,6 +41,8 @@ export function upstreamClientOptions(input: {
   readonly description: MessageInitShape<typeof AgentDescriptionSchema>;
   readonly hooks: ClientHooks;
   readonly clock: Clock;
+  /** Where the client logs: the supervisor's own logger. */
+  readonly log: SupervisorLogger;
 }): OpAMPClientOptions {
   const { config } = input;
   const caps = config.capabilities;
@@ -79,6 +82,28 @@ export function upstreamClientOptions(input: {
     limits: { maxPackageBytes: config.agent.package.maxBytes },
     hooks: input.hooks,
     clock: input.clock,
+    logger: clientLogger(input.log),
+  };
+}
+
+/**
+ * The supervisor's logger (message first) in the client's pino shape (fields first), so
+ * what the client logs goes where the supervisor's own lines go, not to the console;
+ * the client's `component` binding is kept as a field. The client's `info` lines
+ * ("connected") repeat what the supervisor logs at `info` itself: they go to `debug`.
+ */
+export function clientLogger(log: SupervisorLogger, bindings: Readonly<Record<string, unknown>> = {}): Logger {
+  const at =
+    (write: (message: string, fields?: Readonly<Record<string, unknown>>) => void) =>
+    (fields: Readonly<Record<string, unknown>>, message: string): void =>
+      write.call(log, message, { ...bindings, ...fields });
+  return {
+    trace: () => undefined,
+    debug: at(log.debug),
+    info: at(log.debug),
+    warn: at(log.warn),
+    error: at(log.error),
+    child: (more) => clientLogger(log, { ...bindings, ...more }),
   };
 }
 

@@ -5,14 +5,30 @@
  */
 import type { OpampError } from "../wire/errors.js";
 
-/** Where a client connection stands. */
+/**
+ * Where a client connection stands. `status` names the state; `t` is the same tag under
+ * its short name (kept for existing code).
+ *
+ * - `idle`: not started.
+ * - `connecting`: attempt number `attempt` (1 for the first) is under way.
+ * - `connected`: the WebSocket is open, or the last HTTP request was answered.
+ * - `backoff`: attempt `attempt` failed with `error`; the next starts at clock time
+ *   `until` (ms since the epoch).
+ * - `stopping`, `stopped`: `stop()` was called / has finished.
+ */
 export type ConnectionState =
-  | { readonly t: "idle" }
-  | { readonly t: "connecting"; readonly attempt: number }
-  | { readonly t: "connected" }
-  | { readonly t: "backoff"; readonly until: number; readonly attempt: number; readonly error: OpampError }
-  | { readonly t: "stopping" }
-  | { readonly t: "stopped" };
+  | { readonly t: "idle"; readonly status: "idle" }
+  | { readonly t: "connecting"; readonly status: "connecting"; readonly attempt: number }
+  | { readonly t: "connected"; readonly status: "connected" }
+  | {
+      readonly t: "backoff";
+      readonly status: "backoff";
+      readonly until: number;
+      readonly attempt: number;
+      readonly error: OpampError;
+    }
+  | { readonly t: "stopping"; readonly status: "stopping" }
+  | { readonly t: "stopped"; readonly status: "stopped" };
 
 /** Something that happened to a connection. */
 export type ConnectionEvent =
@@ -23,7 +39,7 @@ export type ConnectionEvent =
   | { readonly type: "stopped" };
 
 /** The state before start(). */
-export const INITIAL_CONNECTION_STATE: ConnectionState = { t: "idle" };
+export const INITIAL_CONNECTION_STATE: ConnectionState = Object.freeze({ t: "idle", status: "idle" });
 
 /**
  * The next state after `event`, or the same object when the event does not apply (an
@@ -34,22 +50,22 @@ export function transition(state: ConnectionState, event: ConnectionEvent): Conn
   if (state.t === "stopped") return state;
   switch (event.type) {
     case "stop":
-      return { t: "stopping" };
+      return { t: "stopping", status: "stopping" };
     case "stopped":
-      return { t: "stopped" };
+      return { t: "stopped", status: "stopped" };
   }
   if (state.t === "stopping") return state;
   switch (event.type) {
     case "connect": {
       if (state.t === "connecting") return state;
       const attempt = state.t === "backoff" ? state.attempt + 1 : 1;
-      return { t: "connecting", attempt };
+      return { t: "connecting", status: "connecting", attempt };
     }
     case "connected":
-      return state.t === "connected" ? state : { t: "connected" };
+      return state.t === "connected" ? state : { t: "connected", status: "connected" };
     case "failed": {
       const attempt = state.t === "connecting" ? state.attempt : state.t === "backoff" ? state.attempt : 1;
-      return { t: "backoff", until: event.until, attempt, error: event.error };
+      return { t: "backoff", status: "backoff", until: event.until, attempt, error: event.error };
     }
   }
 }

@@ -7,7 +7,8 @@ import { type AgentToServer, AgentToServerSchema, ServerToAgentSchema } from "..
 import { Backoff, clampDelay, parseRetryAfter } from "../internal/backoff.js";
 import type { TimerHandle } from "../internal/clock.js";
 import { OpampError } from "../wire/errors.js";
-import { decodeHttpBody, encodeHttpBody, PROTOBUF_CONTENT_TYPE } from "../wire/http-body.js";
+import { decodeHttpBody, encodeHttpBody, gzip, PROTOBUF_CONTENT_TYPE } from "../wire/http-body.js";
+import { DEFAULT_GZIP_MIN_BYTES } from "../wire/limits.js";
 import { instanceUidToString } from "../wire/uid.js";
 import {
   type ConnectionEvent,
@@ -15,8 +16,9 @@ import {
   INITIAL_CONNECTION_STATE,
   transition,
 } from "./connection-state.js";
+import { notFoundMessage } from "./not-found.js";
 import type { ProxyConnector } from "./proxy.js";
-import { type BaseTlsOptions, effectiveTls, hasTls, type TlsFetchFactory } from "./tls.js";
+import { type BaseTlsOptions, type ClosableFetch, effectiveTls, hasTls, type TlsFetchFactory } from "./tls.js";
 import type { ConnectTarget, Transport, TransportHost, TransportSettings } from "./types.js";
 
 /** HTTP-specific settings. */
@@ -122,6 +124,7 @@ export class HttpTransport implements Transport {
     }
     // spec: the last request SHOULD carry agent_disconnect (when the server answers at all).
     if (goodbye !== undefined && this.#reachable) await this.#post(goodbye(), this.settings.closeTimeoutMs);
+    this.#releaseFetch();
     this.#dispatch({ type: "stopped" });
   }
 
@@ -211,11 +214,12 @@ export class HttpTransport implements Transport {
 
   async #post(message: AgentToServer, timeoutMs = this.settings.responseTimeoutMs): Promise<PostResult> {
     let body: Uint8Array;
+    let gzipped = false;
     try {
-      body = await encodeHttpBody(AgentToServerSchema, message, {
-        gzip: this.options.compression,
-        maxMessageBytes: this.settings.maxMessageBytes,
-      });
+      body = await encodeHttpBody(AgentToServerSchema, message, { maxMessageBytes: this.settings.maxMessageBytes });
+      // A small body gzipped grows (gzip's framing alone is 18 bytes).
+      gzipped = this.options.compression && body.length >= DEFAULT_GZIP_MIN_BYTES;
+      if (gzipped) body = await gzip(body);
     } catch (cause) {
       // spec: a client MUST NOT send an oversized request; the drop is reported.
       this.host.messageDropped(message, OpampError.from(cause));
@@ -228,7 +232,7 @@ export class HttpTransport implements Transport {
       "Accept-Encoding": "gzip",
       "OpAMP-Instance-UID": instanceUidToString(message.instanceUid),
     };
-    if (this.options.compression) headers["Content-Encoding"] = "gzip";
+    if (gzipped) headers["Content-Encoding"] = "gzip";
     const abort = new AbortController();
     this.#abort = abort;
     // A server that never answers must not stall the half-duplex channel for good.
@@ -253,7 +257,7 @@ export class HttpTransport implements Transport {
         this.host.returnMessage(message);
         return { t: "failed", error: OpampError.from(cause, "transport_failed") };
       }
-      return await this.#handleResponse(message, response);
+      return await this.#handleResponse(message, response, target.url);
     } finally {
       this.settings.clock.clearTimeout(timer);
       if (this.#abort === abort) this.#abort = undefined;
@@ -269,6 +273,7 @@ export class HttpTransport implements Transport {
    */
   #fetchOf(target: ConnectTarget): typeof globalThis.fetch {
     if (this.#fetchFor?.target === target) return this.#fetchFor.fetch;
+    this.#releaseFetch();
     let fetchImpl = this.options.fetch;
     const secure = new URL(target.url).protocol === "https:";
     if (target.proxy !== undefined) {
@@ -298,12 +303,26 @@ export class HttpTransport implements Transport {
     return fetchImpl;
   }
 
-  async #handleResponse(message: AgentToServer, response: Response): Promise<PostResult> {
+  /** Lets the connections of the fetch made for the last target go (see ClosableFetch). */
+  #releaseFetch(): void {
+    const made = this.#fetchFor;
+    this.#fetchFor = undefined;
+    // Only one this transport made: the user's own `transport.fetch` is theirs to manage.
+    if (made !== undefined && made.fetch !== this.options.fetch) (made.fetch as ClosableFetch).close?.();
+  }
+
+  async #handleResponse(message: AgentToServer, response: Response, url: string): Promise<PostResult> {
     const status = response.status;
     // Overloaded, refusing or failing servers get no goodbye; one that answered does.
     this.#reachable =
       status === 200 ||
-      (status >= 400 && status < 500 && status !== 401 && status !== 403 && status !== 407 && status !== 429);
+      (status >= 400 &&
+        status < 500 &&
+        status !== 401 &&
+        status !== 403 &&
+        status !== 404 &&
+        status !== 407 &&
+        status !== 429);
     if (status === 200) {
       let answer: ReturnType<typeof decodeHttpBody<typeof ServerToAgentSchema>> extends Promise<infer M> ? M : never;
       try {
@@ -353,6 +372,17 @@ export class HttpTransport implements Transport {
       return {
         t: "failed",
         error: new OpampError("http_status", "the proxy refused the request (HTTP 407 Proxy Authentication Required)", {
+          details,
+        }),
+      };
+    }
+    if (status === 404) {
+      // No OpAMP endpoint at this URL (a wrong path, most likely): the message never reached
+      // a server that could take it, so it is kept, and the attempt fails and backs off.
+      this.host.returnMessage(message);
+      return {
+        t: "failed",
+        error: new OpampError("http_status", notFoundMessage(url), {
           details,
         }),
       };

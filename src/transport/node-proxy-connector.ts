@@ -5,6 +5,7 @@
  */
 // spec: Connection Settings Management (ProxyConnectionSettings)
 import type { Socket } from "node:net";
+import { proxyFromEnvironment } from "./node-proxy-env.js";
 import { openTunnel, proxyEndpoint, tlsOverTunnel } from "./node-proxy-tunnel.js";
 import { nodeFetch } from "./node-tls-fetch.js";
 import type { ProxyConnector, ProxySettings, WsCreateConnection } from "./proxy.js";
@@ -31,10 +32,13 @@ function webSocketConnection(proxy: ProxySettings, signal: AbortSignal): WsCreat
  * node:tls only: WebSocket and `https:` requests through an HTTP CONNECT tunnel (with the
  * connect headers and `Proxy-Authorization` from the URL's userinfo; TLS to the server
  * inside the tunnel), plain `http:` requests in absolute form. TLS to an `https://` proxy
- * uses the connection's trust settings (as opamp-go does). Pass it as
+ * uses the connection's trust settings (as opamp-go does). Without `transport.proxy` (and
+ * no offered proxy) it takes the proxy from `HTTPS_PROXY` / `HTTP_PROXY` / `ALL_PROXY`,
+ * minus `NO_PROXY`, read at each connection (see `proxyFromEnvironment`). Pass it as
  * `transport.proxyConnector`.
  */
 export const nodeProxyConnector: ProxyConnector = Object.freeze({
   fetch: (proxy: ProxySettings, tls: TlsSettings): typeof globalThis.fetch => nodeFetch(tls, proxy),
   webSocketConnection,
+  fromEnvironment: (target: string) => proxyFromEnvironment(target),
 });

@@ -6,8 +6,14 @@
  * dependency; this covers what the HTTP transport needs: one request with a byte body,
  * headers, an abort signal, and a streamed, decompressed answer.
  */
-import { type ClientRequest, request as httpRequest, type IncomingMessage, type RequestOptions } from "node:http";
-import { request as httpsRequest } from "node:https";
+import {
+  type ClientRequest,
+  Agent as HttpAgent,
+  request as httpRequest,
+  type IncomingMessage,
+  type RequestOptions,
+} from "node:http";
+import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
 import { type Duplex, Readable } from "node:stream";
 import { rootCertificates } from "node:tls";
 import { createBrotliDecompress, createGunzip, createInflate } from "node:zlib";
@@ -21,7 +27,7 @@ import {
   tlsOverTunnel,
 } from "./node-proxy-tunnel.js";
 import type { ProxySettings } from "./proxy.js";
-import { nodeTlsOptions, type TlsFetchFactory, type TlsSettings } from "./tls.js";
+import { type ClosableFetch, nodeTlsOptions, type TlsFetchFactory, type TlsSettings } from "./tls.js";
 
 function requestHeaders(init: RequestInit | undefined): Record<string, string> {
   const out: Record<string, string> = {};
@@ -104,13 +110,21 @@ function proxiedRequest(
 
 /**
  * A fetch over node:http(s) with `tls` for `https:` targets and, when `proxy` is given,
- * every request sent through it. Each request opens its own connection (no pooled
- * sockets outlive a stopped client).
+ * every request sent through it. Direct requests reuse their connections (keep-alive), so
+ * an HTTP-polling agent over TLS does one handshake, not one per poll; idle sockets do not
+ * keep the process alive, and `close()` (called by the HTTP transport at stop and when it
+ * moves to other settings) destroys them. Through a proxy each request opens its own
+ * tunnel.
  * @throws OpampError `invalid_argument` when `proxy` names an unsupported proxy.
  */
-export function nodeFetch(tls: TlsSettings, proxy: ProxySettings | undefined): typeof globalThis.fetch {
+export function nodeFetch(tls: TlsSettings, proxy: ProxySettings | undefined): ClosableFetch {
   const tlsOptions = nodeTlsOptions(tls, rootCertificates);
   const endpoint = proxy === undefined ? undefined : proxyEndpoint(proxy);
+  // One pool per fetch: its TLS settings are fixed, and close() ends exactly its sockets.
+  const agents =
+    endpoint === undefined
+      ? { http: new HttpAgent({ keepAlive: true }), https: new HttpsAgent({ keepAlive: true }) }
+      : undefined;
   const fetchImpl = (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
     const url = new URL(typeof input === "string" || input instanceof URL ? input : input.url);
     const signal = init?.signal ?? undefined;
@@ -127,7 +141,7 @@ export function nodeFetch(tls: TlsSettings, proxy: ProxySettings | undefined): t
       const options = {
         method: init?.method ?? "GET",
         headers: requestHeaders(init),
-        agent: false as const,
+        agent: agents === undefined ? (false as const) : secure ? agents.https : agents.http,
         ...(secure ? tlsOptions : {}),
       };
       const onResponse = (response: IncomingMessage) => {
@@ -162,12 +176,18 @@ export function nodeFetch(tls: TlsSettings, proxy: ProxySettings | undefined): t
       req.end(body);
     });
   };
-  return fetchImpl as typeof globalThis.fetch;
+  return Object.assign(fetchImpl as typeof globalThis.fetch, {
+    close(): void {
+      agents?.http.destroy();
+      agents?.https.destroy();
+    },
+  });
 }
 
 /**
  * A fetch that connects with `tls` (CA, client certificate, verification, versions,
- * ciphers). `http:` URLs are fetched without TLS. Each request opens its own connection
- * (no pooled sockets outlive a stopped client). Pass it as `transport.tlsFetch`.
+ * ciphers). `http:` URLs are fetched without TLS. Connections are kept alive between
+ * polls (one TLS handshake per connection, not per request); idle ones do not hold the
+ * process open, and the client closes them when it stops. Pass it as `transport.tlsFetch`.
  */
 export const nodeTlsFetch: TlsFetchFactory = (tls: TlsSettings): typeof globalThis.fetch => nodeFetch(tls, undefined);

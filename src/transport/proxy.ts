@@ -55,6 +55,13 @@ export interface ProxyConnector {
    * WebSocket is given up, so a tunnel still being opened is closed.
    */
   webSocketConnection(proxy: ProxySettings, signal: AbortSignal): WsCreateConnection;
+  /**
+   * The proxy the environment names for the OpAMP URL `target`, or undefined to connect
+   * directly. Optional; consulted when neither `transport.proxy` nor an offer sets one
+   * (Node's connector reads `HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY` and `NO_PROXY`).
+   * @throws OpampError `invalid_argument` for an unusable proxy in the environment.
+   */
+  fromEnvironment?(target: string): ProxySettings | undefined;
 }
 
 /**

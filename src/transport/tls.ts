@@ -40,6 +40,13 @@ export interface TlsSettings {
  */
 export type TlsFetchFactory = (tls: TlsSettings) => typeof globalThis.fetch;
 
+/**
+ * A fetch that holds connections (a keep-alive pool) and can let them go: the HTTP
+ * transport calls `close()`, when present, once it no longer uses the fetch (at stop, or
+ * when it moves to other settings). A fetch without `close` is simply dropped.
+ */
+export type ClosableFetch = typeof globalThis.fetch & { readonly close?: () => void };
+
 /** The TLS offered with OpAMP connection settings, validated and in Node's terms. */
 export interface OfferedTls {
   readonly caPem?: string;

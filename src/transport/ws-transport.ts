@@ -16,6 +16,7 @@ import {
   INITIAL_CONNECTION_STATE,
   transition,
 } from "./connection-state.js";
+import { notFoundMessage } from "./not-found.js";
 import type { ProxyConnector } from "./proxy.js";
 import { type BaseTlsOptions, effectiveTls, nodeRootCertificates, nodeTlsOptions } from "./tls.js";
 import type { Transport, TransportHost, TransportSettings } from "./types.js";
@@ -204,7 +205,7 @@ export class WsTransport implements Transport {
       socket.on("unexpected-response", (request: { destroy(): void }, response: UpgradeResponse) => {
         if (this.#socket !== socket) return;
         request.destroy();
-        this.#fail(upgradeError(response, this.settings.clock.now(), this.settings.maxRetryAfterMs));
+        this.#fail(upgradeError(response, target.url, this.settings.clock.now(), this.settings.maxRetryAfterMs));
       });
       socket.on("pong", () => {
         if (this.#socket === socket) this.#clearDeadline();
@@ -296,6 +297,11 @@ export class WsTransport implements Transport {
   #send(message: AgentToServer): boolean {
     const socket = this.#socket;
     if (socket === undefined || socket.readyState !== WebSocket.OPEN) {
+      // The socket is closing (the server sent a Close frame, whose close event is still
+      // to come): nothing more is sent on it. Cleared before the message is returned, whose
+      // pending notice would otherwise queue another flush at once, and so on for ever in
+      // microtasks, starving the very event that ends it.
+      if (socket !== undefined) this.#open = false;
       this.host.returnMessage(message);
       return false;
     }
@@ -459,8 +465,9 @@ function headerValue(headers: UpgradeResponse["headers"], name: string): string 
 }
 
 /** Turns a refused upgrade into the error the client reports and the wait it implies. */
-function upgradeError(response: UpgradeResponse, now: number, maxRetryAfterMs: number): OpampError {
+function upgradeError(response: UpgradeResponse, url: string, now: number, maxRetryAfterMs: number): OpampError {
   const status = response.statusCode ?? 0;
+  if (status === 404) return new OpampError("http_status", notFoundMessage(url), { details: { status } });
   if (status === 401 || status === 403) {
     return new OpampError("unauthenticated", `the server refused the upgrade with HTTP ${status}`, {
       details: { status },

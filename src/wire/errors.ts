@@ -72,9 +72,26 @@ export interface OpampErrorDetails {
 }
 
 /**
+ * The brand every {@link OpampError} carries, registered globally with `Symbol.for` so
+ * that it is the same symbol in the ESM and the CJS build (and in two copies of the package).
+ */
+const OPAMP_ERROR_BRAND = Symbol.for("opamp-sdk.OpampError");
+
+/**
+ * True when `value` is an {@link OpampError} from any copy of opamp-sdk: the ESM and CJS
+ * builds define two different classes, so `instanceof OpampError` fails when an error
+ * from one meets the class of the other (a CJS dependency, a second copy of the package).
+ * This checks a `Symbol.for` brand instead. Never throws.
+ */
+export function isOpampError(value: unknown): value is OpampError {
+  return typeof value === "object" && value !== null && (value as Record<symbol, unknown>)[OPAMP_ERROR_BRAND] === true;
+}
+
+/**
  * The one error class of opamp-sdk. `code` is from a closed set ({@link OpampErrorCode}),
  * so callers branch on it rather than on messages. Protocol outcomes (a FAILED config, a
- * rejected handshake) are reported as data, not as this error.
+ * rejected handshake) are reported as data, not as this error. Test for it with
+ * {@link isOpampError}, which also works across the ESM and CJS builds.
  */
 export class OpampError extends Error {
   override readonly name = "OpampError";
@@ -87,13 +104,18 @@ export class OpampError extends Error {
     this.details = options?.details ?? {};
   }
 
+  static {
+    // On the prototype, not each instance: subclasses inherit it and inspect() stays clean.
+    Object.defineProperty(OpampError.prototype, OPAMP_ERROR_BRAND, { value: true });
+  }
+
   /**
    * Wraps anything thrown into an OpampError. An OpampError is returned as it is; an
    * AbortError becomes `aborted`; anything else becomes `fallback` (default `internal`)
    * with the original kept as `cause`.
    */
   static from(reason: unknown, fallback: OpampErrorCode = "internal"): OpampError {
-    if (reason instanceof OpampError) return reason;
+    if (isOpampError(reason)) return reason;
     if (reason instanceof Error) {
       if (reason.name === "AbortError")
         return new OpampError("aborted", reason.message || "aborted", { cause: reason });

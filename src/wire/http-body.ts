@@ -13,6 +13,20 @@ import { messageTooLarge, resolveMaxBytes } from "./limits.js";
 export const PROTOBUF_CONTENT_TYPE = "application/x-protobuf";
 
 /**
+ * A gzip implementation for HTTP bodies, with {@link gunzip}'s contract: `gunzip` stops
+ * at `maxBytes` of output (`message_too_large`), fails on corrupt input
+ * (`compression_failed`) and bounds the compressed input too. The default,
+ * {@link webGzip}, runs everywhere on the web `CompressionStream`; the server, which is
+ * Node-only, uses one over `node:zlib` that is about ten times faster per call.
+ */
+export interface GzipCodec {
+  /** Compresses; @throws OpampError `compression_failed`. */
+  gzip(data: Uint8Array): Promise<Uint8Array>;
+  /** Decompresses at most `maxBytes`; @throws OpampError as {@link gunzip}. */
+  gunzip(data: Uint8Array | ReadableStream<Uint8Array>, maxBytes: number): Promise<Uint8Array>;
+}
+
+/**
  * Gzip-compresses bytes with the web `CompressionStream` (global in browsers and Node 20).
  *
  * @throws OpampError `compression_failed` if the platform's compressor fails.
@@ -71,6 +85,12 @@ export async function gunzip(data: Uint8Array | ReadableStream<Uint8Array>, maxB
   }
 }
 
+/** The {@link GzipCodec} on web streams ({@link gzip} and {@link gunzip}): browsers, and the default. */
+export const webGzip: GzipCodec = Object.freeze<GzipCodec>({
+  gzip,
+  gunzip: (data, maxBytes) => gunzip(data, maxBytes),
+});
+
 /**
  * Serializes a message as an HTTP body, gzip-compressed when `options.gzip` is true
  * (default false). The caller sets `Content-Type: application/x-protobuf` and, when
@@ -78,24 +98,27 @@ export async function gunzip(data: Uint8Array | ReadableStream<Uint8Array>, maxB
  *
  * @param options.maxMessageBytes - limit on the serialized size, checked before
  *   compression; default `DEFAULT_MAX_MESSAGE_BYTES`.
+ * @param options.codec - the gzip implementation; default {@link webGzip}.
  * @throws OpampError `message_too_large` when the message exceeds the limit (it MUST NOT
  *   be sent); `invalid_argument` when it cannot be serialized; `compression_failed`.
  */
 export async function encodeHttpBody<D extends DescMessage>(
   schema: D,
   message: MessageShape<D>,
-  options?: { gzip?: boolean | undefined; maxMessageBytes?: number | undefined },
+  options?: { gzip?: boolean | undefined; maxMessageBytes?: number | undefined; codec?: GzipCodec | undefined },
 ): Promise<Uint8Array> {
   const limit = resolveMaxBytes(options?.maxMessageBytes);
   const bytes = serialize(schema, message);
   // spec: the size is measured before compression on send.
   if (bytes.length > limit) throw messageTooLarge("HTTP body", bytes.length, limit);
-  return options?.gzip === true ? gzip(bytes) : bytes;
+  return options?.gzip === true ? (options.codec ?? webGzip).gzip(bytes) : bytes;
 }
 
 /**
  * Reads, decompresses and parses an HTTP body. A stream body is read with the limit
  * applied while reading, never buffered whole first.
+ *
+ * @param options.codec - the gzip implementation; default {@link webGzip}.
  *
  * @param options.contentEncoding - the `Content-Encoding` header: `undefined`, `null`,
  *   `""` or `identity` mean raw; `gzip` or `x-gzip` (any case) mean gzip.
@@ -109,7 +132,11 @@ export async function encodeHttpBody<D extends DescMessage>(
 export async function decodeHttpBody<D extends DescMessage>(
   schema: D,
   body: Uint8Array | ReadableStream<Uint8Array>,
-  options?: { contentEncoding?: string | null | undefined; maxMessageBytes?: number | undefined },
+  options?: {
+    contentEncoding?: string | null | undefined;
+    maxMessageBytes?: number | undefined;
+    codec?: GzipCodec | undefined;
+  },
 ): Promise<MessageShape<D>> {
   const limit = resolveMaxBytes(options?.maxMessageBytes);
   const encoding = (options?.contentEncoding ?? "").trim().toLowerCase();
@@ -122,7 +149,7 @@ export async function decodeHttpBody<D extends DescMessage>(
       bytes = await collect(body, limit, "HTTP body", "transport_failed");
     }
   } else if (encoding === "gzip" || encoding === "x-gzip") {
-    bytes = await gunzip(body, limit);
+    bytes = await (options?.codec ?? webGzip).gunzip(body, limit);
   } else {
     if (!(body instanceof Uint8Array)) await body.cancel().catch(() => undefined);
     // spec: servers MUST honour Content-Encoding; we only know gzip.
@@ -208,7 +235,7 @@ class SlicedSource {
  * `message_too_large` as soon as the total passes `limit`. Other read errors become
  * `fallback` (kept as they are when already an OpampError).
  */
-async function collect(
+export async function collect(
   stream: ReadableStream<Uint8Array>,
   limit: number,
   what: string,

@@ -22,8 +22,10 @@ export {
   serverCapabilities,
   serverCapabilityFlags,
 } from "./capabilities.js";
+export { configFileText } from "./config-files.js";
 export { configMap, configMapHash, hashEquals } from "./config-hash.js";
 export {
+  isOpampError,
   isOpampErrorCode,
   OPAMP_ERROR_CODES,
   OpampError,
@@ -31,8 +33,24 @@ export {
   type OpampErrorDetails,
 } from "./errors.js";
 export { decodeWsFrame, decodeWsMessage, encodeWsFrame, encodeWsMessage, WS_HEADER } from "./frame.js";
-export { decodeHttpBody, encodeHttpBody, gunzip, gzip, PROTOBUF_CONTENT_TYPE } from "./http-body.js";
-export { DEFAULT_MAX_MESSAGE_BYTES } from "./limits.js";
+export {
+  decodeHttpBody,
+  encodeHttpBody,
+  type GzipCodec,
+  gunzip,
+  gzip,
+  PROTOBUF_CONTENT_TYPE,
+  webGzip,
+} from "./http-body.js";
+export { DEFAULT_GZIP_MIN_BYTES, DEFAULT_MAX_MESSAGE_BYTES } from "./limits.js";
+export {
+  type ConnectionSettingsStatusName,
+  connectionSettingsStatusName,
+  type PackageStatusName,
+  packageStatusName,
+  type RemoteConfigStatusName,
+  remoteConfigStatusName,
+} from "./status-names.js";
 export {
   assertInstanceUid,
   INSTANCE_UID_BYTES,

@@ -12,6 +12,14 @@ import { OpampError } from "./errors.js";
 export const DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
 
 /**
+ * Smallest HTTP body that is gzipped by default: 1 KiB, for the server's replies and the
+ * client's requests (`transport.compression`). A typical OpAMP message is a few dozen
+ * bytes, and gzip's header and trailer alone are 18: a 20-byte reply went out as 41–43
+ * bytes, and cost a compression call besides.
+ */
+export const DEFAULT_GZIP_MIN_BYTES = 1024;
+
+/**
  * Checks a byte limit given by a caller and returns it, or the default when it is
  * `undefined`. Internal to the SDK (not exported from the package root).
  *

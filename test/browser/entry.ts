@@ -157,7 +157,11 @@ async function runAgent(url: string, name: string, compression = false): Promise
     agent: {
       description: agentDescription({
         identifying: { "service.name": name },
-        nonIdentifying: { "browser.user_agent": navigator.userAgent },
+        // With compression, a first report over the 1 KiB gzip threshold.
+        nonIdentifying: {
+          "browser.user_agent": navigator.userAgent,
+          ...(compression ? { "probe.padding": "p".repeat(1500) } : {}),
+        },
       }),
     },
     hooks: {

@@ -272,9 +272,16 @@ describe("HTTP status handling", () => {
     await client.stop();
   });
 
-  it("gzips requests when asked and sends the protocol headers", async () => {
+  it("gzips requests of 1 KiB and more when asked, smaller ones not, and sends the protocol headers", async () => {
+    // A first report over DEFAULT_GZIP_MIN_BYTES (1 KiB): its description is long.
     const { client } = makeClient(server, "http", {
       transport: { compression: true, headers: { Authorization: "Bearer t" } },
+      agent: {
+        description: agentDescription({
+          identifying: { "service.name": "big" },
+          nonIdentifying: { notes: "n".repeat(2000) },
+        }),
+      },
     });
     await client.start();
     const first = await server.waitFor();
@@ -282,7 +289,14 @@ describe("HTTP status handling", () => {
     expect(first.headers["content-encoding"]).toBe("gzip");
     expect(first.headers["accept-encoding"]).toContain("gzip");
     expect(first.headers.authorization).toBe("Bearer t");
+    expect(first.message.agentDescription?.nonIdentifyingAttributes[0]?.value?.value.value).toBe("n".repeat(2000));
     await nextEvent(client, "message");
+    // A small change goes out plain: gzipped it would grow.
+    const next = server.next();
+    client.setAgentDescription(agentDescription({ identifying: { "service.name": "small" } }));
+    const second = await next;
+    expect(second.headers["content-encoding"]).toBeUndefined();
+    expect(second.message.agentDescription?.identifyingAttributes[0]?.value?.value.value).toBe("small");
     await client.stop();
   });
 });

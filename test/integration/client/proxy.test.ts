@@ -354,3 +354,70 @@ describe("proxy", () => {
     });
   });
 });
+
+describe("proxy from the environment (nodeProxyConnector)", () => {
+  const saved = { ...process.env };
+  const servers: FakeServer[] = [];
+  const proxies: FakeProxy[] = [];
+  const clients: OpAMPClient[] = [];
+  afterEach(async () => {
+    for (const key of [
+      "HTTP_PROXY",
+      "http_proxy",
+      "HTTPS_PROXY",
+      "https_proxy",
+      "NO_PROXY",
+      "no_proxy",
+      "ALL_PROXY",
+      "all_proxy",
+    ]) {
+      if (saved[key] === undefined) delete process.env[key];
+      else process.env[key] = saved[key];
+    }
+    for (const client of clients.splice(0)) await client.stop();
+    for (const proxy of proxies.splice(0)) await proxy.close();
+    for (const server of servers.splice(0)) await server.close();
+  });
+
+  describe.each(["ws", "http"] as const)("over %s", (kind) => {
+    it("goes through HTTP_PROXY, and directly for a NO_PROXY host or with an explicit proxy option", async () => {
+      const server = await FakeServer.start();
+      servers.push(server);
+      const proxy = await FakeProxy.start();
+      proxies.push(proxy);
+      process.env["HTTP_PROXY"] = proxy.url("env:pw");
+      const { client } = makeClient(server, kind, { transport: { proxyConnector: nodeProxyConnector } });
+      clients.push(client);
+      const answered = nextEvent(client, "message");
+      await client.start();
+      await answered;
+      expect(proxy.requests[0]?.headers["proxy-authorization"]).toBe(basic("env:pw"));
+      onlyThrough(server, proxy);
+      await client.stop();
+
+      // NO_PROXY names the server's host: straight to it, the proxy sees nothing more.
+      process.env["NO_PROXY"] = "127.0.0.1";
+      const seen = proxy.requests.length;
+      const direct = makeClient(server, kind, { transport: { proxyConnector: nodeProxyConnector } }).client;
+      clients.push(direct);
+      const answeredDirect = nextEvent(direct, "message");
+      await direct.start();
+      await answeredDirect;
+      expect(proxy.requests.length).toBe(seen);
+    });
+  });
+
+  it("makes start() fail on an unusable proxy in the environment, naming the variable", async () => {
+    const server = await FakeServer.start();
+    servers.push(server);
+    process.env["HTTPS_PROXY"] = "socks5://127.0.0.1:1080";
+    const { client } = makeClient(server, "ws", {
+      transport: { url: "wss://opamp.invalid/v1/opamp", proxyConnector: nodeProxyConnector },
+    });
+    clients.push(client);
+    await expect(client.start()).rejects.toMatchObject({
+      code: "invalid_argument",
+      message: expect.stringContaining("HTTPS_PROXY"),
+    });
+  });
+});

@@ -40,7 +40,7 @@ export async function startServer(
       },
     },
     ...options,
-  });
+  } as OpAMPServerOptions<string>);
   const { url } = await server.listen({ port: 0, host: "127.0.0.1" });
   defer(() => server.stop());
   return { server, url, wsUrl: url.replace(/^http/, "ws") };

@@ -11,7 +11,7 @@ const running = new Set<OpAMPServer>();
 
 /** Starts a server on 127.0.0.1, port 0. Anonymous unless options say otherwise. */
 export async function startServer(options: Partial<OpAMPServerOptions> = {}): Promise<Running> {
-  const server = new OpAMPServer({ allowAnonymous: true, ...options });
+  const server = new OpAMPServer({ allowAnonymous: true, ...options } as OpAMPServerOptions);
   const address = await server.listen({ port: 0, host: "127.0.0.1" });
   running.add(server);
   return { server, url: address.url };

@@ -139,7 +139,8 @@ describe.each(transports)("safety over %s", (transport) => {
 
 describe("safety over http only", () => {
   it("accepts gzip request bodies and gzips responses when allowed", async () => {
-    const { server, url } = await startServer();
+    // gzipMinBytes 1: these replies are smaller than the default threshold.
+    const { server, url } = await startServer({ transport: { gzipMinBytes: 1 } });
     const agent = await TestAgent.connect("http", url, { gzipRequest: true, acceptGzip: true });
     const connected = waitFor(server, "agentConnected");
     const reply = await agent.send(agent.fullState());

@@ -89,7 +89,13 @@ describe("transport.proxy option", () => {
 
 describe("proxyOf and settingsProblem", () => {
   const base = { url: "http://options-proxy:3128/", connectHeaders: {} };
-  const none: SettingsSupport = { httpTls: false, tlsOptions: false, proxyConnector: false, proxy: undefined };
+  const none: SettingsSupport = {
+    httpTls: false,
+    tlsOptions: false,
+    proxyConnector: false,
+    proxy: undefined,
+    environmentProxy: undefined,
+  };
 
   it("takes an offered proxy over the options', and an offered empty URL as a direct connection", () => {
     const endpoint = "wss://opamp.example.com/v1/opamp";

@@ -396,3 +396,41 @@ describe("AgentRecord.stateFields", () => {
     }
   });
 });
+
+describe("AgentRecord: statuses in words", () => {
+  it("is undefined until reported, then names each status with its hash, versions and error", () => {
+    const r = newRecord();
+    expect(r.remoteConfigState).toBeUndefined();
+    expect(r.connectionSettingsState).toBeUndefined();
+    expect(r.packageStates).toBeUndefined();
+    const hash = new Uint8Array([7, 7]);
+    mergeReport(
+      r,
+      create(AgentToServerSchema, {
+        instanceUid: r.instanceUid,
+        sequenceNum: 0n,
+        capabilities: 0x7fn,
+        remoteConfigStatus: {
+          lastRemoteConfigHash: hash,
+          status: RemoteConfigStatuses.RemoteConfigStatuses_FAILED,
+          errorMessage: "bad yaml",
+        },
+        connectionSettingsStatus: { lastConnectionSettingsHash: hash, status: 1 },
+        packageStatuses: {
+          serverProvidedAllPackagesHash: hash,
+          packages: {
+            otelcol: { name: "otelcol", agentHasVersion: "1.0", serverOfferedVersion: "1.1", status: 2 },
+            broken: { name: "broken", status: 3, errorMessage: "checksum" },
+          },
+        },
+      }),
+      newStateTables(1 << 24),
+    );
+    expect(r.remoteConfigState).toEqual({ status: "failed", hash, errorMessage: "bad yaml" });
+    expect(r.connectionSettingsState).toEqual({ status: "applied", hash, errorMessage: "" });
+    expect(r.packageStates).toEqual({
+      otelcol: { status: "installing", agentHasVersion: "1.0", serverOfferedVersion: "1.1", errorMessage: "" },
+      broken: { status: "install_failed", agentHasVersion: "", serverOfferedVersion: "", errorMessage: "checksum" },
+    });
+  });
+});

@@ -17,7 +17,7 @@ import { flattenHeaders } from "../../../src/server/auth.js";
 import { acceptsGzip, isProtobufRequest } from "../../../src/server/http-exchange.js";
 import { DEFAULT_OPAMP_PATH, DEFAULT_SERVER_CAPABILITIES } from "../../../src/server/index.js";
 import { mergeReport, newStateTables } from "../../../src/server/merge-report.js";
-import { resolveServerOptions } from "../../../src/server/options.js";
+import { type OpAMPServerOptions, resolveServerOptions } from "../../../src/server/options.js";
 import {
   baseReply,
   encodePieces,
@@ -51,7 +51,9 @@ describe("resolveServerOptions", () => {
       { allowAnonymous: true, heartbeat: { intervalSeconds: 1.5 } },
       { allowAnonymous: true, capabilities: { nope: true } as never },
     ]) {
-      expect(() => resolveServerOptions(bad)).toThrow(expect.objectContaining({ code: "invalid_argument" }));
+      expect(() => resolveServerOptions(bad as OpAMPServerOptions)).toThrow(
+        expect.objectContaining({ code: "invalid_argument" }),
+      );
     }
   });
 });

@@ -49,7 +49,7 @@ function setup(extra: Partial<OpAMPServerOptions> = {}) {
   const clock = new ManualClock(1_000_000);
   const events = new EventEmitter<ServerEvents>();
   const store = new InMemoryServerStore();
-  const options = resolveServerOptions({ allowAnonymous: true, clock, ...extra });
+  const options = resolveServerOptions({ allowAnonymous: true, clock, ...extra } as OpAMPServerOptions);
   const core = new ServerCore(options, store, events);
   core.start();
   return { clock, events, core, store };
