@@ -73,7 +73,8 @@ try {
   try {
     const dry = execFileSync(
       "npm",
-      ["publish", "--dry-run", "--ignore-scripts", "--access", changesets.access, tarball],
+      // --loglevel: under `npm run --silent` the inherited silent level would hide the result line.
+      ["publish", "--dry-run", "--ignore-scripts", "--loglevel=notice", "--access", changesets.access, tarball],
       { cwd: work, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] },
     );
     check(/opamp-sdk@/.test(dry), `npm publish --dry-run (${changesets.access} access): ok`);
