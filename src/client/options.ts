@@ -192,7 +192,9 @@ export interface ClientAgentOptions {
  */
 export type AgentDescriptionInput =
   | {
+      /** Attributes that identify the agent (`service.name`, `service.instance.id`, …). Default none. */
       readonly identifying?: Readonly<Record<string, AttributeValue>>;
+      /** Attributes that describe it without identifying it (`os.type`, `host.name`, …). Default none. */
       readonly nonIdentifying?: Readonly<Record<string, AttributeValue>>;
     }
   | AgentDescription
@@ -200,12 +202,22 @@ export type AgentDescriptionInput =
 
 /** Everything `new OpAMPClient()` accepts. Only `transport.url` is required. */
 export interface OpAMPClientOptions {
+  /** Where and how to reach the server. Required (`transport.url`). */
   readonly transport: ClientTransportOptions;
+  /**
+   * TLS for `wss:` and `https:` URLs (over HTTP it needs `transport.tlsFetch`). Default: the platform's CAs
+   * and checks.
+   */
   readonly tls?: ClientTlsOptions;
+  /** Reconnect backoff and the cap on the server's Retry-After. Default {@link DEFAULT_RETRY}. */
   readonly retry?: ClientRetryOptions;
+  /** Message, queue and download limits; each has a safe default. */
   readonly limits?: ClientLimitsOptions;
+  /** Where state and packages are kept. Default: state in memory, no packages. */
   readonly storage?: ClientStorageOptions;
+  /** Who the agent is: instance UID, description, health, extra capabilities. */
   readonly agent?: ClientAgentOptions;
+  /** What the agent does with what the server sends; each hook given declares the matching capability. Default none. */
   readonly hooks?: ClientHooks;
   /** Time source; tests pass a fake one. Default the system clock. */
   readonly clock?: Clock;
@@ -219,36 +231,66 @@ export interface OpAMPClientOptions {
   readonly logger?: Logger;
 }
 
-/** The options after defaults and validation; never mutated. */
+/**
+ * The options after defaults and validation, flattened and frozen (`client.options`). Each
+ * field names the option it comes from; see {@link OpAMPClientOptions} for meanings.
+ */
 export interface ResolvedClientOptions {
+  /** `"ws"` for `ws:`/`wss:` URLs, `"http"` for `http:`/`https:`. */
   readonly transportKind: "ws" | "http";
+  /** `transport.url`. */
   readonly url: string;
+  /** `transport.headers`, copied and frozen. */
   readonly headers: Readonly<Record<string, string>>;
+  /** `transport.heartbeatIntervalMs`: the interval used until the server offers one. */
   readonly heartbeatIntervalMs: number;
+  /** `transport.compression`. */
   readonly compression: boolean;
+  /** `transport.responseTimeoutMs`. */
   readonly responseTimeoutMs: number;
+  /** `transport.closeTimeoutMs`. */
   readonly closeTimeoutMs: number;
+  /** `transport.connectTimeoutMs`. */
   readonly connectTimeoutMs: number;
+  /** `transport.maxHeartbeatIntervalMs`. */
   readonly maxHeartbeatIntervalMs: number;
+  /** `transport.fetch`, else `globalThis.fetch` (undefined only where neither exists). */
   readonly fetch: typeof globalThis.fetch | undefined;
+  /** `transport.tlsFetch`. */
   readonly tlsFetch: TlsFetchFactory | undefined;
   /** The proxy with its URL normalised (`http://host:port/`), or undefined for direct connections. */
   readonly proxy: ProxySettings | undefined;
+  /** `transport.proxyConnector`. */
   readonly proxyConnector: ProxyConnector | undefined;
+  /** `tls`, or `{}`. */
   readonly tls: ClientTlsOptions;
+  /** `retry` with the defaults of {@link DEFAULT_RETRY} filled in. */
   readonly retry: BackoffPolicy;
+  /** `retry.maxRetryAfterMs`. */
   readonly maxRetryAfterMs: number;
+  /** `limits.maxMessageBytes`. */
   readonly maxMessageBytes: number;
+  /** `limits.maxPendingCustomMessages`. */
   readonly maxPendingCustomMessages: number;
+  /** `limits.maxPackageBytes`. */
   readonly maxPackageBytes: number;
+  /** `limits.downloadConnectTimeoutMs`. */
   readonly downloadConnectTimeoutMs: number;
+  /** `limits.downloadIdleTimeoutMs`. */
   readonly downloadIdleTimeoutMs: number;
+  /** `limits.downloadTimeoutMs`. */
   readonly downloadTimeoutMs: number;
+  /** `storage.state`, or a new {@link MemoryClientStateStore}. */
   readonly stateStore: ClientStateStore;
+  /** `storage.packages`; undefined = packages are not accepted. */
   readonly packageStore: PackageStore | undefined;
+  /** `agent`, or `{}`. */
   readonly agent: ClientAgentOptions;
+  /** `hooks`, or `{}`. */
   readonly hooks: ClientHooks;
+  /** `clock`, or the system clock. */
   readonly clock: Clock;
+  /** `random`, or `Math.random`. */
   readonly random: () => number;
   /** The logger in use (the given one's `child({ component: "opamp-client" })`, or the default). */
   readonly logger: Logger;

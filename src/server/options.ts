@@ -135,7 +135,10 @@ export type OpAMPServerOptions<P = unknown> = ServerOptionsBase &
   (
     | {
         /** Decisions the server waits on; `authenticate` is required unless `allowAnonymous` is true. */
-        readonly hooks: ServerHooks<P> & { readonly authenticate: AuthenticateHook<P> };
+        readonly hooks: ServerHooks<P> & {
+          /** Runs for every HTTP request and WebSocket upgrade before anything is read (see {@link ServerHooks.authenticate}). */
+          readonly authenticate: AuthenticateHook<P>;
+        };
         /** Must be true to run without an `authenticate` hook. Default false. */
         readonly allowAnonymous?: boolean;
       }
@@ -321,49 +324,96 @@ export interface ServerOptionsBase {
   };
 }
 
-/** The options after defaults and validation. */
+/**
+ * The options after defaults and validation, flattened, as the server reads them
+ * (`server.options`). Each field names the option it comes from; see
+ * {@link OpAMPServerOptions} for meanings and defaults.
+ */
 export interface ResolvedServerOptions {
+  /** URL path served (`path`). */
   readonly path: string;
+  /** What happens when two connections speak for one UID (`duplicateUid`). */
   readonly duplicateUid: "newest-wins" | "reassign";
+  /** `hooks.authenticate`; undefined only with `allowAnonymous: true`. */
   readonly authenticate: AuthenticateHook | undefined;
+  /** `hooks.authorizeMessage`; undefined = every message allowed. */
   readonly authorizeMessage: AuthorizeMessageHook | undefined;
+  /** `hooks.principalKey`, or `defaultPrincipalKey`. */
   readonly principalKey: PrincipalKeyHook;
+  /** `hooks.allowRebind`; undefined = a bound UID never moves to another principal. */
   readonly allowRebind: RebindHook | undefined;
+  /** `hooks.newInstanceUid`; undefined = a new UUIDv7. */
   readonly newInstanceUid: InstanceUidHook | undefined;
+  /** `hooks.onCertificateRequest`; undefined = certificate requests are not answered. */
   readonly onCertificateRequest: CertificateRequestHook | undefined;
+  /** `gateways.accept`: whether gateway-forwarded agents are recognised. */
   readonly acceptGateways: boolean;
+  /** `gateways.trustUnattached`. */
   readonly trustUnattachedGatewayAgents: boolean;
+  /** The ServerCapabilities bits of the first reply, from `capabilities`. */
   readonly capabilities: bigint;
+  /** Custom capabilities the server announces (`customCapabilities`). */
   readonly customCapabilities: readonly string[];
+  /** `heartbeat.intervalSeconds`. */
   readonly heartbeatIntervalSeconds: number;
+  /**
+   * Silence after which an HTTP agent is disconnected (`heartbeat.httpAgentTimeoutMs`, or intervals × missed
+   * heartbeats).
+   */
   readonly httpAgentTimeoutMs: number;
+  /** `heartbeat.sweepIntervalMs`. */
   readonly sweepIntervalMs: number;
+  /** `heartbeat.wsPingIntervalMs`; 0 = no pings. */
   readonly wsPingIntervalMs: number;
+  /** `heartbeat.advertise`: offer the interval in the first reply. */
   readonly advertiseHeartbeat: boolean;
+  /** `limits.maxMessageBytes`. */
   readonly maxMessageBytes: number;
+  /** `limits.maxAgentStateBytes`. */
   readonly maxAgentStateBytes: number;
+  /** `limits.maxComponentCacheBytes`. */
   readonly maxComponentCacheBytes: number;
+  /** `limits.maxConnections`. */
   readonly maxConnections: number;
+  /** `limits.maxAgentsPerConnection`. */
   readonly maxAgentsPerConnection: number;
+  /** `limits.handshakeTimeoutMs`. */
   readonly handshakeTimeoutMs: number;
+  /** `limits.maxBufferedBytes`. */
   readonly maxBufferedBytes: number;
+  /** `limits.maxPendingCustomMessages`. */
   readonly maxPendingCustomMessages: number;
+  /** `limits.retryAfterMs`. */
   readonly retryAfterMs: number;
+  /** `limits.maxReconnectsPerWindow`. */
   readonly maxReconnectsPerWindow: number;
+  /** `limits.reconnectWindowMs`. */
   readonly reconnectWindowMs: number;
+  /** `limits.maxAuthFailures`; 0 = no authentication throttle. */
   readonly maxAuthFailures: number;
+  /** `limits.authFailureWindowMs`. */
   readonly authFailureWindowMs: number;
+  /** `hooks.authThrottleKey`, or the request's remote address. */
   readonly authThrottleKey: (request: AuthRequest) => string | undefined;
+  /** `limits.busRequestTimeoutMs`. */
   readonly busRequestTimeoutMs: number;
+  /** This replica's id on the bus (`replicaId`, or a random UUID). */
   readonly replicaId: string;
+  /** `transport.perMessageDeflate`. */
   readonly perMessageDeflate: boolean;
+  /** `transport.gzipResponses`. */
   readonly gzipResponses: boolean;
+  /** `transport.gzipMinBytes`: smaller HTTP replies go out uncompressed. */
   readonly gzipMinBytes: number;
+  /** `clock`, or the system clock. */
   readonly clock: Clock;
+  /** `stopTimeoutMs`. */
   readonly stopTimeoutMs: number;
   /** The logger in use (the given one's `child({ component: "opamp-server" })`, or the default). */
   readonly logger: Logger;
+  /** `metrics.enabled`. */
   readonly metricsEnabled: boolean;
+  /** `metrics.meterProvider`; undefined = the global one, if `@opentelemetry/api` is installed. */
   readonly meterProvider: MeterProviderLike | undefined;
 }
 
