@@ -60,20 +60,38 @@ export type GatewayAuth<P = unknown> =
    * the upstream server in a `connect`, and its `connectResult` decides. The server must
    * support the handshake (OpAMPServer does; so do Bindplane's servers).
    */
-  | { readonly mode: "delegate"; readonly timeoutMs?: number }
+  | {
+      /** Ask the upstream server. */
+      readonly mode: "delegate";
+      /** How long the server has to answer a `connect`; then the agent gets 504. Default {@link DEFAULT_AUTH_TIMEOUT_MS}. */
+      readonly timeoutMs?: number;
+    }
   /**
    * The gateway's own hook decides (same contract as OpAMPServer's `authenticate`). The
    * upstream server sees only the gateway's connections, authenticated by `upstream.headers`.
    */
-  | { readonly mode: "local"; readonly authenticate: AuthenticateHook<P> }
+  | {
+      /** Decide at the gateway. */
+      readonly mode: "local";
+      /** Runs for every agent HTTP request and WebSocket upgrade; bounded by `limits.handshakeTimeoutMs`. */
+      readonly authenticate: AuthenticateHook<P>;
+    }
   /**
    * Each agent gets its own upstream connection (WebSocket) or request (HTTP) carrying the
    * agent's own headers: the server authenticates every agent as if it connected
    * directly. For servers that know nothing of gateways (opamp-go's). The pool is not used.
    */
-  | { readonly mode: "passthrough"; readonly forwardHeaders?: readonly string[] }
+  | {
+      /** One upstream connection per agent, with the agent's headers. */
+      readonly mode: "passthrough";
+      /** Header names (any case) relayed from the agent. Default: every end-to-end header. */
+      readonly forwardHeaders?: readonly string[];
+    }
   /** No authentication at the gateway: every agent is let through. */
-  | { readonly mode: "none" };
+  | {
+      /** Let every agent through. */
+      readonly mode: "none";
+    };
 
 /** Options of {@link OpAMPGateway}. Only `upstream.url` is required. */
 export interface OpAMPGatewayOptions<P = unknown> {
@@ -155,35 +173,64 @@ export interface OpAMPGatewayOptions<P = unknown> {
   readonly stopTimeoutMs?: number;
 }
 
-/** The options after defaults and validation. */
+/**
+ * The options after defaults and validation, flattened (`gateway.options`). Each field names
+ * the option it comes from; see {@link OpAMPGatewayOptions} for meanings and defaults.
+ */
 export interface ResolvedGatewayOptions {
+  /** `upstream.url`. */
   readonly upstreamUrl: string;
+  /** `upstream.headers`, list values joined with `, `. */
   readonly upstreamHeaders: Readonly<Record<string, string>>;
+  /** `upstream.tls`, or `{}`. */
   readonly upstreamTls: TlsSettings;
+  /** `upstream.connections`: size of the upstream pool. */
   readonly connections: number;
+  /** `upstream.retry` with the defaults of {@link DEFAULT_UPSTREAM_RETRY} filled in. */
   readonly retry: BackoffPolicy;
+  /** `auth`, or `{ mode: "delegate" }`. */
   readonly auth: GatewayAuth;
+  /** The delegate mode's `timeoutMs` ({@link DEFAULT_AUTH_TIMEOUT_MS} in other modes, where it is unused). */
   readonly authTimeoutMs: number;
   /** Lower-case header names relayed in pass-through mode; undefined: all end-to-end headers. */
   readonly forwardHeaders: ReadonlySet<string> | undefined;
+  /** `path`; undefined = every path. */
   readonly path: string | undefined;
+  /** `limits.maxMessageBytes`. */
   readonly maxMessageBytes: number;
+  /** `limits.maxConnections`. */
   readonly maxConnections: number;
+  /** `limits.maxAgentsPerConnection`. */
   readonly maxAgentsPerConnection: number;
+  /** `limits.handshakeTimeoutMs`. */
   readonly handshakeTimeoutMs: number;
+  /** `limits.maxQueuedBytesPerAgent`. */
   readonly maxQueuedBytesPerAgent: number;
+  /** `limits.maxBufferedBytesPerAgent`. */
   readonly maxBufferedBytesPerAgent: number;
+  /** `limits.upstreamHighWaterBytes`. */
   readonly upstreamHighWaterBytes: number;
+  /** `limits.maxPendingCustomMessages`. */
   readonly maxPendingCustomMessages: number;
+  /** `limits.upstreamReplyTimeoutMs`. */
   readonly upstreamReplyTimeoutMs: number;
+  /** `limits.retryAfterMs`. */
   readonly retryAfterMs: number;
+  /** `heartbeat.wsPingIntervalMs`; 0 = no pings. */
   readonly wsPingIntervalMs: number;
+  /** `heartbeat.httpAgentTimeoutMs`. */
   readonly httpAgentTimeoutMs: number;
+  /** `heartbeat.sweepIntervalMs`. */
   readonly sweepIntervalMs: number;
+  /** `metrics.meterProvider`; undefined = the global one, if `@opentelemetry/api` is installed. */
   readonly meterProvider: MeterProviderLike | undefined;
+  /** `metrics.enabled`. */
   readonly metricsEnabled: boolean;
+  /** `clock`, or the system clock. */
   readonly clock: Clock;
+  /** `random`, or `Math.random`. */
   readonly random: () => number;
+  /** `stopTimeoutMs`. */
   readonly stopTimeoutMs: number;
 }
 
