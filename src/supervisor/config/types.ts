@@ -155,8 +155,8 @@ export interface PackageConfig {
   /** Refuse unsigned packages. Default true when a public key is set. */
   readonly requireSignature: boolean;
   /**
-   * Installed versions kept on disk (the current one included), 1–100. Default {@link
-   * DEFAULT_PACKAGE_KEEP_VERSIONS}.
+   * Installed versions kept on disk (the current one included), 1–100. Default
+   * {@link DEFAULT_PACKAGE_KEEP_VERSIONS}.
    */
   readonly keepVersions: number;
   /** Largest package download accepted; not configurable. {@link DEFAULT_PACKAGE_MAX_BYTES}. */
@@ -184,8 +184,8 @@ export interface AgentConfig {
     readonly includeResourceAttributes: boolean;
   };
   /**
-   * How long a restarted Collector has to report healthy before the config counts as FAILED. Default {@link
-   * DEFAULT_CONFIG_APPLY_TIMEOUT_MS}.
+   * How long a restarted Collector has to report healthy before the config counts as FAILED. Default
+   * {@link DEFAULT_CONFIG_APPLY_TIMEOUT_MS}.
    */
   readonly configApplyTimeoutMs: number;
   /** How long the bootstrap run has to report its description. Default {@link DEFAULT_BOOTSTRAP_TIMEOUT_MS}. */
@@ -222,8 +222,8 @@ export interface AgentConfig {
   /** Crash-restart backoff. */
   readonly restart: RestartConfig;
   /**
-   * Size at which `agent.log` (and the supervisor's own log files) rotate. Default {@link
-   * DEFAULT_LOG_MAX_SIZE_MIB}.
+   * Size at which `agent.log` (and the supervisor's own log files) rotate. Default
+   * {@link DEFAULT_LOG_MAX_SIZE_MIB}.
    */
   readonly logMaxSizeMib: number;
   /** Rotated log files kept next to the live one, 0–1000. Default {@link DEFAULT_LOG_MAX_FILES}. */
@@ -252,15 +252,24 @@ export interface SupervisorConfig {
   readonly capabilities: CapabilitiesConfig;
   /** `agent:`: the Collector it runs. */
   readonly agent: AgentConfig;
-  /**
-   * `storage.directory`: absolute path of the state directory (created 0700). Default {@link
-   * DEFAULT_STORAGE_DIRECTORY}.
-   */
-  readonly storage: { readonly directory: string };
-  /** `telemetry.logs`: the supervisor's own log. */
-  readonly telemetry: { readonly logs: LogsConfig };
-  /** `healthcheck.endpoint` (`host:port`), or undefined for no health endpoint. */
-  readonly healthcheck: { readonly endpoint: string | undefined };
+  /** `storage:`: where the supervisor keeps its state. */
+  readonly storage: {
+    /** Absolute path of the state directory (created 0700). Default {@link DEFAULT_STORAGE_DIRECTORY}. */
+    readonly directory: string;
+  };
+  /** `telemetry:`: the supervisor's own telemetry. */
+  readonly telemetry: {
+    /** `telemetry.logs`: the supervisor's own log. */
+    readonly logs: LogsConfig;
+  };
+  /** `healthcheck:`: the supervisor's HTTP health endpoint. */
+  readonly healthcheck: {
+    /**
+     * `host:port` of a `GET /health` endpoint (200 while the Collector runs, 503 otherwise),
+     * or undefined for no health endpoint.
+     */
+    readonly endpoint: string | undefined;
+  };
 }
 
 /** The three special entries of `agent.config_files`. */
