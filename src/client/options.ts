@@ -238,59 +238,63 @@ export interface OpAMPClientOptions {
 export interface ResolvedClientOptions {
   /** `"ws"` for `ws:`/`wss:` URLs, `"http"` for `http:`/`https:`. */
   readonly transportKind: "ws" | "http";
-  /** `transport.url`. */
+  /** The server's URL (`transport.url`). */
   readonly url: string;
-  /** `transport.headers`, copied and frozen. */
+  /** Headers of the WebSocket upgrade or every POST (`transport.headers`), frozen. */
   readonly headers: Readonly<Record<string, string>>;
-  /** `transport.heartbeatIntervalMs`: the interval used until the server offers one. */
+  /** Heartbeat / poll interval until the server offers one (`transport.heartbeatIntervalMs`). */
   readonly heartbeatIntervalMs: number;
-  /** `transport.compression`. */
+  /** Whether HTTP request bodies are gzipped (`transport.compression`). */
   readonly compression: boolean;
-  /** `transport.responseTimeoutMs`. */
+  /** Time the server has to answer (`transport.responseTimeoutMs`). */
   readonly responseTimeoutMs: number;
-  /** `transport.closeTimeoutMs`. */
+  /** Bound on the last message and close at `stop()` (`transport.closeTimeoutMs`). */
   readonly closeTimeoutMs: number;
-  /** `transport.connectTimeoutMs`. */
+  /** Time a WebSocket's opening handshake has to finish (`transport.connectTimeoutMs`). */
   readonly connectTimeoutMs: number;
-  /** `transport.maxHeartbeatIntervalMs`. */
+  /** Longest heartbeat interval a server offer may set (`transport.maxHeartbeatIntervalMs`). */
   readonly maxHeartbeatIntervalMs: number;
-  /** `transport.fetch`, else `globalThis.fetch` (undefined only where neither exists). */
+  /**
+   * The fetch for HTTP polling and package downloads (`transport.fetch`, else
+   * `globalThis.fetch`); undefined only where neither exists, which only a WebSocket client
+   * may run with.
+   */
   readonly fetch: typeof globalThis.fetch | undefined;
-  /** `transport.tlsFetch`. */
+  /** Makes a fetch with TLS options for `https:` (`transport.tlsFetch`). */
   readonly tlsFetch: TlsFetchFactory | undefined;
   /** The proxy with its URL normalised (`http://host:port/`), or undefined for direct connections. */
   readonly proxy: ProxySettings | undefined;
-  /** `transport.proxyConnector`. */
+  /** Opens proxied connections (`transport.proxyConnector`). */
   readonly proxyConnector: ProxyConnector | undefined;
-  /** `tls`, or `{}`. */
+  /** TLS for `wss:` and `https:` (`tls`, else `{}`). */
   readonly tls: ClientTlsOptions;
-  /** `retry` with the defaults of {@link DEFAULT_RETRY} filled in. */
+  /** Reconnect backoff (`retry`, gaps filled from {@link DEFAULT_RETRY}). */
   readonly retry: BackoffPolicy;
-  /** `retry.maxRetryAfterMs`. */
+  /** Cap on a server-requested retry delay (`retry.maxRetryAfterMs`). */
   readonly maxRetryAfterMs: number;
-  /** `limits.maxMessageBytes`. */
+  /** Largest message sent or accepted (`limits.maxMessageBytes`). */
   readonly maxMessageBytes: number;
-  /** `limits.maxPendingCustomMessages`. */
+  /** Queue bound of `sendCustomMessage()` (`limits.maxPendingCustomMessages`). */
   readonly maxPendingCustomMessages: number;
-  /** `limits.maxPackageBytes`. */
+  /** Largest package download (`limits.maxPackageBytes`). */
   readonly maxPackageBytes: number;
-  /** `limits.downloadConnectTimeoutMs`. */
+  /** Time a download has to get its response headers (`limits.downloadConnectTimeoutMs`). */
   readonly downloadConnectTimeoutMs: number;
-  /** `limits.downloadIdleTimeoutMs`. */
+  /** Longest gap between two chunks of a download (`limits.downloadIdleTimeoutMs`). */
   readonly downloadIdleTimeoutMs: number;
-  /** `limits.downloadTimeoutMs`. */
+  /** Deadline of a whole download (`limits.downloadTimeoutMs`). */
   readonly downloadTimeoutMs: number;
-  /** `storage.state`, or a new {@link MemoryClientStateStore}. */
+  /** Where UID, statuses and settings persist (`storage.state`, else a new {@link MemoryClientStateStore}). */
   readonly stateStore: ClientStateStore;
-  /** `storage.packages`; undefined = packages are not accepted. */
+  /** Where packages are installed (`storage.packages`); undefined: packages are not accepted. */
   readonly packageStore: PackageStore | undefined;
-  /** `agent`, or `{}`. */
+  /** Who the agent is (`agent`, else `{}`). */
   readonly agent: ClientAgentOptions;
-  /** `hooks`, or `{}`. */
+  /** What the agent does with what the server sends (`hooks`, else `{}`). */
   readonly hooks: ClientHooks;
-  /** `clock`, or the system clock. */
+  /** Time source for every protocol timer (`clock`, else the system clock). */
   readonly clock: Clock;
-  /** `random`, or `Math.random`. */
+  /** Random source for backoff jitter (`random`, else `Math.random`). */
   readonly random: () => number;
   /** The logger in use (the given one's `child({ component: "opamp-client" })`, or the default). */
   readonly logger: Logger;

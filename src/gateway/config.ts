@@ -28,7 +28,10 @@ export interface ConfigContext {
   readonly baseDir: string;
   /** Variables `${env:NAME}` in the file expands from (`process.env` for {@link loadGatewayConfig}). */
   readonly env: Readonly<Record<string, string | undefined>>;
-  /** Reads a PEM file the config names (`*_file` TLS settings), given its path resolved against `baseDir`; a rejection becomes `invalid_argument`. */
+  /**
+   * Reads a PEM file the config names (`*_file` TLS settings), given its path resolved
+   * against `baseDir`; a rejection becomes `invalid_argument`.
+   */
   readonly readFile: (path: string) => Promise<string>;
 }
 

@@ -63,7 +63,10 @@ export type GatewayAuth<P = unknown> =
   | {
       /** Ask the upstream server. */
       readonly mode: "delegate";
-      /** How long the server has to answer a `connect`; then the agent gets 504. Default {@link DEFAULT_AUTH_TIMEOUT_MS}. */
+      /**
+       * How long the server has to answer a `connect`; then the agent gets 504. Default
+       * {@link DEFAULT_AUTH_TIMEOUT_MS}.
+       */
       readonly timeoutMs?: number;
     }
   /**
@@ -178,59 +181,65 @@ export interface OpAMPGatewayOptions<P = unknown> {
  * the option it comes from; see {@link OpAMPGatewayOptions} for meanings and defaults.
  */
 export interface ResolvedGatewayOptions {
-  /** `upstream.url`. */
+  /** The server's `ws://`/`wss://` URL (`upstream.url`). */
   readonly upstreamUrl: string;
-  /** `upstream.headers`, list values joined with `, `. */
+  /** Headers of every upstream upgrade (`upstream.headers`, lists joined with `, `). */
   readonly upstreamHeaders: Readonly<Record<string, string>>;
-  /** `upstream.tls`, or `{}`. */
+  /** TLS towards the server (`upstream.tls`, else `{}`). */
   readonly upstreamTls: TlsSettings;
-  /** `upstream.connections`: size of the upstream pool. */
+  /** Size of the upstream pool (`upstream.connections`). */
   readonly connections: number;
-  /** `upstream.retry` with the defaults of {@link DEFAULT_UPSTREAM_RETRY} filled in. */
+  /** Upstream reconnect timing (`upstream.retry`, gaps filled from {@link DEFAULT_UPSTREAM_RETRY}). */
   readonly retry: BackoffPolicy;
-  /** `auth`, or `{ mode: "delegate" }`. */
+  /** How agents are authenticated (`auth`, else `{ mode: "delegate" }`). */
   readonly auth: GatewayAuth;
-  /** The delegate mode's `timeoutMs` ({@link DEFAULT_AUTH_TIMEOUT_MS} in other modes, where it is unused). */
+  /**
+   * Time the server has to answer a `connect` (delegate mode's `timeoutMs`;
+   * {@link DEFAULT_AUTH_TIMEOUT_MS}, unused, in other modes).
+   */
   readonly authTimeoutMs: number;
   /** Lower-case header names relayed in pass-through mode; undefined: all end-to-end headers. */
   readonly forwardHeaders: ReadonlySet<string> | undefined;
-  /** `path`; undefined = every path. */
+  /** URL path agents connect to (`path`); undefined: every path. */
   readonly path: string | undefined;
-  /** `limits.maxMessageBytes`. */
+  /** Largest message either way, header included (`limits.maxMessageBytes`). */
   readonly maxMessageBytes: number;
-  /** `limits.maxConnections`. */
+  /** Open agent WebSockets plus in-flight HTTP requests (`limits.maxConnections`). */
   readonly maxConnections: number;
-  /** `limits.maxAgentsPerConnection`. */
+  /** Instance UIDs one agent connection may speak for (`limits.maxAgentsPerConnection`). */
   readonly maxAgentsPerConnection: number;
-  /** `limits.handshakeTimeoutMs`. */
+  /** Time for the first WebSocket message, an HTTP body and a local `authenticate` (`limits.handshakeTimeoutMs`). */
   readonly handshakeTimeoutMs: number;
-  /** `limits.maxQueuedBytesPerAgent`. */
+  /** Agent → server bytes queued per agent before its reading pauses (`limits.maxQueuedBytesPerAgent`). */
   readonly maxQueuedBytesPerAgent: number;
-  /** `limits.maxBufferedBytesPerAgent`. */
+  /** Server → agent bytes unsent on one agent's WebSocket before it is dropped (`limits.maxBufferedBytesPerAgent`). */
   readonly maxBufferedBytesPerAgent: number;
-  /** `limits.upstreamHighWaterBytes`. */
+  /** Unsent bytes on an upstream WebSocket before agents wait their turn (`limits.upstreamHighWaterBytes`). */
   readonly upstreamHighWaterBytes: number;
-  /** `limits.maxPendingCustomMessages`. */
+  /** Custom messages held for one HTTP agent between polls (`limits.maxPendingCustomMessages`). */
   readonly maxPendingCustomMessages: number;
-  /** `limits.upstreamReplyTimeoutMs`. */
+  /** How long an HTTP poll waits for the server's answer (`limits.upstreamReplyTimeoutMs`). */
   readonly upstreamReplyTimeoutMs: number;
-  /** `limits.retryAfterMs`. */
+  /** `Retry-After` of the gateway's 503 and 504 answers (`limits.retryAfterMs`). */
   readonly retryAfterMs: number;
-  /** `heartbeat.wsPingIntervalMs`; 0 = no pings. */
+  /** Period of pings to agent WebSockets; 0: none (`heartbeat.wsPingIntervalMs`). */
   readonly wsPingIntervalMs: number;
-  /** `heartbeat.httpAgentTimeoutMs`. */
+  /** Silence after which an HTTP agent is gone (`heartbeat.httpAgentTimeoutMs`). */
   readonly httpAgentTimeoutMs: number;
-  /** `heartbeat.sweepIntervalMs`. */
+  /** Period of the sweep that finds silent HTTP agents (`heartbeat.sweepIntervalMs`). */
   readonly sweepIntervalMs: number;
-  /** `metrics.meterProvider`; undefined = the global one, if `@opentelemetry/api` is installed. */
+  /**
+   * Where metrics go (`metrics.meterProvider`); undefined: the global provider, when
+   * `@opentelemetry/api` is installed.
+   */
   readonly meterProvider: MeterProviderLike | undefined;
-  /** `metrics.enabled`. */
+  /** Whether OpenTelemetry metrics are exported (`metrics.enabled`). */
   readonly metricsEnabled: boolean;
-  /** `clock`, or the system clock. */
+  /** Time source for timers (`clock`, else the system clock). */
   readonly clock: Clock;
-  /** `random`, or `Math.random`. */
+  /** Random source for backoff jitter and tie-breaks (`random`, else `Math.random`). */
   readonly random: () => number;
-  /** `stopTimeoutMs`. */
+  /** How long `stop()` waits for agents and upstreams to close (`stopTimeoutMs`). */
   readonly stopTimeoutMs: number;
 }
 

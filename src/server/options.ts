@@ -136,7 +136,10 @@ export type OpAMPServerOptions<P = unknown> = ServerOptionsBase &
     | {
         /** Decisions the server waits on; `authenticate` is required unless `allowAnonymous` is true. */
         readonly hooks: ServerHooks<P> & {
-          /** Runs for every HTTP request and WebSocket upgrade before anything is read (see {@link ServerHooks.authenticate}). */
+          /**
+           * Runs for every HTTP request and WebSocket upgrade before anything is read (see
+           * {@link ServerHooks.authenticate}).
+           */
           readonly authenticate: AuthenticateHook<P>;
         };
         /** Must be true to run without an `authenticate` hook. Default false. */
@@ -330,90 +333,105 @@ export interface ServerOptionsBase {
  * {@link OpAMPServerOptions} for meanings and defaults.
  */
 export interface ResolvedServerOptions {
-  /** URL path served (`path`). */
+  /** URL path served for both transports (`path`). */
   readonly path: string;
-  /** What happens when two connections speak for one UID (`duplicateUid`). */
+  /** What happens when a second connection speaks for a connected UID (`duplicateUid`). */
   readonly duplicateUid: "newest-wins" | "reassign";
-  /** `hooks.authenticate`; undefined only with `allowAnonymous: true`. */
+  /**
+   * Decides every HTTP request and WebSocket upgrade (`hooks.authenticate`); undefined only
+   * with `allowAnonymous: true`.
+   */
   readonly authenticate: AuthenticateHook | undefined;
-  /** `hooks.authorizeMessage`; undefined = every message allowed. */
+  /** Re-authorises each agent message (`hooks.authorizeMessage`); undefined: every message allowed. */
   readonly authorizeMessage: AuthorizeMessageHook | undefined;
-  /** `hooks.principalKey`, or `defaultPrincipalKey`. */
+  /** The identity a UID is bound to (`hooks.principalKey`, else `defaultPrincipalKey`). */
   readonly principalKey: PrincipalKeyHook;
-  /** `hooks.allowRebind`; undefined = a bound UID never moves to another principal. */
+  /** Lets another principal take over a bound UID (`hooks.allowRebind`); undefined: never. */
   readonly allowRebind: RebindHook | undefined;
-  /** `hooks.newInstanceUid`; undefined = a new UUIDv7. */
+  /** Picks the UID for an agent that asks for one (`hooks.newInstanceUid`); undefined: a new UUIDv7. */
   readonly newInstanceUid: InstanceUidHook | undefined;
-  /** `hooks.onCertificateRequest`; undefined = certificate requests are not answered. */
+  /** Answers agents' certificate signing requests (`hooks.onCertificateRequest`); undefined: not answered. */
   readonly onCertificateRequest: CertificateRequestHook | undefined;
-  /** `gateways.accept`: whether gateway-forwarded agents are recognised. */
+  /** Whether gateways' `connect` requests are answered (`gateways.accept`). */
   readonly acceptGateways: boolean;
-  /** `gateways.trustUnattached`. */
+  /**
+   * Whether UIDs a gateway never attached speak with the gateway connection's principal
+   * instead of being refused (`gateways.trustUnattached`).
+   */
   readonly trustUnattachedGatewayAgents: boolean;
-  /** The ServerCapabilities bits of the first reply, from `capabilities`. */
+  /** ServerCapabilities bits sent in the first reply (`capabilities`). */
   readonly capabilities: bigint;
   /** Custom capabilities the server announces (`customCapabilities`). */
   readonly customCapabilities: readonly string[];
-  /** `heartbeat.intervalSeconds`. */
+  /** Heartbeat interval told to agents that report heartbeats (`heartbeat.intervalSeconds`). */
   readonly heartbeatIntervalSeconds: number;
   /**
-   * Silence after which an HTTP agent is disconnected (`heartbeat.httpAgentTimeoutMs`, or intervals × missed
-   * heartbeats).
+   * Silence after which an HTTP agent is disconnected (`heartbeat.httpAgentTimeoutMs`, else
+   * intervals × `missedHeartbeats`).
    */
   readonly httpAgentTimeoutMs: number;
-  /** `heartbeat.sweepIntervalMs`. */
+  /** Period of the liveness sweep (`heartbeat.sweepIntervalMs`). */
   readonly sweepIntervalMs: number;
-  /** `heartbeat.wsPingIntervalMs`; 0 = no pings. */
+  /** Period of WebSocket pings; 0: none (`heartbeat.wsPingIntervalMs`). */
   readonly wsPingIntervalMs: number;
-  /** `heartbeat.advertise`: offer the interval in the first reply. */
+  /** Whether the first reply offers the heartbeat interval (`heartbeat.advertise`). */
   readonly advertiseHeartbeat: boolean;
-  /** `limits.maxMessageBytes`. */
+  /** Largest message taken or sent, header included (`limits.maxMessageBytes`). */
   readonly maxMessageBytes: number;
-  /** `limits.maxAgentStateBytes`. */
+  /** Budget of one agent's encoded state (`limits.maxAgentStateBytes`). */
   readonly maxAgentStateBytes: number;
-  /** `limits.maxComponentCacheBytes`. */
+  /** Bytes of available-component sets kept for hash-only reports (`limits.maxComponentCacheBytes`). */
   readonly maxComponentCacheBytes: number;
-  /** `limits.maxConnections`. */
+  /** Open WebSockets plus in-flight HTTP requests (`limits.maxConnections`). */
   readonly maxConnections: number;
-  /** `limits.maxAgentsPerConnection`. */
+  /** Agents one WebSocket may carry (`limits.maxAgentsPerConnection`). */
   readonly maxAgentsPerConnection: number;
-  /** `limits.handshakeTimeoutMs`. */
+  /** Time for a WebSocket's first message or an HTTP body (`limits.handshakeTimeoutMs`). */
   readonly handshakeTimeoutMs: number;
-  /** `limits.maxBufferedBytes`. */
+  /** Unsent bytes a WebSocket may queue before it is dropped (`limits.maxBufferedBytes`). */
   readonly maxBufferedBytes: number;
-  /** `limits.maxPendingCustomMessages`. */
+  /** Custom messages queued per HTTP agent (`limits.maxPendingCustomMessages`). */
   readonly maxPendingCustomMessages: number;
-  /** `limits.retryAfterMs`. */
+  /** Retry delay suggested when over capacity (`limits.retryAfterMs`). */
   readonly retryAfterMs: number;
-  /** `limits.maxReconnectsPerWindow`. */
+  /**
+   * Sessions an agent that was sent connection settings may start per window before offers
+   * to it pause (`limits.maxReconnectsPerWindow`).
+   */
   readonly maxReconnectsPerWindow: number;
-  /** `limits.reconnectWindowMs`. */
+  /** Window of the reconnect-loop guard (`limits.reconnectWindowMs`). */
   readonly reconnectWindowMs: number;
-  /** `limits.maxAuthFailures`; 0 = no authentication throttle. */
+  /**
+   * Refused authentications from one key within the window before further requests get 429;
+   * 0: no throttle (`limits.maxAuthFailures`).
+   */
   readonly maxAuthFailures: number;
-  /** `limits.authFailureWindowMs`. */
+  /** Window of the authentication throttle (`limits.authFailureWindowMs`). */
   readonly authFailureWindowMs: number;
-  /** `hooks.authThrottleKey`, or the request's remote address. */
+  /** What refused authentications are counted by (`hooks.authThrottleKey`, else the remote address). */
   readonly authThrottleKey: (request: AuthRequest) => string | undefined;
-  /** `limits.busRequestTimeoutMs`. */
+  /** Time another replica has to answer a forwarded push (`limits.busRequestTimeoutMs`). */
   readonly busRequestTimeoutMs: number;
-  /** This replica's id on the bus (`replicaId`, or a random UUID). */
+  /** This replica's id on the bus (`replicaId`, else a random UUID). */
   readonly replicaId: string;
-  /** `transport.perMessageDeflate`. */
+  /** Whether WebSockets offer permessage-deflate (`transport.perMessageDeflate`). */
   readonly perMessageDeflate: boolean;
-  /** `transport.gzipResponses`. */
+  /** Whether HTTP replies are gzipped when the client accepts it (`transport.gzipResponses`). */
   readonly gzipResponses: boolean;
-  /** `transport.gzipMinBytes`: smaller HTTP replies go out uncompressed. */
+  /** Smaller HTTP replies go out uncompressed (`transport.gzipMinBytes`). */
   readonly gzipMinBytes: number;
-  /** `clock`, or the system clock. */
+  /** Time source for every protocol timer (`clock`, else the system clock). */
   readonly clock: Clock;
-  /** `stopTimeoutMs`. */
+  /** How long `stop()` waits for in-flight work (`stopTimeoutMs`). */
   readonly stopTimeoutMs: number;
   /** The logger in use (the given one's `child({ component: "opamp-server" })`, or the default). */
   readonly logger: Logger;
-  /** `metrics.enabled`. */
+  /** Whether OpenTelemetry metrics are recorded (`metrics.enabled`). */
   readonly metricsEnabled: boolean;
-  /** `metrics.meterProvider`; undefined = the global one, if `@opentelemetry/api` is installed. */
+  /**
+   * Where metrics go (`metrics.meterProvider`); undefined: the global provider, when
+   * `@opentelemetry/api` is installed.
+   */
   readonly meterProvider: MeterProviderLike | undefined;
 }
 

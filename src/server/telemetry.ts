@@ -90,7 +90,10 @@ export interface PushDiagnostic {
   readonly skipped: number;
   /** Agents it went to through another replica. */
   readonly forwarded: number;
-  /** The error the call threw (a single UID target unknown, lacking the capability, …); undefined when it settled with a result. */
+  /**
+   * The error the call threw (a single UID target unknown, lacking the capability, …);
+   * undefined when it settled with a result.
+   */
   readonly error: OpampError | undefined;
 }
 

@@ -171,7 +171,10 @@ export type AuthDecision<P = unknown> =
   | {
       /** Let the request through. */
       readonly accept: true;
-      /** Who is calling; attached to the connection, bound to the UIDs it speaks for, and shown as `agent.principal`. */
+      /**
+       * Who is calling; attached to the connection, bound to the UIDs it speaks for, and
+       * shown as `agent.principal`.
+       */
       readonly principal?: P;
     }
   | {
@@ -181,7 +184,10 @@ export type AuthDecision<P = unknown> =
       readonly status: number;
       /** Extra response headers, e.g. `Retry-After` or `WWW-Authenticate`. */
       readonly headers?: Readonly<Record<string, string>>;
-      /** Body text of the refusal for an HTTP request (a refused WebSocket upgrade gets the bare status). Default `refused`. */
+      /**
+       * Body text of the refusal for an HTTP request (a refused WebSocket upgrade gets the
+       * bare status). Default `refused`.
+       */
       readonly message?: string;
     };
 

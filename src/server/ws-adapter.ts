@@ -29,7 +29,10 @@ export const WS_CLOSE = {
   protocolError: 1002,
   /** 1003: a text frame where OpAMP sends binary. */
   unsupportedData: 1003,
-  /** 1008: refused by policy (a message `authorizeMessage` refused, no first message within the handshake timeout, …). */
+  /**
+   * 1008: refused by policy (a message `authorizeMessage` refused, no first message within
+   * the handshake timeout, …).
+   */
   policyViolation: 1008,
   /** 1009: a message over `limits.maxMessageBytes`. */
   messageTooBig: 1009,
