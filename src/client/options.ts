@@ -217,7 +217,7 @@ export interface OpAMPClientOptions {
   readonly storage?: ClientStorageOptions;
   /** Who the agent is: instance UID, description, health, extra capabilities. */
   readonly agent?: ClientAgentOptions;
-  /** What the agent does with what the server sends; each hook given declares the matching capability. Default none. */
+  /** What the agent does with what the server sends; the hooks given declare their capabilities. Default none. */
   readonly hooks?: ClientHooks;
   /** Time source; tests pass a fake one. Default the system clock. */
   readonly clock?: Clock;

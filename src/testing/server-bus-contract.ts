@@ -20,13 +20,13 @@ export type ServerBusFactory = () =>
   | {
       /** The bus under test. */
       bus: ServerBus;
-      /** Releases what the bus holds (connections, tables); runs after each test. */
+      /** Releases what the bus holds (connections, a test database); runs after each test. */
       dispose(): Promise<void> | void;
     }
   | Promise<{
       /** The bus under test. */
       bus: ServerBus;
-      /** Releases what the bus holds (connections, tables); runs after each test. */
+      /** Releases what the bus holds (connections, a test database); runs after each test. */
       dispose(): Promise<void> | void;
     }>;
 

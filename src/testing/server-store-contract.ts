@@ -20,13 +20,13 @@ export type ServerStoreFactory = () =>
   | {
       /** The store under test. */
       store: ServerStore;
-      /** Releases what the store holds (connections, tables); runs after each test. */
+      /** Releases what the store holds (connections, a test database); runs after each test. */
       dispose(): Promise<void> | void;
     }
   | Promise<{
       /** The store under test. */
       store: ServerStore;
-      /** Releases what the store holds (connections, tables); runs after each test. */
+      /** Releases what the store holds (connections, a test database); runs after each test. */
       dispose(): Promise<void> | void;
     }>;
 
