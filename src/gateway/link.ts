@@ -51,12 +51,12 @@ export interface QueuedFrame {
 }
 
 /**
- * Why an agent connection ended (the `agentDisconnected` event): `closed` by the agent,
- * `refused` (authentication, the server, or too many UIDs on one connection),
- * `slow_consumer` (its unsent bytes passed `limits.maxBufferedBytesPerAgent`),
- * `upstream_unavailable` (the upstream connection a chained gateway used was lost),
- * `timeout` (handshake, the server's auth answer, or HTTP silence), `protocol_error` (a malformed or oversized
- * message), `stopped` (the gateway stopped).
+ * Why an agent connection ended (the `agentDisconnected` event): `closed` by the agent;
+ * `refused` (authentication, the server, or too many UIDs on one connection);
+ * `slow_consumer` (its unsent bytes passed `limits.maxBufferedBytesPerAgent`);
+ * `upstream_unavailable` (the upstream connection a chained gateway used was lost);
+ * `timeout` (handshake, the server's auth answer, or HTTP silence); `protocol_error` (a text,
+ * malformed or oversized message); `stopped` (the gateway stopped).
  */
 export type LinkCloseReason =
   | "closed"
