@@ -20,7 +20,17 @@ import type {
 export type EffectiveConfigInput =
   | AgentConfigMap
   | Readonly<
-      Record<string, string | Uint8Array | { readonly body: string | Uint8Array; readonly contentType?: string }>
+      Record<
+        string,
+        | string
+        | Uint8Array
+        | {
+            /** The file's content; a string is sent as UTF-8. */
+            readonly body: string | Uint8Array;
+            /** Its MIME type, e.g. `text/yaml`. Default "". */
+            readonly contentType?: string;
+          }
+      >
     >;
 
 /** A value, or a promise of it: every hook may answer either way. */
@@ -38,33 +48,54 @@ export interface RemoteConfigOffer {
 
 /** What a remote-config hook decided. Returning nothing means applied. */
 export type RemoteConfigResult =
-  | { readonly status: "applied" }
-  | { readonly status: "failed"; readonly errorMessage: string };
+  | {
+      /** The config is in use. */
+      readonly status: "applied";
+    }
+  | {
+      /** The config was refused or could not be applied. */
+      readonly status: "failed";
+      /** Why, as the server will show it. */
+      readonly errorMessage: string;
+    };
 
 /** An OpAMP connection settings offer (new endpoint, headers, certificate, heartbeat). */
 export interface OpampSettingsOffer {
+  /** The offered settings: destination endpoint, headers, certificate, heartbeat interval, TLS. */
   readonly settings: OpAMPConnectionSettings;
   /** Hash of the whole ConnectionSettingsOffers. */
   readonly hash: Uint8Array;
+  /** Fires when the client stops. */
   readonly signal: AbortSignal;
 }
 
 /** Own-telemetry and other-connection settings offered by the server. */
 export interface TelemetrySettingsOffer {
+  /** Where to send the agent's own metrics; absent when not offered. */
   readonly ownMetrics?: TelemetryConnectionSettings;
+  /** Where to send the agent's own traces; absent when not offered. */
   readonly ownTraces?: TelemetryConnectionSettings;
+  /** Where to send the agent's own logs; absent when not offered. */
   readonly ownLogs?: TelemetryConnectionSettings;
+  /** Other destinations by name; empty when none are offered. */
   readonly otherConnections: Readonly<Record<string, OtherConnectionSettings>>;
+  /** Hash of the whole ConnectionSettingsOffers; reported back in ConnectionSettingsStatus. */
   readonly hash: Uint8Array;
+  /** Fires when the client stops. */
   readonly signal: AbortSignal;
 }
 
 /** A downloaded package file to check before it is installed. */
 export interface PackageSignatureCheck {
+  /** The package's name (its key in PackagesAvailable). */
   readonly name: string;
+  /** The offered file: URL, content hash, signature, headers. */
   readonly file: DownloadableFile;
+  /** The downloaded bytes, already checked against the offered `content_hash` when there is one. */
   readonly content: Uint8Array;
+  /** The offered signature (`file.signature`), never empty here. */
   readonly signature: Uint8Array;
+  /** Fires when the client stops. */
   readonly signal: AbortSignal;
 }
 

@@ -192,7 +192,9 @@ export interface ClientAgentOptions {
  */
 export type AgentDescriptionInput =
   | {
+      /** Attributes that identify the agent (`service.name`, `service.instance.id`, …). Default none. */
       readonly identifying?: Readonly<Record<string, AttributeValue>>;
+      /** Attributes that describe it without identifying it (`os.type`, `host.name`, …). Default none. */
       readonly nonIdentifying?: Readonly<Record<string, AttributeValue>>;
     }
   | AgentDescription
@@ -200,12 +202,22 @@ export type AgentDescriptionInput =
 
 /** Everything `new OpAMPClient()` accepts. Only `transport.url` is required. */
 export interface OpAMPClientOptions {
+  /** Where and how to reach the server. Required (`transport.url`). */
   readonly transport: ClientTransportOptions;
+  /**
+   * TLS for `wss:` and `https:` URLs (over HTTP it needs `transport.tlsFetch`). Default: the platform's CAs
+   * and checks.
+   */
   readonly tls?: ClientTlsOptions;
+  /** Reconnect backoff and the cap on the server's Retry-After. Default {@link DEFAULT_RETRY}. */
   readonly retry?: ClientRetryOptions;
+  /** Message, queue and download limits; each has a safe default. */
   readonly limits?: ClientLimitsOptions;
+  /** Where state and packages are kept. Default: state in memory, no packages. */
   readonly storage?: ClientStorageOptions;
+  /** Who the agent is: instance UID, description, health, extra capabilities. */
   readonly agent?: ClientAgentOptions;
+  /** What the agent does with what the server sends; the hooks given declare their capabilities. Default none. */
   readonly hooks?: ClientHooks;
   /** Time source; tests pass a fake one. Default the system clock. */
   readonly clock?: Clock;
@@ -219,36 +231,70 @@ export interface OpAMPClientOptions {
   readonly logger?: Logger;
 }
 
-/** The options after defaults and validation; never mutated. */
+/**
+ * The options after defaults and validation, flattened and frozen (`client.options`). Each
+ * field names the option it comes from; see {@link OpAMPClientOptions} for meanings.
+ */
 export interface ResolvedClientOptions {
+  /** `"ws"` for `ws:`/`wss:` URLs, `"http"` for `http:`/`https:`. */
   readonly transportKind: "ws" | "http";
+  /** The server's URL (`transport.url`). */
   readonly url: string;
+  /** Headers of the WebSocket upgrade or every POST (`transport.headers`), frozen. */
   readonly headers: Readonly<Record<string, string>>;
+  /** Heartbeat / poll interval until the server offers one (`transport.heartbeatIntervalMs`). */
   readonly heartbeatIntervalMs: number;
+  /** Whether HTTP request bodies are gzipped (`transport.compression`). */
   readonly compression: boolean;
+  /** Time the server has to answer (`transport.responseTimeoutMs`). */
   readonly responseTimeoutMs: number;
+  /** Bound on the last message and close at `stop()` (`transport.closeTimeoutMs`). */
   readonly closeTimeoutMs: number;
+  /** Time a WebSocket's opening handshake has to finish (`transport.connectTimeoutMs`). */
   readonly connectTimeoutMs: number;
+  /** Longest heartbeat interval a server offer may set (`transport.maxHeartbeatIntervalMs`). */
   readonly maxHeartbeatIntervalMs: number;
+  /**
+   * The fetch for HTTP polling and package downloads (`transport.fetch`, else
+   * `globalThis.fetch`); undefined only where neither exists, which only a WebSocket client
+   * may run with.
+   */
   readonly fetch: typeof globalThis.fetch | undefined;
+  /** Makes a fetch with TLS options for `https:` (`transport.tlsFetch`). */
   readonly tlsFetch: TlsFetchFactory | undefined;
   /** The proxy with its URL normalised (`http://host:port/`), or undefined for direct connections. */
   readonly proxy: ProxySettings | undefined;
+  /** Opens proxied connections (`transport.proxyConnector`). */
   readonly proxyConnector: ProxyConnector | undefined;
+  /** TLS for `wss:` and `https:` (`tls`, else `{}`). */
   readonly tls: ClientTlsOptions;
+  /** Reconnect backoff (`retry`, gaps filled from {@link DEFAULT_RETRY}). */
   readonly retry: BackoffPolicy;
+  /** Cap on a server-requested retry delay (`retry.maxRetryAfterMs`). */
   readonly maxRetryAfterMs: number;
+  /** Largest message sent or accepted (`limits.maxMessageBytes`). */
   readonly maxMessageBytes: number;
+  /** Queue bound of `sendCustomMessage()` (`limits.maxPendingCustomMessages`). */
   readonly maxPendingCustomMessages: number;
+  /** Largest package download (`limits.maxPackageBytes`). */
   readonly maxPackageBytes: number;
+  /** Time a download has to get its response headers (`limits.downloadConnectTimeoutMs`). */
   readonly downloadConnectTimeoutMs: number;
+  /** Longest gap between two chunks of a download (`limits.downloadIdleTimeoutMs`). */
   readonly downloadIdleTimeoutMs: number;
+  /** Deadline of a whole download (`limits.downloadTimeoutMs`). */
   readonly downloadTimeoutMs: number;
+  /** Where UID, statuses and settings persist (`storage.state`, else a new {@link MemoryClientStateStore}). */
   readonly stateStore: ClientStateStore;
+  /** Where packages are installed (`storage.packages`); undefined: packages are not accepted. */
   readonly packageStore: PackageStore | undefined;
+  /** Who the agent is (`agent`, else `{}`). */
   readonly agent: ClientAgentOptions;
+  /** What the agent does with what the server sends (`hooks`, else `{}`). */
   readonly hooks: ClientHooks;
+  /** Time source for every protocol timer (`clock`, else the system clock). */
   readonly clock: Clock;
+  /** Random source for backoff jitter (`random`, else `Math.random`). */
   readonly random: () => number;
   /** The logger in use (the given one's `child({ component: "opamp-client" })`, or the default). */
   readonly logger: Logger;

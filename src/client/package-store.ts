@@ -5,9 +5,11 @@
 
 /** A package the agent has. */
 export interface InstalledPackage {
+  /** The package's name, as the server offers it (its key in PackagesAvailable). */
   readonly name: string;
   /** "top-level" is the agent itself; "addon" anything else. */
   readonly type: "top-level" | "addon";
+  /** The version the server gave for it. */
   readonly version: string;
   /** The server's package hash (PackageAvailable.hash) this install came from. */
   readonly hash: Uint8Array;
@@ -17,7 +19,9 @@ export interface InstalledPackage {
 
 /** A verified download ready to install. */
 export interface PackageInstall extends InstalledPackage {
+  /** The downloaded file, already checked against its content hash and, when signed, its signature. */
   readonly content: Uint8Array;
+  /** Fires when the client stops or a newer offer supersedes this one; stop work then. */
   readonly signal: AbortSignal;
 }
 

@@ -6,7 +6,9 @@
 
 /** A header name and value, in the order they are sent. */
 export interface HeaderPair {
+  /** Header name, as offered. */
   readonly name: string;
+  /** Header value. */
   readonly value: string;
 }
 
@@ -21,7 +23,14 @@ export interface StoredConnectionSettings {
   /** Hash of the ConnectionSettingsOffers these came from; absent for the options' settings. */
   readonly offerHash?: Uint8Array;
   /** PEM client certificate, private key and CA from a certificate offer (Node only). */
-  readonly certificate?: { readonly cert: Uint8Array; readonly privateKey: Uint8Array; readonly caCert: Uint8Array };
+  readonly certificate?: {
+    /** The client certificate (PEM). */
+    readonly cert: Uint8Array;
+    /** Its private key (PEM). */
+    readonly privateKey: Uint8Array;
+    /** The CA (PEM) the server's certificate must chain to; empty when the offer had none. */
+    readonly caCert: Uint8Array;
+  };
   /** TLS settings from an offer (spec: TLSConnectionSettings; Node only). Absent in older states: defaults. */
   readonly tls?: StoredTlsSettings;
   /**
@@ -50,7 +59,9 @@ export interface StoredTlsSettings {
   readonly includeSystemCa?: boolean;
   /** Do not verify the server certificate. */
   readonly insecureSkipVerify?: boolean;
+  /** Lowest TLS version accepted (`min_version`); absent: Node's default. */
   readonly minVersion?: "TLSv1" | "TLSv1.1" | "TLSv1.2" | "TLSv1.3";
+  /** Highest TLS version offered (`max_version`); absent: Node's default. */
   readonly maxVersion?: "TLSv1" | "TLSv1.1" | "TLSv1.2" | "TLSv1.3";
   /** IANA cipher suite names, as offered. */
   readonly cipherSuites?: readonly string[];
@@ -58,8 +69,11 @@ export interface StoredTlsSettings {
 
 /** The remote config outcome last reported, so a restart does not re-apply it. */
 export interface StoredRemoteConfigStatus {
+  /** Hash of the remote config the status is about. */
   readonly hash: Uint8Array;
+  /** Where applying it stood when last reported. */
   readonly status: "applying" | "applied" | "failed";
+  /** Why it failed; "" otherwise. */
   readonly errorMessage: string;
 }
 

@@ -16,7 +16,9 @@ import type { OpAMPGatewayOptions } from "./options.js";
 
 /** A parsed config file: the gateway's options and where to listen. */
 export interface GatewayConfig {
+  /** Options for `new OpAMPGateway()`, from the file's `server`, `auth` and `listener.path`. */
   readonly gateway: OpAMPGatewayOptions;
+  /** Options for `gateway.listen()`, from `listener.endpoint` and `listener.tls`. */
   readonly listen: GatewayListenOptions;
 }
 
@@ -24,7 +26,12 @@ export interface GatewayConfig {
 export interface ConfigContext {
   /** Directory relative file names are resolved against. */
   readonly baseDir: string;
+  /** Variables `${env:NAME}` in the file expands from (`process.env` for {@link loadGatewayConfig}). */
   readonly env: Readonly<Record<string, string | undefined>>;
+  /**
+   * Reads a PEM file the config names (`*_file` TLS settings), given its path resolved
+   * against `baseDir`; a rejection becomes `invalid_argument`.
+   */
   readonly readFile: (path: string) => Promise<string>;
 }
 

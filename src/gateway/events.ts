@@ -9,6 +9,7 @@ import type { LinkCloseReason } from "./link.js";
 export interface GatewayAgent {
   /** The gateway's number for the connection (an HTTP agent keeps one across polls). */
   readonly id: number;
+  /** How the agent connects: one WebSocket, or HTTP polls. */
   readonly transport: "websocket" | "http";
   /** The agent's address as the gateway saw it. */
   readonly remoteAddress: string | undefined;

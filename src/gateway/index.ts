@@ -26,8 +26,9 @@ export {
   type GatewayRefused,
   type GoHeaders,
 } from "../wire/gateway-protocol.js";
-export { type GatewayConfig, loadGatewayConfig, parseGatewayConfig } from "./config.js";
+export { type ConfigContext, type GatewayConfig, loadGatewayConfig, parseGatewayConfig } from "./config.js";
 export type { GatewayAgent, GatewayDisconnectReason, GatewayEvents } from "./events.js";
+export type { LinkCloseReason } from "./link.js";
 export {
   type ByDirection,
   type Direction,

@@ -50,7 +50,14 @@ export interface QueuedFrame {
   readonly entry: UidEntry | undefined;
 }
 
-/** Why a link's connection ended (the `agentDisconnected` event). */
+/**
+ * Why an agent connection ended (the `agentDisconnected` event): `closed` by the agent;
+ * `refused` (authentication, the server, or too many UIDs on one connection);
+ * `slow_consumer` (its unsent bytes passed `limits.maxBufferedBytesPerAgent`);
+ * `upstream_unavailable` (the upstream connection a chained gateway used was lost);
+ * `timeout` (handshake, the server's auth answer, or HTTP silence); `protocol_error` (a text,
+ * malformed or oversized message); `stopped` (the gateway stopped).
+ */
 export type LinkCloseReason =
   | "closed"
   | "refused"

@@ -26,8 +26,11 @@ export const LATENCY_BUCKETS_MS: readonly number[] = Object.freeze([
 
 /** A latency histogram kept on the object. */
 export interface LatencySnapshot {
+  /** Messages measured since the gateway started. */
   readonly count: number;
+  /** Sum of their latencies, in ms (`sumMs / count` is the mean). */
   readonly sumMs: number;
+  /** Largest latency seen, in ms. */
   readonly maxMs: number;
   /** Counts per bucket: `buckets[i]` counts values ≤ `LATENCY_BUCKETS_MS[i]` and above the previous bound; the last counts the rest. */
   readonly buckets: readonly number[];
@@ -35,7 +38,9 @@ export interface LatencySnapshot {
 
 /** Both directions of one metric. */
 export interface ByDirection<T> {
+  /** Towards the server (agent → server messages; upstream connections). */
   readonly upstream: T;
+  /** Towards the agents (server → agent messages; agent connections). */
   readonly downstream: T;
 }
 

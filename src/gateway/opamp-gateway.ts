@@ -34,7 +34,9 @@ export interface GatewayListenOptions {
 
 /** Where `listen()` ended up. */
 export interface GatewayAddress {
+  /** The port bound (the real one when `listen()` was given port 0). */
   readonly port: number;
+  /** The address bound. */
   readonly host: string;
   /** `http(s)://host:port/path` (the path is `/v1/opamp` when the gateway serves every path). */
   readonly url: string;
@@ -44,6 +46,7 @@ export interface GatewayAddress {
 export interface GatewayUpstream {
   /** `upstream-<i>`, also sent as `X-Opamp-Gateway-Connection-Id`. */
   readonly id: string;
+  /** Whether its WebSocket to the server is open now (false while it reconnects). */
   readonly open: boolean;
   /** Agent connections assigned to it (what least-connections compares). */
   readonly agents: number;

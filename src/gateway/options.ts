@@ -60,20 +60,41 @@ export type GatewayAuth<P = unknown> =
    * the upstream server in a `connect`, and its `connectResult` decides. The server must
    * support the handshake (OpAMPServer does; so do Bindplane's servers).
    */
-  | { readonly mode: "delegate"; readonly timeoutMs?: number }
+  | {
+      /** Ask the upstream server. */
+      readonly mode: "delegate";
+      /**
+       * How long the server has to answer a `connect`; then the agent gets 504. Default
+       * {@link DEFAULT_AUTH_TIMEOUT_MS}.
+       */
+      readonly timeoutMs?: number;
+    }
   /**
    * The gateway's own hook decides (same contract as OpAMPServer's `authenticate`). The
    * upstream server sees only the gateway's connections, authenticated by `upstream.headers`.
    */
-  | { readonly mode: "local"; readonly authenticate: AuthenticateHook<P> }
+  | {
+      /** Decide at the gateway. */
+      readonly mode: "local";
+      /** Runs for every agent HTTP request and WebSocket upgrade; bounded by `limits.handshakeTimeoutMs`. */
+      readonly authenticate: AuthenticateHook<P>;
+    }
   /**
    * Each agent gets its own upstream connection (WebSocket) or request (HTTP) carrying the
    * agent's own headers: the server authenticates every agent as if it connected
    * directly. For servers that know nothing of gateways (opamp-go's). The pool is not used.
    */
-  | { readonly mode: "passthrough"; readonly forwardHeaders?: readonly string[] }
+  | {
+      /** One upstream connection per agent, with the agent's headers. */
+      readonly mode: "passthrough";
+      /** Header names (any case) relayed from the agent. Default: every end-to-end header. */
+      readonly forwardHeaders?: readonly string[];
+    }
   /** No authentication at the gateway: every agent is let through. */
-  | { readonly mode: "none" };
+  | {
+      /** Let every agent through. */
+      readonly mode: "none";
+    };
 
 /** Options of {@link OpAMPGateway}. Only `upstream.url` is required. */
 export interface OpAMPGatewayOptions<P = unknown> {
@@ -155,35 +176,70 @@ export interface OpAMPGatewayOptions<P = unknown> {
   readonly stopTimeoutMs?: number;
 }
 
-/** The options after defaults and validation. */
+/**
+ * The options after defaults and validation, flattened (`gateway.options`). Each field names
+ * the option it comes from; see {@link OpAMPGatewayOptions} for meanings and defaults.
+ */
 export interface ResolvedGatewayOptions {
+  /** The server's `ws://`/`wss://` URL (`upstream.url`). */
   readonly upstreamUrl: string;
+  /** Headers of every upstream upgrade (`upstream.headers`, lists joined with `, `). */
   readonly upstreamHeaders: Readonly<Record<string, string>>;
+  /** TLS towards the server (`upstream.tls`, else `{}`). */
   readonly upstreamTls: TlsSettings;
+  /** Size of the upstream pool (`upstream.connections`). */
   readonly connections: number;
+  /** Upstream reconnect timing (`upstream.retry`, gaps filled from {@link DEFAULT_UPSTREAM_RETRY}). */
   readonly retry: BackoffPolicy;
+  /** How agents are authenticated (`auth`, else `{ mode: "delegate" }`). */
   readonly auth: GatewayAuth;
+  /**
+   * Time the server has to answer a `connect` (delegate mode's `timeoutMs`;
+   * {@link DEFAULT_AUTH_TIMEOUT_MS}, unused, in other modes).
+   */
   readonly authTimeoutMs: number;
   /** Lower-case header names relayed in pass-through mode; undefined: all end-to-end headers. */
   readonly forwardHeaders: ReadonlySet<string> | undefined;
+  /** URL path agents connect to (`path`); undefined: every path. */
   readonly path: string | undefined;
+  /** Largest message either way, header included (`limits.maxMessageBytes`). */
   readonly maxMessageBytes: number;
+  /** Open agent WebSockets plus in-flight HTTP requests (`limits.maxConnections`). */
   readonly maxConnections: number;
+  /** Instance UIDs one agent connection may speak for (`limits.maxAgentsPerConnection`). */
   readonly maxAgentsPerConnection: number;
+  /** Time for the first WebSocket message, an HTTP body and a local `authenticate` (`limits.handshakeTimeoutMs`). */
   readonly handshakeTimeoutMs: number;
+  /** Agent → server bytes queued per agent before its reading pauses (`limits.maxQueuedBytesPerAgent`). */
   readonly maxQueuedBytesPerAgent: number;
+  /** Server → agent bytes unsent on one agent's WebSocket before it is dropped (`limits.maxBufferedBytesPerAgent`). */
   readonly maxBufferedBytesPerAgent: number;
+  /** Unsent bytes on an upstream WebSocket before agents wait their turn (`limits.upstreamHighWaterBytes`). */
   readonly upstreamHighWaterBytes: number;
+  /** Custom messages held for one HTTP agent between polls (`limits.maxPendingCustomMessages`). */
   readonly maxPendingCustomMessages: number;
+  /** How long an HTTP poll waits for the server's answer (`limits.upstreamReplyTimeoutMs`). */
   readonly upstreamReplyTimeoutMs: number;
+  /** `Retry-After` of the gateway's 503 and 504 answers (`limits.retryAfterMs`). */
   readonly retryAfterMs: number;
+  /** Period of pings to agent WebSockets; 0: none (`heartbeat.wsPingIntervalMs`). */
   readonly wsPingIntervalMs: number;
+  /** Silence after which an HTTP agent is gone (`heartbeat.httpAgentTimeoutMs`). */
   readonly httpAgentTimeoutMs: number;
+  /** Period of the sweep that finds silent HTTP agents (`heartbeat.sweepIntervalMs`). */
   readonly sweepIntervalMs: number;
+  /**
+   * Where metrics go (`metrics.meterProvider`); undefined: the global provider, when
+   * `@opentelemetry/api` is installed.
+   */
   readonly meterProvider: MeterProviderLike | undefined;
+  /** Whether OpenTelemetry metrics are exported (`metrics.enabled`). */
   readonly metricsEnabled: boolean;
+  /** Time source for timers (`clock`, else the system clock). */
   readonly clock: Clock;
+  /** Random source for backoff jitter and tie-breaks (`random`, else `Math.random`). */
   readonly random: () => number;
+  /** How long `stop()` waits for agents and upstreams to close (`stopTimeoutMs`). */
   readonly stopTimeoutMs: number;
 }
 

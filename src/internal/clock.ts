@@ -16,7 +16,12 @@ export interface Clock {
 }
 
 /** Opaque timer handle. */
-export type TimerHandle = { readonly __timer: unique symbol } | ReturnType<typeof globalThis.setTimeout>;
+export type TimerHandle =
+  | {
+      /** A brand that keeps other values from passing for a handle; never present at run time. */
+      readonly __timer: unique symbol;
+    }
+  | ReturnType<typeof globalThis.setTimeout>;
 
 /**
  * The real clock. Timers are not unref'd: a polling client between two polls holds no

@@ -14,10 +14,15 @@ export type LogFn = (fields: Readonly<Record<string, unknown>>, message: string)
  * per object with `{ component: "opamp-client" | "opamp-server" | … }` when present.
  */
 export interface Logger {
+  /** Finest detail; written only when the logger's level allows it. */
   trace: LogFn;
+  /** Detail for diagnosis (refused authentications, disconnects). */
   debug: LogFn;
+  /** Notable events (a connection established). */
   info: LogFn;
+  /** Something went wrong but work carries on (an `error` event nobody listens to, a likely listener leak). */
   warn: LogFn;
+  /** A failure. */
   error: LogFn;
   /** Returns a logger that adds `bindings` to every line. Optional. */
   child?: (bindings: Readonly<Record<string, unknown>>) => Logger;

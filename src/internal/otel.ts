@@ -6,21 +6,49 @@
 
 /** What the SDK needs of an OpenTelemetry `MeterProvider` (structurally the API's own). */
 export interface MeterProviderLike {
+  /** Returns the meter of an instrumentation scope; the SDK asks for `opamp-sdk/server` or `opamp-sdk/gateway`. */
   getMeter(name: string, version?: string): MeterLike;
 }
 
 /** Instrument options the SDK passes (a subset of the API's `MetricOptions`). */
 export interface InstrumentOptionsLike {
+  /** What the instrument measures. */
   readonly description?: string;
+  /** UCUM unit, e.g. `By` or `ms`. */
   readonly unit?: string;
-  readonly advice?: { readonly explicitBucketBoundaries?: number[] };
+  /** Hints to the SDK's default aggregation. */
+  readonly advice?: {
+    /** Histogram bucket bounds. */
+    readonly explicitBucketBoundaries?: number[];
+  };
 }
 
 /** What the SDK needs of an OpenTelemetry `Meter`. */
 export interface MeterLike {
-  createCounter(name: string, options?: InstrumentOptionsLike): { add(value: number, attributes?: object): void };
-  createUpDownCounter(name: string, options?: InstrumentOptionsLike): { add(value: number, attributes?: object): void };
-  createHistogram(name: string, options?: InstrumentOptionsLike): { record(value: number, attributes?: object): void };
+  /** Creates a monotonic counter (messages, bytes, pushes). */
+  createCounter(
+    name: string,
+    options?: InstrumentOptionsLike,
+  ): {
+    /** Adds a non-negative `value`. */
+    add(value: number, attributes?: object): void;
+  };
+  /** Creates a counter that goes up and down (connected agents, open connections). */
+  createUpDownCounter(
+    name: string,
+    options?: InstrumentOptionsLike,
+  ): {
+    /** Adds `value`, which may be negative. */
+    add(value: number, attributes?: object): void;
+  };
+  /** Creates a histogram (latencies). */
+  createHistogram(
+    name: string,
+    options?: InstrumentOptionsLike,
+  ): {
+    /** Records one measurement. */
+    record(value: number, attributes?: object): void;
+  };
 }
 
 /** The module name, in a variable so that bundlers and type checkers do not require it. */

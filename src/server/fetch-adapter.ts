@@ -12,7 +12,9 @@ import type { ConnectionGate } from "./node-http-adapter.js";
 
 /** Extra facts about the request that the Fetch API does not carry. */
 export interface FetchRequestInfo {
+  /** The client's address, as the runtime or the proxy in front knows it; becomes `AuthRequest.remoteAddress`. */
   readonly remoteAddress?: string;
+  /** The client certificate, when the TLS layer in front has one; becomes `AuthRequest.tlsPeerCertificate`. */
   readonly tlsPeerCertificate?: unknown;
   /** Whether the TLS layer in front verified the client certificate. Default false. */
   readonly tlsAuthorized?: boolean;

@@ -19,11 +19,14 @@ import type { OpAMPServer } from "./opamp-server.js";
  * The parts of a Fastify instance {@link opampFastify} uses (Fastify 4 and 5 have them).
  */
 export interface FastifyInstanceLike {
+  /** The underlying Node HTTP server, whose `upgrade` events the plugin takes for WebSocket agents. */
   readonly server: Server;
+  /** Registers a body parser; the plugin registers one that leaves protobuf bodies unread for the server to stream. */
   addContentTypeParser(
     contentType: string,
     parser: (request: unknown, payload: unknown, done: (error: Error | null, body?: unknown) => void) => void,
   ): unknown;
+  /** Adds a route; the plugin adds `POST <path>` and hijacks the reply. */
   route(options: {
     readonly method: string;
     readonly url: string;
@@ -32,6 +35,7 @@ export interface FastifyInstanceLike {
       reply: { readonly raw: ServerResponse; hijack(): unknown },
     ) => void;
   }): unknown;
+  /** Adds a lifecycle hook; the plugin stops the OpAMP server in `preClose` (unless `stopOnClose` is false). */
   addHook(name: "preClose", hook: () => Promise<void>): unknown;
 }
 

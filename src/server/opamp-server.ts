@@ -49,7 +49,9 @@ export interface ListenOptions {
 
 /** Where `listen()` ended up. */
 export interface ListenAddress {
+  /** The port bound (the real one when `listen()` was given port 0). */
   readonly port: number;
+  /** The address bound. */
   readonly host: string;
   /** `http(s)://host:port/path`; use `ws(s)` for WebSocket agents. */
   readonly url: string;
@@ -423,7 +425,12 @@ export class OpAMPServer<P = unknown> extends TypedEmitter<ServerEventArgs<P>> {
   setRemoteConfig(
     target: AgentTarget<P>,
     config: RemoteConfigInput | PreparedRemoteConfig,
-  ): Promise<PushResult<P> & { readonly hash: Uint8Array }> {
+  ): Promise<
+    PushResult<P> & {
+      /** The config's hash: what agents report in RemoteConfigStatus once they apply it. */
+      readonly hash: Uint8Array;
+    }
+  > {
     return this.#pushedLater("remoteConfig", setRemoteConfig(this.#core, target as AgentTarget, config)) as Promise<
       PushResult<P> & { readonly hash: Uint8Array }
     >;

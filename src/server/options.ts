@@ -135,7 +135,13 @@ export type OpAMPServerOptions<P = unknown> = ServerOptionsBase &
   (
     | {
         /** Decisions the server waits on; `authenticate` is required unless `allowAnonymous` is true. */
-        readonly hooks: ServerHooks<P> & { readonly authenticate: AuthenticateHook<P> };
+        readonly hooks: ServerHooks<P> & {
+          /**
+           * Runs for every HTTP request and WebSocket upgrade before anything is read (see
+           * {@link ServerHooks.authenticate}).
+           */
+          readonly authenticate: AuthenticateHook<P>;
+        };
         /** Must be true to run without an `authenticate` hook. Default false. */
         readonly allowAnonymous?: boolean;
       }
@@ -321,49 +327,111 @@ export interface ServerOptionsBase {
   };
 }
 
-/** The options after defaults and validation. */
+/**
+ * The options after defaults and validation, flattened, as the server reads them
+ * (`server.options`). Each field names the option it comes from; see
+ * {@link OpAMPServerOptions} for meanings and defaults.
+ */
 export interface ResolvedServerOptions {
+  /** URL path served for both transports (`path`). */
   readonly path: string;
+  /** What happens when a second connection speaks for a connected UID (`duplicateUid`). */
   readonly duplicateUid: "newest-wins" | "reassign";
+  /**
+   * Decides every HTTP request and WebSocket upgrade (`hooks.authenticate`); undefined only
+   * with `allowAnonymous: true`.
+   */
   readonly authenticate: AuthenticateHook | undefined;
+  /** Re-authorises each agent message (`hooks.authorizeMessage`); undefined: every message allowed. */
   readonly authorizeMessage: AuthorizeMessageHook | undefined;
+  /** The identity a UID is bound to (`hooks.principalKey`, else `defaultPrincipalKey`). */
   readonly principalKey: PrincipalKeyHook;
+  /** Lets another principal take over a bound UID (`hooks.allowRebind`); undefined: never. */
   readonly allowRebind: RebindHook | undefined;
+  /** Picks the UID for an agent that asks for one (`hooks.newInstanceUid`); undefined: a new UUIDv7. */
   readonly newInstanceUid: InstanceUidHook | undefined;
+  /** Answers agents' certificate signing requests (`hooks.onCertificateRequest`); undefined: not answered. */
   readonly onCertificateRequest: CertificateRequestHook | undefined;
+  /** Whether gateways' `connect` requests are answered (`gateways.accept`). */
   readonly acceptGateways: boolean;
+  /**
+   * Whether UIDs a gateway never attached speak with the gateway connection's principal
+   * instead of being refused (`gateways.trustUnattached`).
+   */
   readonly trustUnattachedGatewayAgents: boolean;
+  /** ServerCapabilities bits sent in the first reply (`capabilities`). */
   readonly capabilities: bigint;
+  /** Custom capabilities the server announces (`customCapabilities`). */
   readonly customCapabilities: readonly string[];
+  /** Heartbeat interval told to agents that report heartbeats (`heartbeat.intervalSeconds`). */
   readonly heartbeatIntervalSeconds: number;
+  /**
+   * Silence after which an HTTP agent is disconnected (`heartbeat.httpAgentTimeoutMs`, else
+   * intervals × `missedHeartbeats`).
+   */
   readonly httpAgentTimeoutMs: number;
+  /** Period of the liveness sweep (`heartbeat.sweepIntervalMs`). */
   readonly sweepIntervalMs: number;
+  /** Period of WebSocket pings; 0: none (`heartbeat.wsPingIntervalMs`). */
   readonly wsPingIntervalMs: number;
+  /** Whether the first reply offers the heartbeat interval (`heartbeat.advertise`). */
   readonly advertiseHeartbeat: boolean;
+  /** Largest message taken or sent, header included (`limits.maxMessageBytes`). */
   readonly maxMessageBytes: number;
+  /** Budget of one agent's encoded state (`limits.maxAgentStateBytes`). */
   readonly maxAgentStateBytes: number;
+  /** Bytes of available-component sets kept for hash-only reports (`limits.maxComponentCacheBytes`). */
   readonly maxComponentCacheBytes: number;
+  /** Open WebSockets plus in-flight HTTP requests (`limits.maxConnections`). */
   readonly maxConnections: number;
+  /** Agents one WebSocket may carry (`limits.maxAgentsPerConnection`). */
   readonly maxAgentsPerConnection: number;
+  /** Time for a WebSocket's first message or an HTTP body (`limits.handshakeTimeoutMs`). */
   readonly handshakeTimeoutMs: number;
+  /** Unsent bytes a WebSocket may queue before it is dropped (`limits.maxBufferedBytes`). */
   readonly maxBufferedBytes: number;
+  /** Custom messages queued per HTTP agent (`limits.maxPendingCustomMessages`). */
   readonly maxPendingCustomMessages: number;
+  /** Retry delay suggested when over capacity (`limits.retryAfterMs`). */
   readonly retryAfterMs: number;
+  /**
+   * Sessions an agent that was sent connection settings may start per window before offers
+   * to it pause (`limits.maxReconnectsPerWindow`).
+   */
   readonly maxReconnectsPerWindow: number;
+  /** Window of the reconnect-loop guard (`limits.reconnectWindowMs`). */
   readonly reconnectWindowMs: number;
+  /**
+   * Refused authentications from one key within the window before further requests get 429;
+   * 0: no throttle (`limits.maxAuthFailures`).
+   */
   readonly maxAuthFailures: number;
+  /** Window of the authentication throttle (`limits.authFailureWindowMs`). */
   readonly authFailureWindowMs: number;
+  /** What refused authentications are counted by (`hooks.authThrottleKey`, else the remote address). */
   readonly authThrottleKey: (request: AuthRequest) => string | undefined;
+  /** Time another replica has to answer a forwarded push (`limits.busRequestTimeoutMs`). */
   readonly busRequestTimeoutMs: number;
+  /** This replica's id on the bus (`replicaId`, else a random UUID). */
   readonly replicaId: string;
+  /** Whether WebSockets offer permessage-deflate (`transport.perMessageDeflate`). */
   readonly perMessageDeflate: boolean;
+  /** Whether HTTP replies are gzipped when the client accepts it (`transport.gzipResponses`). */
   readonly gzipResponses: boolean;
+  /** Smaller HTTP replies go out uncompressed (`transport.gzipMinBytes`). */
   readonly gzipMinBytes: number;
+  /** Time source for every protocol timer (`clock`, else the system clock). */
   readonly clock: Clock;
+  /** How long `stop()` waits for in-flight work (`stopTimeoutMs`). */
   readonly stopTimeoutMs: number;
   /** The logger in use (the given one's `child({ component: "opamp-server" })`, or the default). */
   readonly logger: Logger;
+  /** Whether OpenTelemetry metrics are recorded (`metrics.enabled`). */
   readonly metricsEnabled: boolean;
+  /**
+   * Where metrics go (`metrics.meterProvider`); undefined: the global provider, when
+   * `@opentelemetry/api` is installed.
+   */
   readonly meterProvider: MeterProviderLike | undefined;
 }
 

@@ -38,12 +38,31 @@ import type { AgentTarget, ForwardedPush, PushResult } from "./types.js";
 /** A remote config: an AgentConfigMap, or files by name as accepted by `configMap()`. */
 export type RemoteConfigInput =
   | AgentConfigMap
-  | Readonly<Record<string, string | Uint8Array | { body: string | Uint8Array; contentType?: string }>>;
+  | Readonly<
+      Record<
+        string,
+        | string
+        | Uint8Array
+        | {
+            /** The file's content; a string is sent as UTF-8. */
+            body: string | Uint8Array;
+            /** Its MIME type, e.g. `text/yaml`. Default "". */
+            contentType?: string;
+          }
+      >
+    >;
 
 /** Packages to offer; `allPackagesHash` is computed (SHA-256) when left out. */
 export type PackagesInput = MessageInitShape<typeof PackagesAvailableSchema>;
 /** A custom message; the agent must list `capability` in its custom capabilities. */
-export type CustomMessageInput = { readonly capability: string; readonly type: string; readonly data?: Uint8Array };
+export type CustomMessageInput = {
+  /** The custom capability (reverse-FQDN name) the message belongs to. */
+  readonly capability: string;
+  /** The message type within that capability. */
+  readonly type: string;
+  /** The payload, as the capability defines it. Default empty. */
+  readonly data?: Uint8Array;
+};
 
 function missing(record: AgentRecord, what: string): OpampError {
   return new OpampError("capability_missing", `agent ${record.id} does not advertise ${what}`);

@@ -33,10 +33,15 @@ type OffersInit = MessageInitShape<typeof ConnectionSettingsOffersSchema>;
  */
 export type ConnectionSettingsInput = OffersInit extends unknown
   ? Omit<OffersInit, "opamp" | "ownMetrics" | "ownTraces" | "ownLogs" | "otherConnections"> & {
+      /** Where and how the agent connects to the OpAMP server (needs AcceptsOpAMPConnectionSettings). */
       readonly opamp?: WithHeaders<MessageInitShape<typeof OpAMPConnectionSettingsSchema>>;
+      /** Where the agent sends its own metrics (needs ReportsOwnMetrics). */
       readonly ownMetrics?: WithHeaders<MessageInitShape<typeof TelemetryConnectionSettingsSchema>>;
+      /** Where the agent sends its own traces (needs ReportsOwnTraces). */
       readonly ownTraces?: WithHeaders<MessageInitShape<typeof TelemetryConnectionSettingsSchema>>;
+      /** Where the agent sends its own logs (needs ReportsOwnLogs). */
       readonly ownLogs?: WithHeaders<MessageInitShape<typeof TelemetryConnectionSettingsSchema>>;
+      /** Other destinations by name, e.g. an exporter's endpoint (needs AcceptsOtherConnectionSettings). */
       readonly otherConnections?: Readonly<
         Record<string, WithHeaders<MessageInitShape<typeof OtherConnectionSettingsSchema>>>
       >;

@@ -60,17 +60,23 @@ export type DeliveryStatus = "offered" | "applying" | "applied" | "failed";
 
 /** One step in a delivery's history. */
 export interface DeliveryEvent {
+  /** Where the delivery stood from this moment. */
   readonly status: DeliveryStatus;
   /** Clock time (ms). */
   readonly at: number;
+  /** The agent's error text, with `failed`. */
   readonly errorMessage?: string;
 }
 
 /** A delivery of one hash of one kind to one agent, with its status history (oldest first). */
 export interface StoredDelivery {
+  /** The agent's UID, canonical lower-case UUID string. */
   readonly instanceUid: string;
+  /** What was delivered. */
   readonly kind: DeliveryKind;
+  /** Hash of what was delivered (remote config, packages or settings offer). */
   readonly hash: Uint8Array;
+  /** Its status changes, oldest first. */
   readonly history: readonly DeliveryEvent[];
 }
 

@@ -19,11 +19,22 @@ export const PUSH_CHANNEL = "opamp-sdk:server:push";
 
 /** What {@link CONNECTION_CHANNEL} publishes. */
 export type ConnectionDiagnostic =
-  | { readonly event: "connected"; readonly agent: Agent; readonly transport: AgentTransport }
   | {
-      readonly event: "disconnected";
+      /** An agent connected (as the `agentConnected` event). */
+      readonly event: "connected";
+      /** The agent (the live object; treat it as read-only). */
       readonly agent: Agent;
+      /** How it connected. */
       readonly transport: AgentTransport;
+    }
+  | {
+      /** An agent disconnected (as the `agentDisconnected` event). */
+      readonly event: "disconnected";
+      /** The agent, as last known. */
+      readonly agent: Agent;
+      /** How it was connected. */
+      readonly transport: AgentTransport;
+      /** Why it went. */
       readonly reason: DisconnectReason;
     };
 
@@ -35,13 +46,25 @@ export type ConnectionDiagnostic =
  */
 export type MessageDiagnostic =
   | {
+      /** An AgentToServer arrived. */
       readonly direction: "received";
+      /** The transport it came over. */
       readonly transport: AgentTransport;
+      /** Bytes on the wire. */
       readonly bytes: number;
+      /** The sending agent's UID, canonical lower-case UUID string. */
       readonly instanceUid: string;
+      /** The decoded message; treat it as read-only. */
       readonly message: AgentToServer;
     }
-  | { readonly direction: "sent"; readonly transport: AgentTransport; readonly bytes: number };
+  | {
+      /** A ServerToAgent was sent. */
+      readonly direction: "sent";
+      /** The transport it went over. */
+      readonly transport: AgentTransport;
+      /** Bytes on the wire. */
+      readonly bytes: number;
+    };
 
 /** The push APIs, as {@link PUSH_CHANNEL} and the `opamp.server.pushes` metric name them. */
 export type PushKind =
@@ -59,10 +82,18 @@ export type PushKind =
  * threw (a single UID target that is unknown, lacks the capability, …).
  */
 export interface PushDiagnostic {
+  /** Which push API was called. */
   readonly kind: PushKind;
+  /** Agents it was sent to or queued for. */
   readonly sent: number;
+  /** Agents left out (see `PushResult.skipped`). */
   readonly skipped: number;
+  /** Agents it went to through another replica. */
   readonly forwarded: number;
+  /**
+   * The error the call threw (a single UID target unknown, lacking the capability, …);
+   * undefined when it settled with a result.
+   */
   readonly error: OpampError | undefined;
 }
 

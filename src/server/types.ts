@@ -61,11 +61,15 @@ export interface Agent<P = unknown> {
   readonly health: ComponentHealth | undefined;
   /** Last effective config reported; one shared read-only object for all agents reporting the same. */
   readonly effectiveConfig: EffectiveConfig | undefined;
+  /** Last RemoteConfigStatus reported (the message; {@link Agent.remoteConfigState} has it in words). */
   readonly remoteConfigStatus: RemoteConfigStatus | undefined;
+  /** Last PackageStatuses reported (the message; {@link Agent.packageStates} has it in words). */
   readonly packageStatuses: PackageStatuses | undefined;
+  /** Custom capabilities the agent last announced. */
   readonly customCapabilities: CustomCapabilities | undefined;
   /** Available components; `components` is filled from the server's cache when the agent sent only the hash. */
   readonly availableComponents: AvailableComponents | undefined;
+  /** Last ConnectionSettingsStatus reported (the message; {@link Agent.connectionSettingsState} has it in words). */
   readonly connectionSettingsStatus: ConnectionSettingsStatus | undefined;
   /** Transport of the agent's latest message. */
   readonly transport: AgentTransport;
@@ -101,6 +105,7 @@ export interface Agent<P = unknown> {
 
 /** A status the agent reports for something it was given, in words. */
 export interface AppliedState<S extends string> {
+  /** The status, e.g. `"applied"`. */
   readonly status: S;
   /** Hash of what the status is about (the remote config's, the settings offer's). */
   readonly hash: Uint8Array;
@@ -110,8 +115,11 @@ export interface AppliedState<S extends string> {
 
 /** One package's status in words (see {@link Agent.packageStates}). */
 export interface PackageState {
+  /** The package's status, e.g. `"installed"` or `"install_failed"`. */
   readonly status: PackageStatusName;
+  /** Version the agent has installed; "" if none. */
   readonly agentHasVersion: string;
+  /** Version the server last offered, as the agent reports it. */
   readonly serverOfferedVersion: string;
   /** Why it failed; "" otherwise. */
   readonly errorMessage: string;
@@ -123,6 +131,7 @@ export interface AuthRequest {
   readonly headers: Readonly<Record<string, string>>;
   /** Full request URL. */
   readonly url: URL;
+  /** The client's address (`req.socket.remoteAddress`, or the fetch handler's `info`), when known. */
   readonly remoteAddress: string | undefined;
   /** The client's TLS certificate (node's `PeerCertificate`) when mutual TLS is in use. */
   readonly tlsPeerCertificate: unknown;
@@ -159,13 +168,26 @@ export interface GatewayInfo<P = unknown> {
 
 /** Outcome of `authenticate`. */
 export type AuthDecision<P = unknown> =
-  | { readonly accept: true; readonly principal?: P }
   | {
+      /** Let the request through. */
+      readonly accept: true;
+      /**
+       * Who is calling; attached to the connection, bound to the UIDs it speaks for, and
+       * shown as `agent.principal`.
+       */
+      readonly principal?: P;
+    }
+  | {
+      /** Refuse the request; nothing of it is read. */
       readonly accept: false;
       /** 401 (spec: MUST on bad credentials), 403, 429 or 503. */
       readonly status: number;
       /** Extra response headers, e.g. `Retry-After` or `WWW-Authenticate`. */
       readonly headers?: Readonly<Record<string, string>>;
+      /**
+       * Body text of the refusal for an HTTP request (a refused WebSocket upgrade gets the
+       * bare status). Default `refused`.
+       */
       readonly message?: string;
     };
 
@@ -292,7 +314,12 @@ export interface PushResult<P = unknown> {
   /** Agents the message was sent to (WebSocket) or queued for (HTTP, next poll). */
   readonly sent: readonly Agent<P>[];
   /** Agents left out, with why (e.g. `capability_missing`). */
-  readonly skipped: readonly { readonly agent: Agent<P>; readonly error: OpampError }[];
+  readonly skipped: readonly {
+    /** The agent left out. */
+    readonly agent: Agent<P>;
+    /** Why: `capability_missing`, `limit_exceeded`, …. */
+    readonly error: OpampError;
+  }[];
   /**
    * With replicas: a single UID target connected to another replica, whose push went there.
    * Empty otherwise (a predicate selects among this replica's own agents only).

@@ -21,13 +21,24 @@ import { rawSocketOf, writeBinaryFrame } from "./ws-frame-writer.js";
 
 /** WebSocket close codes the server uses (RFC 6455 §7.4.1). */
 export const WS_CLOSE = {
+  /** 1000: normal closure. */
   normal: 1000,
+  /** 1001: the server is stopping (`stop()`). */
   goingAway: 1001,
+  /** 1002: the peer broke the WebSocket or OpAMP framing (bad header byte, undecodable message). */
   protocolError: 1002,
+  /** 1003: a text frame where OpAMP sends binary. */
   unsupportedData: 1003,
+  /**
+   * 1008: refused by policy (a message `authorizeMessage` refused, no first message within
+   * the handshake timeout, …).
+   */
   policyViolation: 1008,
+  /** 1009: a message over `limits.maxMessageBytes`. */
   messageTooBig: 1009,
+  /** 1011: the server failed while handling a message. */
   internalError: 1011,
+  /** 1013: try again later (overload). */
   tryAgainLater: 1013,
 } as const;
 

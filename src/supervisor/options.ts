@@ -28,6 +28,7 @@ export interface ComposeConfigInput {
   readonly localServerUrl: string;
   /** The agent description as last known (after the config's overrides). */
   readonly description: AgentDescription | undefined;
+  /** Fires when the supervisor stops. */
   readonly signal: AbortSignal;
 }
 
@@ -51,6 +52,7 @@ export interface CommandInput {
 
 /** What the `checkHealth` hook gets. */
 export interface HealthCheckInput {
+  /** The agent process's id. */
   readonly pid: number;
   /** Clock time the process started. */
   readonly startedAt: number;
@@ -60,7 +62,9 @@ export interface HealthCheckInput {
 
 /** The agent's description and components, learnt before connecting upstream. */
 export interface BootstrapInfo {
+  /** The agent's description, as its OpAMP client reported it; undefined when it did not. */
   readonly description: AgentDescription | undefined;
+  /** The components the agent can run; undefined when not reported. */
   readonly availableComponents: AvailableComponents | undefined;
 }
 
@@ -84,9 +88,12 @@ export interface SupervisorHooks {
    * healthy report of the agent's OpAMP client (the Collector's opamp extension) on the
    * local OpAMP server after the start.
    */
-  readonly checkHealth?: (
-    input: HealthCheckInput,
-  ) => Promise<{ readonly healthy: boolean; readonly lastError?: string }>;
+  readonly checkHealth?: (input: HealthCheckInput) => Promise<{
+    /** True once the agent is healthy; false: it is not (the apply fails with `lastError`). */
+    readonly healthy: boolean;
+    /** Why it is not healthy, for the FAILED status and the health report. */
+    readonly lastError?: string;
+  }>;
   /**
    * Learns the agent's description before the supervisor connects upstream. Default: the
    * Collector bootstrap (run it with only the opamp extension until it reports, within
@@ -97,9 +104,13 @@ export interface SupervisorHooks {
 
 /** A structured logger (the CLI's is built from `telemetry.logs`). */
 export interface SupervisorLogger {
+  /** Detail for diagnosis (the agent's output during bootstrap). */
   debug(message: string, fields?: Readonly<Record<string, unknown>>): void;
+  /** Lifecycle (agent started, restart scheduled, connected). */
   info(message: string, fields?: Readonly<Record<string, unknown>>): void;
+  /** Trouble the supervisor works around (cannot connect, a SIGHUP reload that failed, an orphan swept). */
   warn(message: string, fields?: Readonly<Record<string, unknown>>): void;
+  /** A failure, also emitted as the `error` event. */
   error(message: string, fields?: Readonly<Record<string, unknown>>): void;
 }
 
@@ -107,6 +118,7 @@ export interface SupervisorLogger {
 export interface SupervisorOptions {
   /** The resolved config (`loadSupervisorConfig` / `parseSupervisorConfig` / `resolveSupervisorConfig`). */
   readonly config: SupervisorConfig;
+  /** Replace how the agent is configured, launched, health-checked and bootstrapped. Default: the Collector's ways. */
   readonly hooks?: SupervisorHooks;
   /** Default: nothing is logged (listen to the events). */
   readonly logger?: SupervisorLogger;
@@ -121,7 +133,16 @@ export interface SupervisorEvents {
   /** An agent process started. */
   agentStarted: [pid: number];
   /** An agent process ended; `expected` when the supervisor stopped it. */
-  agentExited: [exit: AgentExit & { readonly pid: number; readonly expected: boolean; readonly logTail: string }];
+  agentExited: [
+    exit: AgentExit & {
+      /** The process id that ended. */
+      readonly pid: number;
+      /** True when the supervisor stopped it (restart, new config, stop); false for a crash. */
+      readonly expected: boolean;
+      /** The last `agent.collector_crash_log_snippet_kib` KiB of its output; "" when turned off. */
+      readonly logTail: string;
+    },
+  ];
   /** A crashed agent will be restarted after `delayMs`. */
   restartScheduled: [delayMs: number, attempt: number];
   /** The remote config status reported upstream changed. */

@@ -79,6 +79,7 @@ function withOverrides(list: readonly KeyValue[], overrides: Readonly<Record<str
  * await supervisor.start();
  */
 export class Supervisor extends EventEmitter<SupervisorEvents> {
+  /** The resolved config the supervisor runs with (read-only). */
   readonly config: SupervisorConfig;
   readonly #hooks: SupervisorHooks;
   readonly #log: SupervisorLogger;

@@ -17,8 +17,18 @@ import type { ContractTestApi } from "./test-api.js";
 export type ServerBusFactory = () =>
   | ServerBus
   | Promise<ServerBus>
-  | { bus: ServerBus; dispose(): Promise<void> | void }
-  | Promise<{ bus: ServerBus; dispose(): Promise<void> | void }>;
+  | {
+      /** The bus under test. */
+      bus: ServerBus;
+      /** Releases what the bus holds (connections, a test database); runs after each test. */
+      dispose(): Promise<void> | void;
+    }
+  | Promise<{
+      /** The bus under test. */
+      bus: ServerBus;
+      /** Releases what the bus holds (connections, a test database); runs after each test. */
+      dispose(): Promise<void> | void;
+    }>;
 
 const UID_A = "018f2c6e-0000-7000-8000-0000000000a1";
 const UID_B = "018f2c6e-0000-7000-8000-0000000000b2";

@@ -17,8 +17,18 @@ import type { ContractTestApi } from "./test-api.js";
 export type ServerStoreFactory = () =>
   | ServerStore
   | Promise<ServerStore>
-  | { store: ServerStore; dispose(): Promise<void> | void }
-  | Promise<{ store: ServerStore; dispose(): Promise<void> | void }>;
+  | {
+      /** The store under test. */
+      store: ServerStore;
+      /** Releases what the store holds (connections, a test database); runs after each test. */
+      dispose(): Promise<void> | void;
+    }
+  | Promise<{
+      /** The store under test. */
+      store: ServerStore;
+      /** Releases what the store holds (connections, a test database); runs after each test. */
+      dispose(): Promise<void> | void;
+    }>;
 
 const UID_A = "018f2c6e-0000-7000-8000-00000000000a";
 const UID_B = "018f2c6e-0000-7000-8000-00000000000b";

@@ -21,10 +21,15 @@ export interface ContractTestApi {
 
 /** The matchers the contract suites use. */
 export interface ContractMatchers {
+  /** Fails unless `actual` is `expected` (`Object.is`). */
   toBe(expected: unknown): void;
+  /** Fails unless `actual` deeply equals `expected`. */
   toEqual(expected: unknown): void;
+  /** Fails unless `actual` is undefined. */
   toBeUndefined(): void;
+  /** Fails when `actual` is undefined. */
   toBeDefined(): void;
+  /** Fails unless `actual` is an instance of `expected`. */
   // biome-ignore lint/suspicious/noExplicitAny: matches any class, as vitest's and jest's own signatures do
   toBeInstanceOf(expected: abstract new (...args: any[]) => unknown): void;
 }

@@ -17,18 +17,50 @@ import type { OpampError } from "../wire/errors.js";
  * - `stopping`, `stopped`: `stop()` was called / has finished.
  */
 export type ConnectionState =
-  | { readonly t: "idle"; readonly status: "idle" }
-  | { readonly t: "connecting"; readonly status: "connecting"; readonly attempt: number }
-  | { readonly t: "connected"; readonly status: "connected" }
   | {
-      readonly t: "backoff";
-      readonly status: "backoff";
-      readonly until: number;
+      /** Same as `status` (the short name, kept for existing code). */
+      readonly t: "idle";
+      /** Not started. */
+      readonly status: "idle";
+    }
+  | {
+      /** Same as `status` (the short name, kept for existing code). */
+      readonly t: "connecting";
+      /** An attempt is under way. */
+      readonly status: "connecting";
+      /** Which attempt, 1 for the first since the last connection. */
       readonly attempt: number;
+    }
+  | {
+      /** Same as `status` (the short name, kept for existing code). */
+      readonly t: "connected";
+      /** The WebSocket is open, or the last HTTP request was answered. */
+      readonly status: "connected";
+    }
+  | {
+      /** Same as `status` (the short name, kept for existing code). */
+      readonly t: "backoff";
+      /** An attempt failed; the client waits before the next. */
+      readonly status: "backoff";
+      /** Clock time (ms since the epoch) at which the next attempt starts. */
+      readonly until: number;
+      /** The attempt that failed. */
+      readonly attempt: number;
+      /** Why it failed. */
       readonly error: OpampError;
     }
-  | { readonly t: "stopping"; readonly status: "stopping" }
-  | { readonly t: "stopped"; readonly status: "stopped" };
+  | {
+      /** Same as `status` (the short name, kept for existing code). */
+      readonly t: "stopping";
+      /** `stop()` was called and is under way. */
+      readonly status: "stopping";
+    }
+  | {
+      /** Same as `status` (the short name, kept for existing code). */
+      readonly t: "stopped";
+      /** `stop()` has finished; the client does not start again. */
+      readonly status: "stopped";
+    };
 
 /** Something that happened to a connection. */
 export type ConnectionEvent =

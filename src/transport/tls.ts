@@ -26,7 +26,9 @@ export interface TlsSettings {
   readonly rejectUnauthorized?: boolean;
   /** Server name for SNI and certificate checks. Default the URL's host. */
   readonly servername?: string;
+  /** Lowest TLS version accepted. Default Node's (`tls.DEFAULT_MIN_VERSION`, TLSv1.2). */
   readonly minVersion?: TlsVersion;
+  /** Highest TLS version offered. Default Node's (`tls.DEFAULT_MAX_VERSION`, TLSv1.3). */
   readonly maxVersion?: TlsVersion;
   /** OpenSSL cipher list (TLS 1.3 suites keep their `TLS_` names), colon-separated. */
   readonly ciphers?: string;

@@ -28,7 +28,9 @@ export function agentDescription(input: {
  * for repeated keys and int64 values). Never throws.
  */
 export function describeAgent(desc: AgentDescription): {
+  /** The identifying attributes, by key. */
   identifying: Record<string, AttributeValue>;
+  /** The non-identifying attributes, by key. */
   nonIdentifying: Record<string, AttributeValue>;
 } {
   return {

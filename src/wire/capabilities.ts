@@ -9,20 +9,35 @@ import { OpampError } from "./errors.js";
 export const AgentCapability = {
   /** Reports status. Every agent MUST set it. */
   ReportsStatus: 0x1n,
+  /** Accepts remote configs (`ServerToAgent.remote_config`). */
   AcceptsRemoteConfig: 0x2n,
+  /** Reports its effective config. */
   ReportsEffectiveConfig: 0x4n,
+  /** Accepts packages offered by the server. */
   AcceptsPackages: 0x8n,
+  /** Reports the status of offered packages. */
   ReportsPackageStatuses: 0x10n,
+  /** Sends its own traces to a destination the server offers. */
   ReportsOwnTraces: 0x20n,
+  /** Sends its own metrics to a destination the server offers. */
   ReportsOwnMetrics: 0x40n,
+  /** Sends its own logs to a destination the server offers. */
   ReportsOwnLogs: 0x80n,
+  /** Accepts new OpAMP connection settings (endpoint, headers, TLS, heartbeat). */
   AcceptsOpAMPConnectionSettings: 0x100n,
+  /** Accepts settings for other connections (e.g. its exporters). */
   AcceptsOtherConnectionSettings: 0x200n,
+  /** Restarts on the server's Restart command. */
   AcceptsRestartCommand: 0x400n,
+  /** Reports its health (`ComponentHealth`). */
   ReportsHealth: 0x800n,
+  /** Reports the status of the remote config it was given (`RemoteConfigStatus`). */
   ReportsRemoteConfig: 0x1000n,
+  /** Sends heartbeats at the interval the server offers. */
   ReportsHeartbeat: 0x2000n,
+  /** Reports the components it can run (`AvailableComponents`). */
   ReportsAvailableComponents: 0x4000n,
+  /** Reports whether offered connection settings were applied (`ConnectionSettingsStatus`). */
   ReportsConnectionSettingsStatus: 0x8000n,
 } as const;
 
@@ -30,11 +45,17 @@ export const AgentCapability = {
 export const ServerCapability = {
   /** Accepts status reports. Every server MUST set it. */
   AcceptsStatus: 0x1n,
+  /** Offers remote configs. */
   OffersRemoteConfig: 0x2n,
+  /** Accepts effective config reports. */
   AcceptsEffectiveConfig: 0x4n,
+  /** Offers packages. */
   OffersPackages: 0x8n,
+  /** Accepts package status reports. */
   AcceptsPackagesStatus: 0x10n,
+  /** Offers connection settings. */
   OffersConnectionSettings: 0x20n,
+  /** Accepts connection settings requests (e.g. certificate signing requests). */
   AcceptsConnectionSettingsRequest: 0x40n,
 } as const;
 

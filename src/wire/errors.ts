@@ -94,8 +94,11 @@ export function isOpampError(value: unknown): value is OpampError {
  * {@link isOpampError}, which also works across the ESM and CJS builds.
  */
 export class OpampError extends Error {
+  /** Always `"OpampError"`, also in minified builds (stack traces and logs show it). */
   override readonly name = "OpampError";
+  /** What went wrong, from the closed set documented in docs/errors.md; branch on this. */
   readonly code: OpampErrorCode;
+  /** Code-specific facts (HTTP status, Retry-After, the limit, the agent); `{}` when there are none. */
   readonly details: OpampErrorDetails;
 
   constructor(code: OpampErrorCode, message: string, options?: { cause?: unknown; details?: OpampErrorDetails }) {

@@ -37,15 +37,19 @@ export type GoHeaders = Readonly<Record<string, readonly string[]>>;
 
 /** The `connect` JSON (Bindplane's `OpampGatewayConnect`). */
 export interface GatewayConnect {
+  /** The gateway's id for this agent request; the `connectResult` carries it back. */
   readonly requestUid: string;
   /** The agent's socket address as the gateway saw it, Go style (`10.0.0.7:53122`, `[::1]:5000`). */
   readonly remoteAddress: string;
+  /** The agent request's headers, Go style (canonical names, value lists). */
   readonly headers: GoHeaders;
 }
 
 /** The `connectResult` JSON (Bindplane's `OpampGatewayConnectResult`). */
 export interface GatewayConnectResult {
+  /** The `requestUid` of the `connect` this answers. */
   readonly requestUid: string;
+  /** Whether the server lets the agent in. */
   readonly accept: boolean;
   /** The status the gateway answers the agent with when refused; 0 means 401. */
   readonly httpStatusCode: number;
@@ -55,6 +59,7 @@ export interface GatewayConnectResult {
 
 /** The `attach` JSON (extension). */
 export interface GatewayAttach {
+  /** The `requestUid` of the `connect` that authenticated the request now speaking for the UID. */
   readonly requestUid: string;
   /** Canonical UUID string. */
   readonly instanceUid: string;
@@ -66,6 +71,7 @@ export interface GatewayRefused {
   readonly httpStatusCode: number;
   /** What a direct WebSocket agent would have been closed with (1008, 1011…). */
   readonly wsCloseCode: number;
+  /** Why, for logs and the agent's close reason or response body. */
   readonly reason: string;
 }
 

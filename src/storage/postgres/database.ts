@@ -10,6 +10,7 @@ import { OpampError } from "../../wire/errors.js";
 
 /** Rows of one query. */
 export interface SqlResult<R> {
+  /** The rows returned (none for statements without RETURNING), keyed by column name. */
   readonly rows: R[];
 }
 
@@ -40,7 +41,15 @@ export interface SqlDatabase extends SqlQueryable {
 
 /** The part of a node-postgres client the adapter uses (a `pg.PoolClient`). */
 export interface PgClientLike {
-  query(text: string, params?: unknown[]): Promise<{ rows: unknown[] }>;
+  /** Runs one statement with `$1…` parameters. */
+  query(
+    text: string,
+    params?: unknown[],
+  ): Promise<{
+    /** The rows returned, one object per row keyed by column name. */
+    rows: unknown[];
+  }>;
+  /** Gives the client back to the pool; a truthy `error` destroys it instead (a broken LISTEN connection). */
   release(error?: Error | boolean): void;
   /** `"notification"` listeners get `{ channel, payload }`, `"error"` an Error, `"end"` nothing. */
   on(event: "notification" | "error" | "end", listener: (value: never) => void): unknown;
@@ -54,23 +63,44 @@ interface PgNotification {
 
 /** The part of a node-postgres pool the adapter uses (a `pg.Pool`). */
 export interface PgPoolLike {
-  query(text: string, params?: unknown[]): Promise<{ rows: unknown[] }>;
+  /** Runs one statement with `$1…` parameters. */
+  query(
+    text: string,
+    params?: unknown[],
+  ): Promise<{
+    /** The rows returned, one object per row keyed by column name. */
+    rows: unknown[];
+  }>;
+  /** Checks a client out of the pool: transactions and the LISTEN connection use one. */
   connect(): Promise<PgClientLike>;
+  /** Closes every client of the pool; called by `close()` only when the adapter owns the pool. */
   end(): Promise<void>;
 }
 
 /** The part of a PGlite instance the adapter uses (`@electric-sql/pglite`'s `PGlite`). */
 export interface PGliteLike {
-  query(text: string, params?: unknown[]): Promise<{ rows: unknown[] }>;
+  /** Runs one statement with `$1…` parameters. */
+  query(
+    text: string,
+    params?: unknown[],
+  ): Promise<{
+    /** The rows returned, one object per row keyed by column name. */
+    rows: unknown[];
+  }>;
+  /** Runs several statements without parameters (migrations). */
   exec(text: string): Promise<unknown>;
+  /** Runs `fn` in a transaction: committed when it resolves, rolled back when it rejects. */
   transaction<T>(
     fn: (tx: {
       query(text: string, params?: unknown[]): Promise<{ rows: unknown[] }>;
       exec(text: string): Promise<unknown>;
     }) => Promise<T>,
   ): Promise<T>;
+  /** Calls `callback` with the payload of every NOTIFY on `channel`; resolves with the function that stops it. */
   listen(channel: string, callback: (payload: string) => void): Promise<() => Promise<void>>;
+  /** Closes the database; called by `close()` only when the adapter opened it. */
   close(): Promise<void>;
+  /** True once closed; the adapter then neither unlistens nor closes it again. */
   readonly closed?: boolean;
 }
 

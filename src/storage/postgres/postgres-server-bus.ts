@@ -52,9 +52,13 @@ function channelOf(schema: string, replicaId: string): string {
  * the store's; open it with {@link PostgresServerBus.open}, which runs the migrations.
  */
 export class PostgresServerBus implements ServerBus {
+  /** The database the bus runs on. */
   readonly db: SqlDatabase;
+  /** Schema of its tables (shared with the store). */
   readonly schema: string;
+  /** How often this replica says it is alive. */
   readonly heartbeatIntervalMs: number;
+  /** Silence after which another replica counts as gone. */
   readonly replicaTtlMs: number;
   readonly #ownsDb: boolean;
   readonly #members = new Set<BusMember>();

@@ -10,6 +10,7 @@ import { resolveSupervisorConfig, type SupervisorConfig } from "./supervisor-con
 
 /** A loaded config and what was worth a warning while reading it. */
 export interface LoadedConfig {
+  /** The resolved config, defaults filled in. */
   readonly config: SupervisorConfig;
   /** Unset variables expanded to "", settings read but ignored. */
   readonly warnings: readonly string[];

@@ -11,6 +11,7 @@ import { OpampError } from "../../wire/errors.js";
 export interface AgentCommand {
   /** Executable path. */
   readonly executable: string;
+  /** Command-line arguments, without the executable. */
   readonly args: readonly string[];
   /** Extra environment variables on top of the supervisor's own. */
   readonly env: Readonly<Record<string, string>>;
@@ -22,6 +23,7 @@ export interface AgentCommand {
 export interface AgentExit {
   /** Exit code, or null when ended by a signal. */
   readonly code: number | null;
+  /** The signal that ended it, or null when it exited by itself. */
   readonly signal: NodeJS.Signals | null;
   /** How long it ran, in ms. */
   readonly ranForMs: number;

@@ -29,6 +29,7 @@ const STATUS_NUMBER = { applied: 1, applying: 2, failed: 3 } as const;
 
 /** What persistent_state.yaml holds. */
 export interface PersistentState {
+  /** The agent's 16-byte instance UID; undefined before the first run. */
   readonly instanceUid: Uint8Array | undefined;
   /** Hash of the `server:` block the committed connection settings were made under. */
   readonly serverConfigHash: string | undefined;
@@ -77,8 +78,17 @@ export class StateDirectory {
     }
   }
 
-  /** Reads persistent_state.yaml; absent or unreadable fields come back undefined. */
-  async readPersistentState(): Promise<PersistentState & { readonly remoteConfig?: ClientState["remoteConfig"] }> {
+  /**
+   * Reads persistent_state.yaml; a missing file, or absent or unreadable fields, come back
+   * undefined.
+   * @throws OpampError `storage_failed` when the file is not valid YAML.
+   */
+  async readPersistentState(): Promise<
+    PersistentState & {
+      /** The last remote config status reported (`last_remote_config_status`), when recorded. */
+      readonly remoteConfig?: ClientState["remoteConfig"];
+    }
+  > {
     const bytes = await readFileIfExists(join(this.directory, "persistent_state.yaml"));
     if (bytes === undefined) return { instanceUid: undefined, serverConfigHash: undefined };
     let doc: Record<string, unknown>;

@@ -36,9 +36,11 @@ export interface ReceivedMessage {
   readonly index: number;
   /** Arrival time, `performance.now()` milliseconds. */
   readonly at: number;
+  /** The transport it arrived on. */
   readonly transport: ConformanceTransport;
   /** WS: the connection number; HTTP: the request number. */
   readonly connection: number;
+  /** The decoded message. */
   readonly message: AgentToServer;
   /** Set when the server refused the message at the HTTP level (e.g. 503). */
   refusedWith?: number;
@@ -56,14 +58,48 @@ export interface Exchange extends ReceivedMessage {
 
 /** Transport-level happenings, in order. */
 export type ServerEvent =
-  | { readonly kind: "ws-open"; readonly at: number; readonly connection: number }
-  | { readonly kind: "ws-close"; readonly at: number; readonly connection: number; readonly code: number }
-  | { readonly kind: "upgrade-refused"; readonly at: number; readonly status: number }
-  | { readonly kind: "message"; readonly at: number; readonly index: number }
   | {
-      readonly kind: "bad-input";
+      /** A WebSocket was accepted. */
+      readonly kind: "ws-open";
+      /** When, `performance.now()` milliseconds. */
       readonly at: number;
+      /** The connection's number, as in {@link ReceivedMessage.connection}. */
+      readonly connection: number;
+    }
+  | {
+      /** A WebSocket closed, from either side. */
+      readonly kind: "ws-close";
+      /** When, `performance.now()` milliseconds. */
+      readonly at: number;
+      /** The connection's number. */
+      readonly connection: number;
+      /** The close code received or sent. */
+      readonly code: number;
+    }
+  | {
+      /** A WebSocket handshake was refused (see `refuseNextUpgrade`). */
+      readonly kind: "upgrade-refused";
+      /** When, `performance.now()` milliseconds. */
+      readonly at: number;
+      /** The HTTP status it was refused with. */
+      readonly status: number;
+    }
+  | {
+      /** An AgentToServer arrived and was added to the log. */
+      readonly kind: "message";
+      /** When, `performance.now()` milliseconds. */
+      readonly at: number;
+      /** Its position in {@link CheckingServer.log}. */
+      readonly index: number;
+    }
+  | {
+      /** Something that is not a valid OpAMP message arrived (bad header, undecodable body, too large). */
+      readonly kind: "bad-input";
+      /** When, `performance.now()` milliseconds. */
+      readonly at: number;
+      /** Where it arrived. */
       readonly transport: ConformanceTransport;
+      /** What was wrong with it. */
       readonly detail: string;
     };
 
@@ -80,7 +116,9 @@ interface UpgradeRefusal {
 
 /** The checking server. */
 export class CheckingServer {
+  /** Every AgentToServer received, in arrival order, on both transports. */
   readonly log: ReceivedMessage[] = [];
+  /** Transport-level happenings (connections, closes, refusals, bad input), in order. */
   readonly events: ServerEvent[] = [];
   private readonly http: Server;
   private readonly wss = new WebSocketServer({ noServer: true, maxPayload: DEFAULT_MAX_MESSAGE_BYTES });

@@ -36,9 +36,11 @@ export interface ClientScriptTiming {
 
 /** What a client check gets to work with. */
 export interface ClientSession {
+  /** The server the client under test talks to. */
   readonly server: CheckingServer;
   /** The URL clients were told to use (http form). */
   readonly url: string;
+  /** How long the checks wait for the client. */
   readonly timing: ClientScriptTiming;
   /** The transport the client under test uses (from its first message). */
   transport: ConformanceTransport;
@@ -58,6 +60,7 @@ export interface ClientSession {
 
 /** A client check. Checks with `atEnd` inspect the whole log after the client has stopped. */
 export interface ClientCheck extends Check<ClientSession> {
+  /** Run after the client has stopped, on the whole log. Default false. */
   readonly atEnd?: boolean;
 }
 

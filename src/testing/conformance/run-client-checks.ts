@@ -32,6 +32,7 @@ export interface ClientChecksOptions {
 
 /** A running client check session. */
 export interface ClientChecksSession {
+  /** The port the kit listens on (the one chosen when `port` was 0). */
   readonly port: number;
   /** The URL to give an HTTP client. */
   readonly httpUrl: string;

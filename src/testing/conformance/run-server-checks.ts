@@ -31,8 +31,16 @@ export interface ServerChecksOptions {
   readonly onResult?: (result: CheckResult) => void;
 }
 
-/** The ws:// and http:// forms of one OpAMP URL. */
-export function deriveUrls(url: string): { wsUrl: string; httpUrl: string } {
+/**
+ * The ws:// and http:// forms of one OpAMP URL (same host, port and path; `wss`/`https` stay secure).
+ * @throws OpampError `invalid_argument` when `url` is not a ws, wss, http or https URL.
+ */
+export function deriveUrls(url: string): {
+  /** The `ws:`/`wss:` form. */
+  wsUrl: string;
+  /** The `http:`/`https:` form. */
+  httpUrl: string;
+} {
   let parsed: URL;
   try {
     parsed = new URL(url);

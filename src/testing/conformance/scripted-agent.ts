@@ -25,7 +25,9 @@ import {
 
 /** Where and how to reach the server under test. */
 export interface ServerTarget {
+  /** The server's `ws:`/`wss:` URL. */
   readonly wsUrl: string;
+  /** The server's `http:`/`https:` URL. */
   readonly httpUrl: string;
   /** Headers (credentials) sent on every request and WebSocket handshake. */
   readonly headers: Readonly<Record<string, string>>;

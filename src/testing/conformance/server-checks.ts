@@ -33,7 +33,9 @@ import { type Check, type CheckOutcome, type ConformanceTransport, fail, notAppl
 
 /** What a server check gets to work with. */
 export interface ServerCheckContext {
+  /** The transport this run of the check uses. */
   readonly transport: ConformanceTransport;
+  /** The server under test: URLs, credentials, timeout. */
   readonly target: ServerTarget;
   /** The operator says the server must refuse requests without the configured credentials. */
   readonly authRequired: boolean;
@@ -45,6 +47,7 @@ export interface ServerCheckContext {
 
 /** A server check; `transports` lists the transports it runs on. */
 export interface ServerCheck extends Check<ServerCheckContext> {
+  /** The transports the check runs on (some requirements are WebSocket- or HTTP-only). */
   readonly transports: readonly ConformanceTransport[];
 }
 

@@ -13,30 +13,52 @@ export type CheckStatus = "pass" | "fail" | "not_applicable";
  * optional for `pass`); `reason` says why a check does not apply.
  */
 export type CheckOutcome =
-  | { readonly status: "pass"; readonly evidence?: string }
-  | { readonly status: "fail"; readonly evidence: string }
-  | { readonly status: "not_applicable"; readonly reason: string };
+  | {
+      /** The requirement holds. */
+      readonly status: "pass";
+      /** What was observed, when worth reporting. */
+      readonly evidence?: string;
+    }
+  | {
+      /** The requirement does not hold. */
+      readonly status: "fail";
+      /** What was observed instead of what the spec requires. */
+      readonly evidence: string;
+    }
+  | {
+      /** The check does not apply to this implementation or setup. */
+      readonly status: "not_applicable";
+      /** Why it does not apply. */
+      readonly reason: string;
+    };
 
 /** One check's result on one transport, as it appears in a report. */
 export interface CheckResult {
   /** Stable id, e.g. `server.first-reply-capabilities`. */
   readonly id: string;
+  /** One line saying what the requirement is, for reports. */
   readonly title: string;
   /** The section of the OpAMP specification the requirement comes from. */
   readonly specSection: string;
+  /** The transport this result is for. */
   readonly transport: ConformanceTransport;
+  /** Whether the check passed, failed or does not apply. */
   readonly status: CheckStatus;
   /** What was observed; always set on `fail`. */
   readonly evidence?: string;
   /** Why the check does not apply; set on `not_applicable`. */
   readonly reason?: string;
+  /** How long the check took on this transport. */
   readonly durationMs: number;
 }
 
 /** Counts of results per status. */
 export interface ReportSummary {
+  /** Results that passed. */
   readonly pass: number;
+  /** Results that failed; a conforming implementation has none. */
   readonly fail: number;
+  /** Results whose check did not apply. */
   readonly not_applicable: number;
 }
 
@@ -48,8 +70,11 @@ export interface ConformanceReport {
   readonly target: string;
   /** ISO-8601 time the run started. */
   readonly startedAt: string;
+  /** How long the whole run took. */
   readonly durationMs: number;
+  /** One result per check and transport, in run order. */
   readonly results: readonly CheckResult[];
+  /** The results counted per status. */
   readonly summary: ReportSummary;
 }
 
@@ -60,11 +85,15 @@ export interface ConformanceReport {
  * server that never assigns instance UIDs).
  */
 export interface Check<Ctx> {
+  /** Stable id, e.g. `server.first-reply-capabilities`. */
   readonly id: string;
+  /** One line saying what the requirement is, for reports. */
   readonly title: string;
+  /** The section of the OpAMP specification the requirement comes from. */
   readonly specSection: string;
   /** Returns `true`, or the reason the check does not apply. */
   readonly appliesWhen?: (ctx: Ctx) => true | string;
+  /** Runs the check; resolves with the outcome, and a rejection is reported as `fail` with the error as evidence. */
   readonly run: (ctx: Ctx) => Promise<CheckOutcome>;
 }
 
