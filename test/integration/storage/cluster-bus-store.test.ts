@@ -47,7 +47,7 @@ describe("ClusterServerBus across two workers", () => {
     const b = await new ClusterServerBus({ port: w2 }).join("worker-2", (from, payload) =>
       got.push(`${from}:${new TextDecoder().decode(payload)}`),
     );
-    expect(hub.replicas.sort()).toEqual(["worker-1", "worker-2"]);
+    expect([...hub.replicas].sort()).toEqual(["worker-1", "worker-2"]);
     await a.claim([UID]);
     expect(await b.locate(UID)).toBe("worker-1");
     await a.send("worker-2", new TextEncoder().encode("hi"));
