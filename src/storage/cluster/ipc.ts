@@ -1,8 +1,9 @@
 /**
  * The IPC framing shared by the cluster's primary (the hub) and its workers: requests from
- * a worker, answers and relayed bus messages from the primary. Everything sent within one
- * turn of the event loop travels as one IPC message (a batch): a connect storm of 10,000
- * agents makes 10,000 claims, and one `process.send` each would cost more than the claims.
+ * a worker, answers and relayed bus messages from the primary. What is sent within one
+ * turn of the event loop travels together (a batch, up to MAX_BATCH_ITEMS): a connect storm
+ * of 10,000 agents makes 10,000 claims, and one `process.send` each would cost more than
+ * the claims.
  */
 import { type Clock, systemClock, type TimerHandle } from "../../internal/clock.js";
 import { isOpampErrorCode, OpampError } from "../../wire/errors.js";
@@ -82,7 +83,17 @@ export function unpackBytes(value: unknown, what: string): Uint8Array {
   );
 }
 
-/** Collects items and sends them as one frame at the end of the current turn. */
+/**
+ * Most items in one IPC message. A sweep writes the state of every changed agent in one
+ * turn: at 19,000 agents of ~10 KB each, one message would be ~190 MB to serialize at
+ * once, in the sender's and the receiver's memory both.
+ */
+export const MAX_BATCH_ITEMS = 256;
+
+/**
+ * Collects items and sends them as one frame at the end of the current turn, or at once
+ * when {@link MAX_BATCH_ITEMS} are waiting.
+ */
 export class Batcher<T> {
   #items: T[] = [];
   #scheduled = false;
@@ -94,15 +105,21 @@ export class Batcher<T> {
 
   push(item: T): void {
     this.#items.push(item);
+    if (this.#items.length >= MAX_BATCH_ITEMS) {
+      this.flush();
+      return;
+    }
     if (this.#scheduled) return;
     this.#scheduled = true;
     // setImmediate, not a microtask: the claims of every agent whose socket was readable in
     // this turn go together.
-    setImmediate(() => this.flush());
+    setImmediate(() => {
+      this.#scheduled = false;
+      this.flush();
+    });
   }
 
   flush(): void {
-    this.#scheduled = false;
     if (this.#items.length === 0) return;
     const items = this.#items;
     this.#items = [];
