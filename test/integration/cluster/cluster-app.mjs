@@ -16,9 +16,13 @@ const emit = (ev, fields = {}) => process.stdout.write(`${JSON.stringify({ ev, .
 const hex = (bytes) => (bytes === undefined ? undefined : Buffer.from(bytes).toString("hex"));
 const APP = "cluster-app";
 
-const node = await startCluster({
+// CLUSTER_APP_FAIL_SETUP=1: every worker's setup throws (startCluster must reject in the primary).
+const failSetup = process.env.CLUSTER_APP_FAIL_SETUP === "1";
+
+const started = startCluster({
   workers: Number(process.argv[2] ?? 2),
   async setup({ bus, store, replicaId }) {
+    if (failSetup) throw new Error("no config file");
     const server = new OpAMPServer({ bus, store, replicaId, allowAnonymous: true, heartbeat: { intervalSeconds: 1 } });
     // The desired config hash at connect: read from the primary's store when the agent
     // arrives from another worker (or after a worker died).
@@ -59,6 +63,14 @@ const node = await startCluster({
     emit("worker-ready", { worker: replicaId, pid: process.pid, url: address.url });
     return server;
   },
+});
+const node = await started.catch((error) => {
+  emit("start-failed", {
+    code: error.code,
+    message: error.message,
+    workers: Object.keys(cluster.workers ?? {}).length,
+  });
+  process.exit(3);
 });
 
 if (node.role === "primary") {

@@ -29,8 +29,11 @@ class App {
   #nextId = 1;
   stderr = "";
 
-  constructor(workers: number) {
-    this.child = spawn(process.execPath, [APP, String(workers)], { stdio: ["pipe", "pipe", "pipe"] });
+  constructor(workers: number, env: Record<string, string> = {}) {
+    this.child = spawn(process.execPath, [APP, String(workers)], {
+      stdio: ["pipe", "pipe", "pipe"],
+      env: { ...process.env, ...env },
+    });
     let buffered = "";
     this.child.stdout!.on("data", (chunk: Buffer) => {
       buffered += chunk.toString();
@@ -303,6 +306,17 @@ describe("startCluster: two OpAMPServer workers on one port", { timeout: 60_000 
     expect(full).toBeLessThan(polls().length / 2);
     const errors = app.events.filter((e) => e.ev === "server-error");
     expect(errors).toEqual([]);
+  });
+
+  it("a setup that throws at start makes startCluster reject with hook_failed, no worker left running", async () => {
+    const app = new App(2, { CLUSTER_APP_FAIL_SETUP: "1" });
+    cleanups.push(async () => void app.child.kill("SIGKILL"));
+    const exited = new Promise<number | null>((r) => app.child.once("exit", r));
+    const failed = await app.next((e) => e.ev === "start-failed");
+    expect(failed).toMatchObject({ code: "hook_failed", workers: 0 });
+    expect(failed.message).toContain("no config file");
+    expect(await exited).toBe(3);
+    expect(app.events.some((e) => e.ev === "started")).toBe(false);
   });
 
   it("stop() stops every worker and the primary exits", async () => {
