@@ -101,7 +101,7 @@ export class ClusterPrimary extends EventEmitter<ClusterEvents> {
   /** The bus and store the primary holds for the workers. */
   readonly hub: ClusterHub;
   readonly #options: ResolvedOptions;
-  readonly #live = new Map<Worker, { info: ClusterWorkerInfo; detach(): void; ready: boolean }>();
+  readonly #live = new Map<Worker, { info: ClusterWorkerInfo; detach(): void }>();
   readonly #restartTimers = new Set<ReturnType<typeof setTimeout>>();
   #failuresInRow = 0;
   #stopping: Promise<void> | undefined;
@@ -151,11 +151,16 @@ export class ClusterPrimary extends EventEmitter<ClusterEvents> {
     );
   }
 
-  /** Forks one worker; resolves when it is ready, rejects when its setup failed or timed out. */
+  /**
+   * Adds a worker (how a dead one is replaced, and how to grow a running cluster). Resolves
+   * once its `setup` has finished; rejects with `hook_failed` when it failed or the worker
+   * exited first, `timeout` after `startTimeoutMs` (the worker is then killed). A worker
+   * that dies later is replaced like the others.
+   */
   fork(): Promise<ClusterWorkerInfo> {
     const worker = cluster.fork();
     const info: ClusterWorkerInfo = { id: worker.id, pid: worker.process.pid, replicaId: `worker-${worker.id}` };
-    const entry = { info, detach: this.hub.attach(worker), ready: false };
+    const entry = { info, detach: this.hub.attach(worker) };
     this.#live.set(worker, entry);
     return new Promise<ClusterWorkerInfo>((resolve, reject) => {
       let settled = false;
@@ -174,7 +179,6 @@ export class ClusterPrimary extends EventEmitter<ClusterEvents> {
       const onLife = (message: unknown) => {
         if (!isLife(message)) return;
         if (message.t === "ready") {
-          entry.ready = true;
           this.#failuresInRow = 0;
           settle();
           this.emit("workerReady", info);

@@ -146,7 +146,9 @@ export class ClusterHub {
   }
 
   async #handle(link: Link, item: RequestItem): Promise<void> {
-    const handler = typeof item?.op === "string" ? this.#handlers[item.op] : undefined;
+    // Own properties only: "constructor" and the like are not requests.
+    const handler =
+      typeof item?.op === "string" && Object.hasOwn(this.#handlers, item.op) ? this.#handlers[item.op] : undefined;
     let answer: PrimaryItem;
     try {
       if (handler === undefined || !Array.isArray(item.args)) {

@@ -149,6 +149,18 @@ describe("ClusterServerStore failures", () => {
     expect(() => new ClusterServerBus({ port: workerEnd, serialization: "json" })).toThrow(/already used/);
   });
 
+  it("answers a request it does not know with malformed_message, and keeps serving", async () => {
+    const { workerEnd } = wired("advanced");
+    const answers: unknown[] = [];
+    workerEnd.on("message", (m) => answers.push(m));
+    workerEnd.send({ tag: "opamp-sdk/cluster", items: [{ id: 7, op: "constructor", args: [] }] });
+    await vitest.vi.waitFor(() => expect(answers.length).toBe(1));
+    expect(answers[0]).toMatchObject({ items: [{ re: 7, ok: false, code: "malformed_message" }] });
+    const store = new ClusterServerStore({ port: workerEnd });
+    await store.putDesired(UID, { remoteConfig: new Uint8Array([3]) });
+    expect((await store.getDesired(UID))?.remoteConfig).toEqual(new Uint8Array([3]));
+  });
+
   it("leaves the application's own messages on the channel alone", async () => {
     const { primaryEnd, workerEnd } = wired("advanced");
     const seen: unknown[] = [];
