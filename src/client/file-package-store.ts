@@ -95,8 +95,7 @@ export class FilePackageStore implements PackageStore {
   }
 
   /**
-   * {@inheritDoc PackageStore.list}
-   * Entries without readable metadata are skipped (installed again when offered).
+   * Every package currently installed. Entries without readable metadata are skipped (installed again when offered).
    * @throws OpampError `storage_failed` when the root cannot be read.
    */
   async list(): Promise<readonly InstalledPackage[]> {

@@ -42,8 +42,7 @@ export class FileClientStateStore implements ClientStateStore {
   constructor(readonly path: string) {}
 
   /**
-   * {@inheritDoc ClientStateStore.load}
-   * First removes the temporary files of writes that a crash (kill -9, power loss)
+   * Returns the last saved state, or undefined when nothing was saved yet. First removes the temporary files of writes that a crash (kill -9, power loss)
    * interrupted; only names this store makes (`<file>.<12 hex>.tmp`) are touched.
    * @throws OpampError `storage_failed` when the file exists but cannot be read or parsed.
    */
