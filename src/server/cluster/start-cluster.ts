@@ -70,8 +70,9 @@ export interface StartClusterOptions<S extends ClusterService = ClusterService> 
   /** Time `stop()` waits for each worker before killing it. Default {@link DEFAULT_CLUSTER_STOP_TIMEOUT_MS}. */
   readonly stopTimeoutMs?: number;
   /**
-   * A worker that dies is replaced at once; one that dies again before it is ready waits
-   * 250 ms, then twice as long each time, up to this. Default {@link DEFAULT_CLUSTER_MAX_RESTART_DELAY_MS}.
+   * A worker that dies is replaced at once; while workers keep dying with none becoming
+   * ready in between, each further replacement waits 250 ms, then twice as long each time,
+   * up to this. Default {@link DEFAULT_CLUSTER_MAX_RESTART_DELAY_MS}.
    */
   readonly maxRestartDelayMs?: number;
 }
