@@ -6,6 +6,7 @@ const entries: Record<string, string> = {
   "client/index": "src/client/index.ts",
   "client/node": "src/client/node.ts",
   "server/index": "src/server/index.ts",
+  "server/cluster/index": "src/server/cluster/index.ts",
   "storage/postgres/index": "src/storage/postgres/index.ts",
   "gateway/index": "src/gateway/index.ts",
   "testing/index": "src/testing/index.ts",

@@ -4,6 +4,9 @@
 //   node bench/run.mjs                                   all scenarios at their default sizes
 //   node bench/run.mjs --scenario fanout --agents 10000 --transport ws
 //   node bench/run.mjs --scenario connect --agents 20 --servers go --out /tmp/r.json
+//   node bench/run.mjs --cluster 2 --scenario fanout --agents 19000 --repeat 5
+//       across cores: opamp-sdk as a cluster of 2 workers (startCluster) against opamp-go,
+//       neither pinned, 5 alternating runs each, medians compared
 //
 // Scenarios: 1|connect  2|steady  3|fanout  4|http  5|storm  6|codec  all
 // Results: bench/results/<timestamp>.json (summary) and bench/results/raw/<timestamp>.json.
@@ -11,7 +14,8 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { dirname, join } from "node:path";
 import { parseArgs } from "node:util";
-import { BENCH_DIR, buildGo, goVersion, killAllChildren, setPinning } from "./ts/procs.mjs";
+import { median } from "./ts/merge.mjs";
+import { BENCH_DIR, buildGo, goVersion, killAllChildren, setClusterWorkers, setPinning } from "./ts/procs.mjs";
 import { printTable, ratios } from "./ts/report.mjs";
 import {
   scenarioCodec,
@@ -26,10 +30,15 @@ import {
 const USAGE = `usage: node bench/run.mjs [--scenario all|1..6|connect|steady|fanout|http|storm|codec]
   [--agents N] [--transport ws|http] [--servers go,sdk[,bare]] [--heartbeat S] [--window S]
   [--settle S] [--iterations N] [--poll-interval S] [--out FILE] [--raw-dir DIR] [--quick] [--pin]
-  [--retries N]
+  [--retries N] [--cluster N] [--repeat N]
   --pin       server on CPU 0, load generators on CPU 1 (taskset)
   --retries   re-measure a server up to N times while other work on the machine used more
-              than 25 % of a core during its measurement; the cleanest attempt is kept (default 2)`;
+              than 25 % of a core during its measurement; the cleanest attempt is kept (default 2)
+  --cluster   opamp-sdk's server as a cluster of N worker processes on one port (startCluster,
+              bench/ts/sdk-cluster-server.mjs); figures are of all its processes together.
+              Not with --pin: both servers use every core.
+  --repeat    measure each server N times, alternating (go, sdk, go, sdk, …); every run is kept
+              and the table compares the medians (default 1)`;
 
 const NAMES = { 1: "connect", 2: "steady", 3: "fanout", 4: "http", 5: "storm", 6: "codec" };
 
@@ -49,6 +58,8 @@ const { values } = parseArgs({
     quick: { type: "boolean", default: false },
     pin: { type: "boolean", default: false },
     retries: { type: "string" },
+    cluster: { type: "string" },
+    repeat: { type: "string" },
     help: { type: "boolean", default: false },
   },
 });
@@ -61,6 +72,17 @@ const scenario = NAMES[values.scenario] ?? values.scenario;
 const servers = values.servers.split(",").map((s) => s.trim());
 const quick = values.quick;
 setPinning(values.pin);
+const clusterWorkers = values.cluster === undefined ? 0 : Number(values.cluster);
+const repeat = values.repeat === undefined ? 1 : Number(values.repeat);
+if (!Number.isInteger(clusterWorkers) || clusterWorkers < 0 || !Number.isInteger(repeat) || repeat < 1) {
+  console.error(USAGE);
+  process.exit(2);
+}
+if (clusterWorkers > 0 && values.pin) {
+  console.error("--cluster runs unpinned: both servers use every core (drop --pin)");
+  process.exit(2);
+}
+setClusterWorkers(clusterWorkers);
 setQuietWait(quick ? 0 : 60_000);
 const num = (v, d) => (v === undefined ? d : Number(v));
 if (![...Object.values(NAMES), "all"].includes(scenario) || servers.some((s) => !["go", "sdk", "bare"].includes(s))) {
@@ -160,6 +182,26 @@ async function measure(entry, kind) {
   return best;
 }
 
+/**
+ * The median of every numeric figure over repeated runs (each figure on its own: the median
+ * connect time and the median RSS may come from different runs), with every run kept.
+ */
+function medianRun(list) {
+  const ok = list.filter((r) => !r.error && !r.unavailable);
+  const merge = (objects) => {
+    const out = {};
+    for (const key of new Set(objects.flatMap((o) => (o && typeof o === "object" ? Object.keys(o) : [])))) {
+      const values = objects.map((o) => o?.[key]);
+      const first = values.find((v) => v !== undefined);
+      if (typeof first === "number") out[key] = median(values.filter((v) => typeof v === "number"));
+      else if (first && typeof first === "object" && !Array.isArray(first)) out[key] = merge(values);
+    }
+    return out;
+  };
+  const figures = merge(ok);
+  return { ...figures, median_of: ok.length, failed_runs: list.length - ok.length, runs: list };
+}
+
 async function main() {
   const stamp = new Date().toISOString().replace(/[:.]/g, "-");
   const outFile = values.out ?? join(BENCH_DIR, "results", `${stamp}.json`);
@@ -183,6 +225,8 @@ async function main() {
         : (pkgVersion("bufferutil") ?? "not installed"),
       args: process.argv.slice(2),
       pinned: values.pin,
+      cluster_workers: clusterWorkers || undefined,
+      repeat,
     },
     runs: [],
   };
@@ -202,20 +246,28 @@ async function main() {
       save();
       continue;
     }
-    for (const kind of servers) {
-      const label = { go: "opamp-go", sdk: "opamp-sdk", bare: "bare-ws" }[kind];
-      console.error(
-        `${entry.name} ${entry.transport} ${entry.agents} agents${entry.effectiveConfig === false ? " (no effective config)" : ""} → ${label} …`,
-      );
-      try {
-        const r = await measure(entry, kind);
-        run.servers[label] = r.unavailable ? { unavailable: `opamp-sdk server not available: ${r.unavailable}` } : r;
-      } catch (error) {
-        run.servers[label] = { error: String(error?.message ?? error) };
-        console.error(`  failed: ${error?.message ?? error}`);
-        killAllChildren();
+    const labelOf = (kind) => ({ go: "opamp-go", sdk: "opamp-sdk", bare: "bare-ws" })[kind];
+    const repeats = Object.fromEntries(servers.map((kind) => [labelOf(kind), []]));
+    // Alternating: go, sdk, go, sdk, … so that a slow spell of the machine hits both.
+    for (let r = 0; r < repeat; r++) {
+      for (const kind of servers) {
+        const label = labelOf(kind);
+        console.error(
+          `${entry.name} ${entry.transport} ${entry.agents} agents${entry.effectiveConfig === false ? " (no effective config)" : ""} → ${label}${clusterWorkers > 0 && kind === "sdk" ? ` (cluster of ${clusterWorkers})` : ""}${repeat > 1 ? ` [${r + 1}/${repeat}]` : ""} …`,
+        );
+        let result;
+        try {
+          const m = await measure(entry, kind);
+          result = m.unavailable ? { unavailable: `opamp-sdk server not available: ${m.unavailable}` } : m;
+        } catch (error) {
+          result = { error: String(error?.message ?? error) };
+          console.error(`  failed: ${error?.message ?? error}`);
+          killAllChildren();
+        }
+        repeats[label].push(result);
+        run.servers[label] = repeat > 1 ? medianRun(repeats[label]) : result;
+        save();
       }
-      save();
     }
     run.ratios = ratios(run);
     save();

@@ -101,6 +101,63 @@ describe.skipIf(!hasGo && !inCI)("bench harness smoke", () => {
     90_000,
   );
 
+  // Across cores: opamp-sdk as a cluster of two workers (startCluster), two alternating
+  // runs, the figures of all its processes together and their medians in the table.
+  it.each(["ws", "http"])(
+    "fans out to every agent over %s of a two-worker opamp-sdk cluster, twice (--cluster 2 --repeat 2)",
+    async (transport) => {
+      const results = await bench(`fanout-cluster-${transport}`, [
+        "--scenario",
+        "fanout",
+        "--agents",
+        String(AGENTS),
+        "--transport",
+        transport,
+        "--servers",
+        "sdk",
+        "--heartbeat",
+        "1",
+        "--cluster",
+        "2",
+        "--repeat",
+        "2",
+      ]);
+      const sdk = results.runs[0]?.servers["opamp-sdk"] as Record<string, unknown> & {
+        runs: Record<string, unknown>[];
+      };
+      expect(sdk["median_of"]).toBe(2);
+      expect(sdk.runs.length).toBe(2);
+      for (const run of sdk.runs) {
+        expect(run["error"]).toBeUndefined();
+        expect(run["server_full_state"]).toBe(AGENTS);
+        expect(run["server_applied"]).toBe(AGENTS);
+        expect(run["load_errors"]).toBe(0);
+      }
+      // Both workers held agents: the cluster, not one process, served the fleet.
+      const stats = sdk.runs[0]!["push"] as { pushed_ws: number; queued_http: number };
+      expect(stats.pushed_ws + stats.queued_http).toBe(AGENTS);
+      expect(sdk["server_applied"]).toBe(AGENTS);
+    },
+    120_000,
+  );
+
+  it("brings every agent back after the whole cluster is killed and restarted (storm, --cluster 2)", async () => {
+    const results = await bench("storm-cluster", [
+      "--scenario",
+      "storm",
+      "--agents",
+      String(AGENTS),
+      "--servers",
+      "sdk",
+      "--cluster",
+      "2",
+    ]);
+    const sdk = results.runs[0]?.servers["opamp-sdk"];
+    expect(sdk?.["error"]).toBeUndefined();
+    expect(sdk?.["server_full_state"]).toBe(AGENTS);
+    expect(sdk?.["recovery_from_kill_ms"]).toBeGreaterThan(0);
+  }, 120_000);
+
   it("times the codec cases on the Go side (and on opamp-sdk's when dist is built)", async () => {
     const results = await bench("codec", ["--scenario", "codec", "--iterations", "50"]);
     const codec = results.runs[0]?.codec;

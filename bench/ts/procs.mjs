@@ -11,6 +11,13 @@ export const REPO_DIR = dirname(BENCH_DIR);
 export const GO_DIR = join(BENCH_DIR, "go");
 export const GO_BIN = join(GO_DIR, "bin", "opamp-bench");
 export const SDK_SERVER = join(BENCH_DIR, "ts", "sdk-server.mjs");
+export const SDK_CLUSTER_SERVER = join(BENCH_DIR, "ts", "sdk-cluster-server.mjs");
+
+/** With N > 0, opamp-sdk's server runs as a cluster of N workers (startCluster). */
+let clusterWorkers = 0;
+export function setClusterWorkers(n) {
+  clusterWorkers = n;
+}
 
 /** Most agents one load process holds: its sockets must stay under the 20,000 open-file limit. */
 export const MAX_AGENTS_PER_LOAD_PROCESS = 9000;
@@ -145,11 +152,14 @@ export class JsonChild {
  * { unavailable: reason } when opamp-sdk's server cannot be loaded.
  */
 export async function startServer(kind, { listen = "127.0.0.1:0", lifetimeS = 1800 } = {}) {
-  const script = kind === "bare" ? join(BENCH_DIR, "ts", "bare-ws-server.mjs") : SDK_SERVER;
+  const cluster = kind === "sdk" && clusterWorkers > 0;
+  const script =
+    kind === "bare" ? join(BENCH_DIR, "ts", "bare-ws-server.mjs") : cluster ? SDK_CLUSTER_SERVER : SDK_SERVER;
+  const extra = cluster ? ["--workers", String(clusterWorkers)] : [];
   const [command, args] =
     kind === "go"
       ? pinned("server", GO_BIN, ["goserver", "--listen", listen, "--lifetime", `${lifetimeS}s`])
-      : pinned("server", process.execPath, [script, "--listen", listen, "--lifetime", String(lifetimeS)]);
+      : pinned("server", process.execPath, [script, "--listen", listen, "--lifetime", String(lifetimeS), ...extra]);
   const proc = new JsonChild(`${kind}-server`, command, args);
   const ev = await proc.waitFor((e) => e.ev === "listening" || e.ev === "unavailable", 30_000, "listening");
   if (ev.ev === "unavailable") {
@@ -159,6 +169,8 @@ export async function startServer(kind, { listen = "127.0.0.1:0", lifetimeS = 18
   return {
     proc,
     pid: proc.pid,
+    // A cluster: the primary and its workers, sampled together.
+    pids: ev.pids ?? [proc.pid],
     addr: ev.addr,
     urlWs: ev.url_ws,
     urlHttp: ev.url_http,
@@ -178,8 +190,26 @@ export async function adminPush(server) {
   return res.json();
 }
 
-/** Reads RSS, peak RSS (kB) and total CPU time (s) of pid from /proc. */
+/**
+ * Reads RSS, peak RSS (kB) and total CPU time (s) of pid from /proc; given several pids (a
+ * cluster's processes), their sums (undefined when none can be read).
+ */
 export function procSample(pid) {
+  if (Array.isArray(pid)) {
+    const parts = pid.map(procSample1).filter((s) => s !== undefined);
+    if (parts.length === 0) return undefined;
+    return {
+      t: performance.now(),
+      cpuS: parts.reduce((a, p) => a + p.cpuS, 0),
+      rssKb: parts.reduce((a, p) => a + p.rssKb, 0),
+      hwmKb: parts.reduce((a, p) => a + (p.hwmKb ?? 0), 0),
+      threads: parts.reduce((a, p) => a + (p.threads ?? 0), 0),
+    };
+  }
+  return procSample1(pid);
+}
+
+function procSample1(pid) {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
     const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");

@@ -37,7 +37,7 @@ async function withServer(kind, fn) {
   const busy = await waitQuiet(quietWaitMs);
   const server = await startServer(kind);
   if (server.unavailable) return { unavailable: server.unavailable };
-  const sampler = new ProcSampler(server.pid);
+  const sampler = new ProcSampler(server.pids);
   try {
     return { machine_busy_before_pct: round1(busy), ...(await fn(server, sampler)) };
   } finally {
@@ -241,7 +241,7 @@ export async function scenarioStorm(kind, o) {
   const busy = await waitQuiet(quietWaitMs);
   let server = await startServer(kind);
   if (server.unavailable) return { unavailable: server.unavailable };
-  let sampler = new ProcSampler(server.pid);
+  let sampler = new ProcSampler(server.pids);
   let fleet;
   try {
     const durationS = Math.ceil((2 * connectTimeoutMs(o.agents)) / 1000) + 120;
@@ -259,7 +259,7 @@ export async function scenarioStorm(kind, o) {
     sampler.stop();
     server = await startServer(kind, { listen: addr });
     if (server.unavailable) return { unavailable: server.unavailable };
-    sampler = new ProcSampler(server.pid, 100);
+    sampler = new ProcSampler(server.pids, 100);
     // The new process's CPU counter starts at zero: measure from the kill, startup included.
     const s0 = { t: tKillPerf, cpuS: 0 };
     const backUnixMs = await fleet.allSynced(2, connectTimeoutMs(o.agents) * 2);
@@ -269,7 +269,7 @@ export async function scenarioStorm(kind, o) {
     await sleep(2000);
     const after = sampler.sample();
     const stats = await adminStats(server);
-    const peak = Math.max(sampler.peakRssKb, procSample(server.pid)?.hwmKb ?? 0);
+    const peak = Math.max(sampler.peakRssKb, procSample(server.pids)?.hwmKb ?? 0);
     const p = fleet.progress();
     return {
       machine_busy_before_pct: round1(busy),

@@ -5,6 +5,7 @@
 // Usage: node bench/ts/sdk-server.mjs [--listen 127.0.0.1:0] [--lifetime SECONDS] [--config-bytes N]
 import { createServer } from "node:http";
 import { parseArgs } from "node:util";
+import { configBody } from "./config-body.mjs";
 
 const { values } = parseArgs({
   options: {
@@ -24,19 +25,6 @@ function hostPort(text) {
   const host = text.slice(0, i);
   if (!/^127\.\d+\.\d+\.\d+$/.test(host)) throw new Error(`${text}: host must be in 127.0.0.0/8`);
   return { host, port: Number(text.slice(i + 1)) };
-}
-
-/** Same document as bench/go/messages.go configBody: collector-like YAML of exactly `size` bytes. */
-export function configBody(version, size) {
-  let s =
-    `# fleet config v${version}\nreceivers:\n  otlp:\n    protocols:\n      grpc:\n        endpoint: 0.0.0.0:4317\n      http:\n        endpoint: 0.0.0.0:4318\n` +
-    "  hostmetrics:\n    collection_interval: 30s\n    scrapers:\n      cpu: {}\n      memory: {}\n      disk: {}\n      filesystem: {}\n      network: {}\n      load: {}\n" +
-    "processors:\n  batch:\n    send_batch_size: 8192\n    timeout: 5s\n  memory_limiter:\n    check_interval: 1s\n    limit_percentage: 80\n    spike_limit_percentage: 25\n";
-  for (let i = 0; s.length < size; i++) {
-    const n = String(i).padStart(3, "0");
-    s += `  attributes/rule${n}:\n    actions:\n      - key: rule.${n}.v${version}\n        value: "drop-if-matches-pattern-${n}"\n        action: upsert\n`;
-  }
-  return new TextEncoder().encode(s.slice(0, size));
 }
 
 // OPAMP_BENCH_CPU_PROF=dir: profile the whole server run (node refuses --cpu-prof in

@@ -148,6 +148,12 @@ export class Replicas {
   async forward(instanceUid: string, request: ForwardedRequest): Promise<void> {
     for (let attempt = 0; ; attempt++) {
       const holder = await this.locate(instanceUid);
+      // It reached this replica since the caller looked (an HTTP agent's next poll): carry
+      // the push out here, as the holder would.
+      if (holder === this.replicaId && this.core.agents.has(instanceUid)) {
+        await this.execute(instanceUid, request);
+        return;
+      }
       if (holder === undefined || holder === this.replicaId) {
         throw new OpampError("unknown_agent", `agent ${instanceUid} is not connected to any replica`, {
           details: { instanceUid },
