@@ -32,6 +32,7 @@ function isLife(message: unknown): message is Life {
 
 /** What a worker's `setup` returns: something to stop (an OpAMPServer is one). */
 export interface ClusterService {
+  /** Called in the worker when the cluster stops; resolves once the service has stopped. */
   stop(): Promise<void>;
 }
 
@@ -81,6 +82,7 @@ export interface StartClusterOptions<S extends ClusterService = ClusterService> 
 export interface ClusterWorkerInfo {
   /** node:cluster's worker id. */
   readonly id: number;
+  /** Its process id; undefined before the process has started. */
   readonly pid: number | undefined;
   /** The replica id its server joins the bus with. */
   readonly replicaId: string;
@@ -98,6 +100,7 @@ export interface ClusterEvents {
 
 /** The primary's handle on a running cluster. */
 export class ClusterPrimary extends EventEmitter<ClusterEvents> {
+  /** Tells the primary's handle from a worker's (`startCluster` returns either). */
   readonly role = "primary" as const;
   /** The bus and store the primary holds for the workers. */
   readonly hub: ClusterHub;
@@ -213,10 +216,13 @@ export class ClusterPrimary extends EventEmitter<ClusterEvents> {
 
 /** The handle a worker gets back: its own service. */
 export interface ClusterWorker<S extends ClusterService = ClusterService> {
+  /** Tells a worker's handle from the primary's (`startCluster` returns either). */
   readonly role: "worker";
   /** What `setup` returned. */
   readonly service: S;
+  /** The replica id this worker's server joined the bus with (`worker-<id>`). */
   readonly replicaId: string;
+  /** node:cluster's id of this worker. */
   readonly workerId: number;
 }
 

@@ -14,8 +14,11 @@ import { isOpampErrorCode, OpampError } from "../../wire/errors.js";
  * channel stays free for the application's messages.
  */
 export interface ClusterPort {
+  /** Sends one message to the other end (a worker's `process.send`, or a `Worker`'s `send`). */
   send(message: unknown): unknown;
+  /** Listens to the messages from the other end. */
   on(event: "message", listener: (message: unknown) => void): unknown;
+  /** Stops listening. */
   off(event: "message", listener: (message: unknown) => void): unknown;
 }
 
