@@ -16,6 +16,14 @@ export function connected(probe: ServerProbe, from = 0): Promise<AgentSnapshot> 
 }
 
 /**
+ * Over HTTP an offer goes out with the reply to the agent's next poll. A key offered a few
+ * milliseconds too late for the reply at hand (the recipe stores the key's hash first, which
+ * under load can outlast the supervisor's second poll) waits for the poll after, and until
+ * an offer sets a heartbeat the Collector's supervisor polls every 30 s (opamp-go's default).
+ */
+const KEY_IN_USE_TIMEOUT_MS = STEP_TIMEOUT_MS + 30_000;
+
+/**
  * Waits until the agent speaks on a connection authenticated with a credential that starts
  * with `prefix` and is not `except` (an accepted authentication, then a message after it);
  * returns the credential. Over HTTP every poll authenticates, so a new key shows as the
@@ -28,7 +36,7 @@ export async function keyInUse(probe: ServerProbe, prefix: string, from = 0, exc
       r.kind === "auth" && r.accepted && r.credential?.startsWith(prefix) && r.credential !== except
         ? index
         : undefined,
-    STEP_TIMEOUT_MS,
+    KEY_IN_USE_TIMEOUT_MS,
     from,
   );
   await probe.waitFor("a message on it", (r) => (r.kind === "message" ? r : undefined), STEP_TIMEOUT_MS, at + 1);

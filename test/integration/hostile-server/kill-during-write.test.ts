@@ -47,6 +47,10 @@ async function runAndKill(script: string, path: string, saves: number): Promise<
   let loaded = -1;
   let saved = -1;
   let seen = 0;
+  let killed = false;
+  // Read to the end, after the kill too: under load the writer may finish more saves between
+  // the line that triggers the kill and the kill itself, and their lines are still in the
+  // pipe. The last one read is the last save the writer saw resolve.
   for await (const line of createInterface({ input: child.stdout! })) {
     const [what, value] = line.split(" ");
     if (what === "loaded") loaded = Number(value);
@@ -54,9 +58,9 @@ async function runAndKill(script: string, path: string, saves: number): Promise<
       saved = Number(value);
       seen += 1;
     }
-    if (loaded >= 0 && seen >= saves) {
+    if (!killed && loaded >= 0 && seen >= saves) {
       child.kill("SIGKILL");
-      break;
+      killed = true;
     }
   }
   const how = await exited;
