@@ -6,6 +6,7 @@
 import { createServer } from "node:http";
 import { parseArgs } from "node:util";
 import { configBody } from "./config-body.mjs";
+import { serverStats } from "./server-stats.mjs";
 
 const { values } = parseArgs({
   options: {
@@ -108,27 +109,7 @@ async function push() {
 }
 
 function stats() {
-  let full = 0;
-  let ws = 0;
-  for (const agent of server.agents.values()) {
-    if (agent.agentDescription !== undefined) full++;
-    if (agent.transport === "websocket") ws++;
-  }
-  const mem = process.memoryUsage();
-  return {
-    pid: process.pid,
-    agents: server.agents.size,
-    full_state: full,
-    ws_agents: ws,
-    connections: server.connectionCount,
-    messages,
-    applied,
-    pushes,
-    errors,
-    js_heap_used: mem.heapUsed,
-    external: mem.external,
-    array_buffers: mem.arrayBuffers,
-  };
+  return serverStats(server, { messages, applied, pushes, errors });
 }
 
 const listen = hostPort(values.listen);
