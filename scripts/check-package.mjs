@@ -109,6 +109,20 @@ try {
       ],
       scratch,
     ).trim();
+    // Every exported class and function carries its own name (the build keeps no names
+    // by itself: a class that names itself inside its body would be renamed `_Name`).
+    const renamed = run(
+      process.execPath,
+      [
+        "--input-type=module",
+        "-e",
+        `const m = await import(${JSON.stringify(spec)});
+         const bad = Object.entries(m).filter(([k, v]) => typeof v === "function" && v.name !== k);
+         console.log(bad.map(([k, v]) => k + " is named " + v.name).join("; "));`,
+      ],
+      scratch,
+    ).trim();
+    check(renamed === "", `every function exported by ${spec} keeps its name${renamed && `: ${renamed}`}`);
     const cjs = run(
       process.execPath,
       [

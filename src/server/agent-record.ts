@@ -22,6 +22,7 @@ import {
   RemoteConfigStatusSchema,
 } from "../gen/opamp/v1/opamp_pb.js";
 import { concatBytes } from "../wire/bytes.js";
+import { hasAgentPart } from "../wire/lazy-agent-message.js";
 import {
   type ConnectionSettingsStatusName,
   connectionSettingsStatusName,
@@ -459,7 +460,7 @@ export const PART_SCHEMA = {
  * state for sending a report without its description.
  */
 export function needsFullState(known: boolean, lastSequenceNum: bigint, message: AgentToServer): boolean {
-  const looksFull = message.agentDescription !== undefined;
+  const looksFull = hasAgentPart(message, "agentDescription");
   if (!known) return !looksFull;
   if (message.sequenceNum === lastSequenceNum + 1n) return false;
   return !(looksFull && message.sequenceNum === 0n);

@@ -2,8 +2,9 @@
  * One plain-HTTP OpAMP exchange, independent of node:http and fetch: authenticate, decode
  * (gzip allowed), hand to the core, encode (gzip when accepted). Both HTTP adapters use it.
  */
-import { AgentToServerSchema } from "../gen/opamp/v1/opamp_pb.js";
-import { decodeHttpBody, OpampError, PROTOBUF_CONTENT_TYPE } from "../wire/index.js";
+import { readHttpBody } from "../wire/http-body.js";
+import { OpampError, PROTOBUF_CONTENT_TYPE } from "../wire/index.js";
+import { decodeAgentToServer } from "../wire/lazy-agent-message.js";
 import { authenticate, retryAfterSeconds } from "./auth.js";
 import type { ServerCore } from "./core.js";
 import { nodeGzip } from "./node-gzip.js";
@@ -136,11 +137,12 @@ export async function httpExchange(core: ServerCore, request: HttpExchangeReques
         }),
       );
     }
-    const message = await decodeHttpBody(AgentToServerSchema, body, {
+    const payload = await readHttpBody(body, {
       contentEncoding: request.headers["content-encoding"] ?? null,
       maxMessageBytes: options.maxMessageBytes,
       codec: nodeGzip,
     });
+    const message = decodeAgentToServer(payload);
     const endpoint = request.url.origin + request.url.pathname;
     const reply = await core.handleMessage(
       {
@@ -151,7 +153,7 @@ export async function httpExchange(core: ServerCore, request: HttpExchangeReques
         endpoint,
       },
       message,
-      undefined,
+      payload,
       body instanceof Uint8Array ? body.length : streamed,
     );
     const headers: Record<string, string> = { "content-type": PROTOBUF_CONTENT_TYPE };

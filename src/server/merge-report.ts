@@ -6,11 +6,14 @@
 import { clone, type DescMessage, equals, fromBinary, type MessageShape, toBinary } from "@bufbuild/protobuf";
 import {
   type AgentToServer,
+  AgentToServerSchema,
   ConnectionSettingsStatusSchema,
   CustomCapabilitiesSchema,
   RemoteConfigStatusSchema,
 } from "../gen/opamp/v1/opamp_pb.js";
 import { sameBytes } from "../wire/bytes.js";
+import { hasAgentPart, knownStrict } from "../wire/lazy-agent-message.js";
+import { isStrictEncoding } from "../wire/strict-encoding.js";
 import { type AgentRecord, type EncodedOnlyPart, fieldPayload, PART_SCHEMA } from "./agent-record.js";
 import { ComponentTable, type SharedComponents } from "./shared-components.js";
 import {
@@ -77,11 +80,11 @@ interface Planned {
  * the size of the message, not of the fleet.
  *
  * A received part's bytes are kept as its stored encoding only when the part came once,
- * length-delimited, and its bytes parse on their own into a message equal to the decoded
- * part: protobuf-es lets a nested message run past its parent's declared length (and reads
- * a message field of another wire type as length-delimited), so the bytes a field's length
- * delimits may not be what the decoder read. Otherwise the part is encoded again from the
- * decoded value.
+ * length-delimited, and the whole message is a strict encoding (src/wire/strict-encoding.ts),
+ * so that they decode on their own to the decoded part: protobuf-es lets a nested message
+ * run past its parent's declared length (and reads a message field of another wire type as
+ * length-delimited), so the bytes a field's length delimits may not be what the decoder
+ * read. Otherwise the part is encoded again from the decoded value.
  *
  * When `options.maxStateBytes` is given and the state would grow past it, nothing is
  * merged (`refusedStateBytes` says how large it would have been).
@@ -92,8 +95,12 @@ export function mergeReport(
   tables: StateTables,
   options: MergeOptions = {},
 ): MergeResult {
-  const fields = rawStateFields(options.raw);
-  const received = (part: StatePart) => fields?.get(STATE_FIELD[part]);
+  // Worked out on the first part that needs it (a heartbeat needs none).
+  let fields: Map<number, Uint8Array> | undefined | null = null;
+  const received = (part: StatePart) => {
+    if (fields === null) fields = strictRawFields(options.raw);
+    return fields?.get(STATE_FIELD[part]);
+  };
   const planned: Planned[] = [];
 
   // The description, health and package statuses are held only encoded: compared by their
@@ -101,18 +108,25 @@ export function mergeReport(
   // entries may come in another order).
   const encodedOnly = <P extends EncodedOnlyPart>(
     part: P,
-    next: MessageShape<(typeof PART_SCHEMA)[P]> | undefined,
+    present: boolean,
+    next: () => MessageShape<(typeof PART_SCHEMA)[P]>,
     apply?: () => void,
   ) => {
-    if (next === undefined) return; // spec: left out = unchanged
+    if (!present) return; // spec: left out = unchanged
     const schema = PART_SCHEMA[part] as DescMessage;
     const current = record.encodedPart(part);
     const bytes = received(part);
     if (current !== undefined) {
       if (bytes !== undefined && sameEncoding(current, bytes)) return;
-      if (sameContent(schema, current, next)) return;
+      if (sameContent(schema, current, next())) return;
     }
-    planned.push({ part, bytes: checkedEncoding(part, schema, bytes, next), ...(apply && { apply }) });
+    // Decoded only when its bytes cannot be kept (a description or health tree the
+    // decoder left encoded stays so).
+    planned.push({
+      part,
+      bytes: bytes ?? encodeField(STATE_FIELD[part], toBinary(schema, next())),
+      ...(apply && { apply }),
+    });
   };
   // The statuses without repeated fields are held decoded (small), compared by value.
   const decoded = <D extends DescMessage>(
@@ -127,8 +141,8 @@ export function mergeReport(
     planned.push({ part, bytes: checkedEncoding(part, schema, received(part), next), apply: () => apply(next) });
   };
 
-  encodedOnly("agentDescription", message.agentDescription);
-  encodedOnly("health", message.health);
+  encodedOnly("agentDescription", hasAgentPart(message, "agentDescription"), () => message.agentDescription!);
+  encodedOnly("health", hasAgentPart(message, "health"), () => message.health!);
   if (message.effectiveConfig !== undefined) {
     const shared = tables.effectiveConfigs.share(message.effectiveConfig, received("effectiveConfig"));
     if (shared.key !== record.sharedEffectiveConfig?.key) {
@@ -151,9 +165,14 @@ export function mergeReport(
     },
   );
   const packages = message.packageStatuses;
-  encodedOnly("packageStatuses", packages, () => {
-    record.reportedPackagesHash = new Uint8Array(packages!.serverProvidedAllPackagesHash);
-  });
+  encodedOnly(
+    "packageStatuses",
+    packages !== undefined,
+    () => packages!,
+    () => {
+      record.reportedPackagesHash = new Uint8Array(packages!.serverProvidedAllPackagesHash);
+    },
+  );
   decoded(
     "customCapabilities",
     CustomCapabilitiesSchema,
@@ -247,17 +266,29 @@ function plannedComponents(
 }
 
 /**
- * The encoded field to keep for a changed part: the received bytes when they parse on
- * their own into a message equal to `next`, otherwise a new encoding of `next`.
+ * The received message's state fields by number, each with its tag and length, when the
+ * whole message is a strict encoding (see isStrictEncoding) — then the decoder read every
+ * top-level field exactly where its declared length puts it, and each kept field decodes
+ * on its own to the decoded part. Undefined otherwise, and every changed part is encoded
+ * again. Checked without decoding: a decode and deep comparison per part cost more than
+ * the rest of a full report's handling.
+ *
+ * Checking a part's bytes alone would not do: an earlier field that runs past its end can
+ * make the decoder read a later part from other bytes than the ones its length delimits.
  */
+function strictRawFields(raw: Uint8Array | undefined): Map<number, Uint8Array> | undefined {
+  if (raw === undefined) return undefined;
+  return knownStrict(raw) || isStrictEncoding(AgentToServerSchema, raw) ? rawStateFields(raw) : undefined;
+}
+
+/** The encoded field to keep for a changed part: its received bytes, or `next` encoded. */
 function checkedEncoding<D extends DescMessage>(
   part: StatePart,
   schema: D,
   receivedBytes: Uint8Array | undefined,
   next: MessageShape<D>,
 ): Uint8Array {
-  if (receivedBytes !== undefined && sameContent(schema, receivedBytes, next)) return receivedBytes;
-  return encodeField(STATE_FIELD[part], toBinary(schema, next));
+  return receivedBytes ?? encodeField(STATE_FIELD[part], toBinary(schema, next));
 }
 
 /** True when the encoded field parses on its own into a message equal to `next`. */

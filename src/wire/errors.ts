@@ -107,25 +107,29 @@ export class OpampError extends Error {
     this.details = options?.details ?? {};
   }
 
-  static {
-    // On the prototype, not each instance: subclasses inherit it and inspect() stays clean.
-    Object.defineProperty(OpampError.prototype, OPAMP_ERROR_BRAND, { value: true });
-  }
-
   /**
    * Wraps anything thrown into an OpampError. An OpampError is returned as it is; an
    * AbortError becomes `aborted`; anything else becomes `fallback` (default `internal`)
    * with the original kept as `cause`.
    */
   static from(reason: unknown, fallback: OpampErrorCode = "internal"): OpampError {
-    if (isOpampError(reason)) return reason;
-    if (reason instanceof Error) {
-      if (reason.name === "AbortError")
-        return new OpampError("aborted", reason.message || "aborted", { cause: reason });
-      if (reason.name === "TimeoutError")
-        return new OpampError("timeout", reason.message || "timed out", { cause: reason });
-      return new OpampError(fallback, reason.message, { cause: reason });
-    }
-    return new OpampError(fallback, typeof reason === "string" ? reason : String(reason), { cause: reason });
+    return errorFrom(reason, fallback);
   }
+}
+
+// On the prototype, not each instance: subclasses inherit it and inspect() stays clean.
+// Outside the class body, like errorFrom(): a class that names itself inside its body is
+// renamed `_OpampError` by the bundler.
+Object.defineProperty(OpampError.prototype, OPAMP_ERROR_BRAND, { value: true });
+
+/** {@link OpampError.from}, outside the class body (see above). */
+function errorFrom(reason: unknown, fallback: OpampErrorCode): OpampError {
+  if (isOpampError(reason)) return reason;
+  if (reason instanceof Error) {
+    if (reason.name === "AbortError") return new OpampError("aborted", reason.message || "aborted", { cause: reason });
+    if (reason.name === "TimeoutError")
+      return new OpampError("timeout", reason.message || "timed out", { cause: reason });
+    return new OpampError(fallback, reason.message, { cause: reason });
+  }
+  return new OpampError(fallback, typeof reason === "string" ? reason : String(reason), { cause: reason });
 }

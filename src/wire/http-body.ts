@@ -132,12 +132,28 @@ export async function encodeHttpBody<D extends DescMessage>(
 export async function decodeHttpBody<D extends DescMessage>(
   schema: D,
   body: Uint8Array | ReadableStream<Uint8Array>,
-  options?: {
-    contentEncoding?: string | null | undefined;
-    maxMessageBytes?: number | undefined;
-    codec?: GzipCodec | undefined;
-  },
+  options?: HttpBodyOptions,
 ): Promise<MessageShape<D>> {
+  return parse(schema, await readHttpBody(body, options));
+}
+
+/** Options of {@link readHttpBody} and {@link decodeHttpBody}. */
+export interface HttpBodyOptions {
+  contentEncoding?: string | null | undefined;
+  maxMessageBytes?: number | undefined;
+  codec?: GzipCodec | undefined;
+}
+
+/**
+ * Reads and decompresses an HTTP body into the message bytes, like
+ * {@link decodeHttpBody} without the parse (for a caller that decodes them itself).
+ *
+ * @throws OpampError like {@link decodeHttpBody}, except `malformed_message`.
+ */
+export async function readHttpBody(
+  body: Uint8Array | ReadableStream<Uint8Array>,
+  options?: HttpBodyOptions,
+): Promise<Uint8Array> {
   const limit = resolveMaxBytes(options?.maxMessageBytes);
   const encoding = (options?.contentEncoding ?? "").trim().toLowerCase();
   let bytes: Uint8Array;
@@ -155,7 +171,7 @@ export async function decodeHttpBody<D extends DescMessage>(
     // spec: servers MUST honour Content-Encoding; we only know gzip.
     throw new OpampError("compression_failed", `unsupported Content-Encoding "${options?.contentEncoding}"`);
   }
-  return parse(schema, bytes);
+  return bytes;
 }
 
 /**

@@ -94,16 +94,7 @@ export class PostgresServerBus implements ServerBus {
     db: SqlDatabase | OpenDatabaseOptions = {},
     options: PostgresServerBusOptions = {},
   ): Promise<PostgresServerBus> {
-    const given = "query" in db;
-    const database = given ? db : await openDatabase(db);
-    const bus = new PostgresServerBus(database, { ...options, ownsDatabase: !given });
-    try {
-      await migrate(database, bus.schema);
-    } catch (e) {
-      if (!given) await database.close();
-      throw e;
-    }
-    return bus;
+    return openPostgresServerBus(db, options);
   }
 
   /** Leaves with every member still joined, then closes the database if the bus opened it. */
@@ -340,4 +331,24 @@ class PgMember implements BusMember {
       .catch(() => undefined);
     this.#held.clear();
   }
+}
+
+/**
+ * {@link PostgresServerBus.open}, outside the class body: a class that names itself inside its
+ * body is renamed `_PostgresServerBus` by the bundler.
+ */
+async function openPostgresServerBus(
+  db: SqlDatabase | OpenDatabaseOptions,
+  options: PostgresServerBusOptions,
+): Promise<PostgresServerBus> {
+  const given = "query" in db;
+  const database = given ? db : await openDatabase(db);
+  const bus = new PostgresServerBus(database, { ...options, ownsDatabase: !given });
+  try {
+    await migrate(database, bus.schema);
+  } catch (e) {
+    if (!given) await database.close();
+    throw e;
+  }
+  return bus;
 }

@@ -127,16 +127,7 @@ export class PostgresServerStore implements ServerStore {
     db: SqlDatabase | OpenDatabaseOptions = {},
     options: PostgresServerStoreOptions = {},
   ): Promise<PostgresServerStore> {
-    const given = "query" in db;
-    const database = given ? db : await openDatabase(db);
-    const store = new PostgresServerStore(database, { ...options, ownsDatabase: !given });
-    try {
-      await migrate(database, store.schema);
-    } catch (e) {
-      if (!given) await database.close();
-      throw e;
-    }
-    return store;
+    return openPostgresServerStore(db, options);
   }
 
   /** Waits for every queued write, then closes the database if the store opened it. Idempotent. */
@@ -378,4 +369,24 @@ export class PostgresServerStore implements ServerStore {
       [[...new Set(created.rows.map((r) => r.instance_uid))], this.#maxDeliveries],
     );
   }
+}
+
+/**
+ * {@link PostgresServerStore.open}, outside the class body: a class that names itself inside its
+ * body is renamed `_PostgresServerStore` by the bundler.
+ */
+async function openPostgresServerStore(
+  db: SqlDatabase | OpenDatabaseOptions,
+  options: PostgresServerStoreOptions,
+): Promise<PostgresServerStore> {
+  const given = "query" in db;
+  const database = given ? db : await openDatabase(db);
+  const store = new PostgresServerStore(database, { ...options, ownsDatabase: !given });
+  try {
+    await migrate(database, store.schema);
+  } catch (e) {
+    if (!given) await database.close();
+    throw e;
+  }
+  return store;
 }

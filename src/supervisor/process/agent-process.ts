@@ -117,7 +117,7 @@ export class AgentProcess {
           reject(new OpampError("agent_failed", `cannot start ${command.executable}: ${cause.message}`, { cause }));
         }
       });
-      child.once("spawn", () => resolve(new AgentProcess(child, child.pid!, startedAt, exited)));
+      child.once("spawn", () => resolve(new this(child, child.pid!, startedAt, exited)));
     });
   }
 

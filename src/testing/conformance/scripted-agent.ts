@@ -113,7 +113,7 @@ export class WsAgentConnection {
         settled = true;
         resolve(result);
       };
-      const conn = new WsAgentConnection(socket);
+      const conn = new this(socket);
       socket.once("open", () => settle({ ok: true, conn }));
       socket.once("unexpected-response", (request, response) => {
         settle({
