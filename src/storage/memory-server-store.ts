@@ -105,8 +105,17 @@ export class InMemoryServerStore implements ServerStore {
   #lastShared: Uint8Array | undefined;
   readonly #desired = new Map<string, StoredDesired>();
   readonly #deliveries = new Map<string, MutableDelivery[]>();
-  /** Time of each agent's last write, least recent first (the eviction order). */
-  readonly #written = new Map<string, number>();
+  /** Each agent's last write. */
+  readonly #written = new Map<string, WriteMark>();
+  /**
+   * Writes, least recent first (the eviction order); a mark no longer in `#written` for its
+   * agent is stale and skipped. Not a delete and re-insert in `#written`: a Map keeps the
+   * slots of deleted keys until it grows again, and walking it from the start then passes
+   * over every one of them — at fleet scale a scan of thousands of slots per write.
+   */
+  #order: WriteMark[] = [];
+  /** Index of the first mark of `#order` not yet passed. */
+  #head = 0;
   /** Bytes each agent holds on its own (unshared state pieces, deliveries, overhead). */
   readonly #ownBytes = new Map<string, number>();
   /** Holders of each large state piece: a piece costs its bytes once, however many hold it. */
@@ -267,20 +276,39 @@ export class InMemoryServerStore implements ServerStore {
   /** Marks the agent written now (last in the eviction order) and applies the bounds. */
   #touch(instanceUid: string): void {
     if (!this.#written.has(instanceUid)) this.#addOwn(instanceUid, AGENT_OVERHEAD_BYTES);
-    this.#written.delete(instanceUid);
-    this.#written.set(instanceUid, this.#clock.now());
-    const expiry = this.#clock.now() - this.#ttlMs;
-    for (const [id, at] of this.#written) {
+    const now = this.#clock.now();
+    const mark: WriteMark = { id: instanceUid, at: now };
+    this.#written.set(instanceUid, mark);
+    this.#order.push(mark);
+    const expiry = now - this.#ttlMs;
+    const order = this.#order;
+    while (this.#head < order.length) {
+      const oldest = order[this.#head]!;
+      if (this.#written.get(oldest.id) !== oldest) {
+        this.#head++; // stale: written again since
+        continue;
+      }
       // The agent just written stays, even alone over the bounds: its state is what the server has.
-      if (id === instanceUid) break;
-      if (this.#written.size <= this.#maxAgents && this.#bytes <= this.#maxBytes && at > expiry) break;
-      this.#forget(id);
+      if (oldest === mark) break;
+      if (this.#written.size <= this.#maxAgents && this.#bytes <= this.#maxBytes && oldest.at > expiry) break;
+      this.#forget(oldest.id);
+      this.#head++;
+    }
+    // Passed marks are dropped once they are most of the array, and stale marks once they
+    // outnumber the agents (an agent that is never written again holds the head): each
+    // at most after as many writes as it drops, so amortised O(1) per write.
+    if (this.#head > 1024 && this.#head * 2 > order.length) {
+      this.#order = order.slice(this.#head);
+      this.#head = 0;
+    } else if (order.length - this.#head > 2 * this.#written.size + 1024) {
+      this.#order = order.slice(this.#head).filter((m) => this.#written.get(m.id) === m);
+      this.#head = 0;
     }
   }
 
   /** True (and the agent forgotten) when it was not written within `agentTtlMs`. */
   #expired(instanceUid: string): boolean {
-    const at = this.#written.get(instanceUid);
+    const at = this.#written.get(instanceUid)?.at;
     if (at === undefined || at > this.#clock.now() - this.#ttlMs) return false;
     this.#forget(instanceUid);
     return true;
@@ -347,4 +375,10 @@ function bound(value: number | undefined, fallback: number, name: string): numbe
     throw new OpampError("invalid_argument", `InMemoryServerStore: ${name} must be a positive integer`);
   }
   return value;
+}
+
+/** One write of an agent, in the store's eviction order. */
+interface WriteMark {
+  readonly id: string;
+  readonly at: number;
 }

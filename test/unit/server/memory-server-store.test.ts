@@ -188,6 +188,26 @@ describe("InMemoryServerStore: bounds (issue 16, defect 4)", () => {
     expect(store.agentCount).toBe(3);
   });
 
+  it("keeps the write order over thousands of rewrites while one agent is never written again", async () => {
+    const store = new InMemoryServerStore({ maxAgents: 10 });
+    for (let i = 0; i < 10; i++) await store.putAgent({ instanceUid: uid(i), state: state(i, 10), lastSeen: i });
+    // Agent 0 stays the least recently written while 1..9 are written again and again.
+    for (let round = 0; round < 1000; round++) {
+      for (let i = 1; i < 10; i++) await store.putAgent({ instanceUid: uid(i), state: state(i, 10), lastSeen: round });
+    }
+    await store.putAgent({ instanceUid: uid(100), state: state(100, 10), lastSeen: 0 });
+    expect(await store.getAgent(uid(0))).toBeUndefined();
+    expect(await store.getAgent(uid(1))).toBeDefined();
+    // Then 1, the least recently written of the rest, then 2.
+    await store.putAgent({ instanceUid: uid(101), state: state(101, 10), lastSeen: 0 });
+    await store.putAgent({ instanceUid: uid(102), state: state(102, 10), lastSeen: 0 });
+    const held = await Promise.all(
+      [1, 2, 3, 9, 100, 101, 102].map(async (i) => (await store.getAgent(uid(i))) !== undefined),
+    );
+    expect(held).toEqual([false, false, true, true, true, true, true]);
+    expect(store.agentCount).toBe(10);
+  });
+
   it("keeps at most maxBytes, counting a state piece shared by many agents once", async () => {
     const store = new InMemoryServerStore({ maxBytes: 64 * 1024 });
     const config = new Uint8Array(8 * 1024).fill(6);
