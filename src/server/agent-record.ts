@@ -22,7 +22,6 @@ import {
   RemoteConfigStatusSchema,
 } from "../gen/opamp/v1/opamp_pb.js";
 import { concatBytes } from "../wire/bytes.js";
-import { hasAgentPart } from "../wire/lazy-agent-message.js";
 import {
   type ConnectionSettingsStatusName,
   connectionSettingsStatusName,
@@ -460,7 +459,7 @@ export const PART_SCHEMA = {
  * state for sending a report without its description.
  */
 export function needsFullState(known: boolean, lastSequenceNum: bigint, message: AgentToServer): boolean {
-  const looksFull = hasAgentPart(message, "agentDescription");
+  const looksFull = message.agentDescription !== undefined;
   if (!known) return !looksFull;
   if (message.sequenceNum === lastSequenceNum + 1n) return false;
   return !(looksFull && message.sequenceNum === 0n);

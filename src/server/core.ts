@@ -11,7 +11,6 @@ import {
   OpampError,
   ServerToAgentFlag,
 } from "../wire/index.js";
-import { hasAgentPart } from "../wire/lazy-agent-message.js";
 import { AgentRecord, type DesiredKind, needsFullState, type PushChannel } from "./agent-record.js";
 import { type AuthLimits, PendingAuthentications } from "./auth.js";
 import { AuthThrottle } from "./auth-throttle.js";
@@ -330,9 +329,7 @@ export class ServerCore implements OfferTracker {
     // A new session: the agent (re)connected, or restarted its sequence numbers (an HTTP
     // agent has no connection to tell by). The guard watches for a reconnect loop.
     const newSession =
-      !online ||
-      record.channel !== channel ||
-      (message.sequenceNum === 0n && hasAgentPart(message, "agentDescription"));
+      !online || record.channel !== channel || (message.sequenceNum === 0n && message.agentDescription !== undefined);
     if (newSession && this.#guard.sessionStarted(record.id)) {
       this.reportError(
         new OpampError(
@@ -367,7 +364,7 @@ export class ServerCore implements OfferTracker {
 
     let flags = needsFullState(known, record.sequenceNum, message) ? ServerToAgentFlag.ReportFullState : 0n;
     // A full report (a restarted agent, or one answering ReportFullState) restarts the offers.
-    if (hasAgentPart(message, "agentDescription")) for (const k of DESIRED_KINDS) record.offered[k] = undefined;
+    if (message.agentDescription !== undefined) for (const k of DESIRED_KINDS) record.offered[k] = undefined;
 
     changes.push(...merged.changes);
     if (merged.needComponents) flags |= ServerToAgentFlag.ReportAvailableComponents;

@@ -2,9 +2,10 @@
  * One plain-HTTP OpAMP exchange, independent of node:http and fetch: authenticate, decode
  * (gzip allowed), hand to the core, encode (gzip when accepted). Both HTTP adapters use it.
  */
+import { AgentToServerSchema } from "../gen/opamp/v1/opamp_pb.js";
+import { parse } from "../wire/frame.js";
 import { readHttpBody } from "../wire/http-body.js";
 import { OpampError, PROTOBUF_CONTENT_TYPE } from "../wire/index.js";
-import { decodeAgentToServer } from "../wire/lazy-agent-message.js";
 import { authenticate, retryAfterSeconds } from "./auth.js";
 import type { ServerCore } from "./core.js";
 import { nodeGzip } from "./node-gzip.js";
@@ -142,7 +143,7 @@ export async function httpExchange(core: ServerCore, request: HttpExchangeReques
       maxMessageBytes: options.maxMessageBytes,
       codec: nodeGzip,
     });
-    const message = decodeAgentToServer(payload);
+    const message = parse(AgentToServerSchema, payload);
     const endpoint = request.url.origin + request.url.pathname;
     const reply = await core.handleMessage(
       {

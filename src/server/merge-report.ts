@@ -12,7 +12,6 @@ import {
   RemoteConfigStatusSchema,
 } from "../gen/opamp/v1/opamp_pb.js";
 import { sameBytes } from "../wire/bytes.js";
-import { hasAgentPart, knownStrict } from "../wire/lazy-agent-message.js";
 import { isStrictEncoding } from "../wire/strict-encoding.js";
 import { type AgentRecord, type EncodedOnlyPart, fieldPayload, PART_SCHEMA } from "./agent-record.js";
 import { ComponentTable, type SharedComponents } from "./shared-components.js";
@@ -120,8 +119,7 @@ export function mergeReport(
       if (bytes !== undefined && sameEncoding(current, bytes)) return;
       if (sameContent(schema, current, next())) return;
     }
-    // Decoded only when its bytes cannot be kept (a description or health tree the
-    // decoder left encoded stays so).
+    // Encoded again only when its received bytes cannot be kept.
     planned.push({
       part,
       bytes: bytes ?? encodeField(STATE_FIELD[part], toBinary(schema, next())),
@@ -141,8 +139,8 @@ export function mergeReport(
     planned.push({ part, bytes: checkedEncoding(part, schema, received(part), next), apply: () => apply(next) });
   };
 
-  encodedOnly("agentDescription", hasAgentPart(message, "agentDescription"), () => message.agentDescription!);
-  encodedOnly("health", hasAgentPart(message, "health"), () => message.health!);
+  encodedOnly("agentDescription", message.agentDescription !== undefined, () => message.agentDescription!);
+  encodedOnly("health", message.health !== undefined, () => message.health!);
   if (message.effectiveConfig !== undefined) {
     const shared = tables.effectiveConfigs.share(message.effectiveConfig, received("effectiveConfig"));
     if (shared.key !== record.sharedEffectiveConfig?.key) {
@@ -278,7 +276,7 @@ function plannedComponents(
  */
 function strictRawFields(raw: Uint8Array | undefined): Map<number, Uint8Array> | undefined {
   if (raw === undefined) return undefined;
-  return knownStrict(raw) || isStrictEncoding(AgentToServerSchema, raw) ? rawStateFields(raw) : undefined;
+  return isStrictEncoding(AgentToServerSchema, raw) ? rawStateFields(raw) : undefined;
 }
 
 /** The encoded field to keep for a changed part: its received bytes, or `next` encoded. */

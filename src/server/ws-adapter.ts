@@ -5,12 +5,12 @@
 import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
 import { type RawData, type WebSocket, WebSocketServer } from "ws";
-import type { AgentToServer } from "../gen/opamp/v1/opamp_pb.js";
+import { type AgentToServer, AgentToServerSchema } from "../gen/opamp/v1/opamp_pb.js";
 import { closeReason } from "../internal/close-reason.js";
 import { concatBytes } from "../wire/bytes.js";
+import { parse } from "../wire/frame.js";
 import { isGatewayControl } from "../wire/gateway-protocol.js";
 import { decodeWsFrame, instanceUidToString, isInstanceUid, OpampError } from "../wire/index.js";
-import { decodeAgentToServer } from "../wire/lazy-agent-message.js";
 import type { AgentRecord, PushChannel } from "./agent-record.js";
 import { authenticate, flattenHeaders, retryAfterSeconds, STATUS_TEXT } from "./auth.js";
 import type { CoreConnection, ServerCore } from "./core.js";
@@ -359,7 +359,7 @@ export class WsAdapter {
           const frame = toBytes(data);
           wireBytes = frame.length;
           payload = decodeWsFrame(frame, options.maxMessageBytes);
-          message = decodeAgentToServer(payload);
+          message = parse(AgentToServerSchema, payload);
         } catch (e) {
           const error = OpampError.from(e);
           if (gateway?.active && error.code !== "message_too_large") {

@@ -56,8 +56,6 @@ function scalarWireType(type: ScalarType): number {
 interface Cursor {
   readonly bytes: Uint8Array;
   pos: number;
-  /** Check that strings the decoder validates are valid UTF-8 (it throws on them). */
-  readonly utf8: boolean;
 }
 
 /**
@@ -105,59 +103,6 @@ function skipValue(c: Cursor, end: number, wireType: number): boolean {
   }
 }
 
-/**
- * A length-delimited string value: in bounds and, when the field validates UTF-8 and the
- * walk checks it, valid UTF-8.
- */
-function stringValue(c: Cursor, end: number, validated: boolean): boolean {
-  const stop = delimitedEnd(c, end);
-  if (stop < 0) return false;
-  const start = c.pos;
-  c.pos = stop;
-  return !(c.utf8 && validated) || isValidUtf8(c.bytes, start, stop);
-}
-
-/**
- * True when `bytes[start, end)` is well-formed UTF-8 (RFC 3629: no overlong forms, no
- * surrogates, nothing above U+10FFFF) — what a fatal TextDecoder accepts.
- */
-export function isValidUtf8(bytes: Uint8Array, start: number, end: number): boolean {
-  let i = start;
-  while (i < end) {
-    const b = bytes[i]!;
-    if (b < 0x80) {
-      i++;
-      continue;
-    }
-    let need: number;
-    let min: number;
-    let max = 0xbf;
-    if (b >= 0xc2 && b <= 0xdf) {
-      need = 1;
-      min = 0x80;
-    } else if (b >= 0xe0 && b <= 0xef) {
-      need = 2;
-      min = b === 0xe0 ? 0xa0 : 0x80;
-      if (b === 0xed) max = 0x9f; // no surrogates
-    } else if (b >= 0xf0 && b <= 0xf4) {
-      need = 3;
-      min = b === 0xf0 ? 0x90 : 0x80;
-      if (b === 0xf4) max = 0x8f; // nothing above U+10FFFF
-    } else {
-      return false;
-    }
-    if (i + need >= end) return false; // cut short
-    const second = bytes[i + 1]!;
-    if (second < min || second > max) return false;
-    for (let k = 2; k <= need; k++) {
-      const next = bytes[i + k]!;
-      if (next < 0x80 || next > 0xbf) return false;
-    }
-    i += need + 1;
-  }
-  return true;
-}
-
 /** Reads a length prefix and returns where its bytes end; -1 when they run past `end`. */
 function delimitedEnd(c: Cursor, end: number): number {
   const length = varint(c, end);
@@ -195,12 +140,7 @@ function mapEntry(c: Cursor, end: number, field: DescField & { fieldKind: "map" 
     const number = Math.floor(tag / 8);
     const wireType = tag % 8;
     if (number === 1) {
-      if (wireType !== scalarWireType(field.mapKey)) return false;
-      const ok =
-        field.mapKey === ScalarType.STRING
-          ? stringValue(c, end, Boolean(field.utf8Validation))
-          : skipValue(c, end, wireType);
-      if (!ok) return false;
+      if (wireType !== scalarWireType(field.mapKey) || !skipValue(c, end, wireType)) return false;
     } else if (number === 2) {
       if (field.mapKind === "message") {
         if (wireType !== LEN) return false;
@@ -208,12 +148,7 @@ function mapEntry(c: Cursor, end: number, field: DescField & { fieldKind: "map" 
         if (inner < 0 || !message(c, inner, field.message, depth + 1)) return false;
       } else {
         const expected = field.mapKind === "enum" ? VARINT : scalarWireType(field.scalar);
-        if (wireType !== expected) return false;
-        const ok =
-          field.mapKind === "scalar" && field.scalar === ScalarType.STRING
-            ? stringValue(c, end, Boolean(field.utf8Validation))
-            : skipValue(c, end, wireType);
-        if (!ok) return false;
+        if (wireType !== expected || !skipValue(c, end, wireType)) return false;
       }
     } else {
       return false;
@@ -226,10 +161,7 @@ function mapEntry(c: Cursor, end: number, field: DescField & { fieldKind: "map" 
 function knownField(c: Cursor, end: number, field: DescField, wireType: number, depth: number): boolean {
   switch (field.fieldKind) {
     case "scalar":
-      if (wireType !== scalarWireType(field.scalar)) return false;
-      return field.scalar === ScalarType.STRING
-        ? stringValue(c, end, Boolean(field.utf8Validation))
-        : skipValue(c, end, wireType);
+      return wireType === scalarWireType(field.scalar) && skipValue(c, end, wireType);
     case "enum":
       return wireType === VARINT && skipVarint(c, end);
     case "message": {
@@ -245,11 +177,7 @@ function knownField(c: Cursor, end: number, field: DescField, wireType: number, 
       }
       const type = field.listKind === "enum" ? ScalarType.INT32 : field.scalar;
       const element = scalarWireType(type);
-      if (wireType === element) {
-        return type === ScalarType.STRING
-          ? stringValue(c, end, Boolean(field.utf8Validation))
-          : skipValue(c, end, wireType);
-      }
+      if (wireType === element) return skipValue(c, end, wireType);
       // protobuf-es reads a length-delimited run of any packable scalar as packed.
       if (wireType !== LEN || element === LEN) return false;
       const inner = delimitedEnd(c, end);
@@ -294,10 +222,9 @@ function fieldsByNumber(schema: DescMessage): ReadonlyMap<number, DescField> {
 /**
  * True when `bytes` are a strict encoding of a `schema` message (see the module comment):
  * then `fromBinary(schema, bytes)` equals the value a decoder reads from the same bytes
- * embedded as a length-delimited field of a parent message. With `utf8`, also every string
- * the decoder validates must be valid UTF-8: then decoding the bytes cannot fail.
+ * embedded as a length-delimited field of a parent message.
  */
-export function isStrictEncoding(schema: DescMessage, bytes: Uint8Array, utf8 = false): boolean {
-  const cursor: Cursor = { bytes, pos: 0, utf8 };
+export function isStrictEncoding(schema: DescMessage, bytes: Uint8Array): boolean {
+  const cursor: Cursor = { bytes, pos: 0 };
   return message(cursor, bytes.length, schema, 0);
 }
