@@ -139,8 +139,14 @@ export async function decodeHttpBody<D extends DescMessage>(
 
 /** Options of {@link readHttpBody} and {@link decodeHttpBody}. */
 export interface HttpBodyOptions {
+  /**
+   * The `Content-Encoding` header: `undefined`, `null`, `""` or `identity` mean raw; `gzip`
+   * or `x-gzip` (any case) mean gzip; anything else is refused.
+   */
   contentEncoding?: string | null | undefined;
+  /** Limit on the decompressed size; default `DEFAULT_MAX_MESSAGE_BYTES`. */
   maxMessageBytes?: number | undefined;
+  /** The gzip implementation; default {@link webGzip}. */
   codec?: GzipCodec | undefined;
 }
 

@@ -39,7 +39,9 @@ export {
   type GzipCodec,
   gunzip,
   gzip,
+  type HttpBodyOptions,
   PROTOBUF_CONTENT_TYPE,
+  readHttpBody,
   webGzip,
 } from "./http-body.js";
 export { DEFAULT_GZIP_MIN_BYTES, DEFAULT_MAX_MESSAGE_BYTES } from "./limits.js";
