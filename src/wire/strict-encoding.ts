@@ -50,8 +50,8 @@ function scalarWireType(type: ScalarType): number {
 }
 
 /**
- * The cursor of one walk: `pos` moves forward; -1 marks bytes that are not strict.
- * One object per walk, passed down, so the walk allocates nothing per field.
+ * The cursor of one walk: `pos` only moves forward. One object per walk, passed down, so
+ * the walk allocates nothing per field.
  */
 interface Cursor {
   readonly bytes: Uint8Array;
