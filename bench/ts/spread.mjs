@@ -5,6 +5,7 @@
 //
 //   node bench/ts/spread.mjs bench/results/<file>.json [...]
 import { readFileSync } from "node:fs";
+import { median } from "./merge.mjs";
 
 /** The figures worth a spread, by the key a scenario's result uses. */
 const FIGURES = {
@@ -24,11 +25,6 @@ const FIGURES = {
   cpu_recovery_pct: "server CPU during recovery (% of one core)",
 };
 
-const median = (values) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-};
 const fmt = (v) => (Math.abs(v) >= 100 ? Math.round(v).toLocaleString("en-US") : String(Math.round(v * 10) / 10));
 
 for (const file of process.argv.slice(2)) {

@@ -107,24 +107,18 @@ export function mergeReport(
   // entries may come in another order).
   const encodedOnly = <P extends EncodedOnlyPart>(
     part: P,
-    present: boolean,
-    next: () => MessageShape<(typeof PART_SCHEMA)[P]>,
+    next: MessageShape<(typeof PART_SCHEMA)[P]> | undefined,
     apply?: () => void,
   ) => {
-    if (!present) return; // spec: left out = unchanged
+    if (next === undefined) return; // spec: left out = unchanged
     const schema = PART_SCHEMA[part] as DescMessage;
     const current = record.encodedPart(part);
     const bytes = received(part);
     if (current !== undefined) {
       if (bytes !== undefined && sameEncoding(current, bytes)) return;
-      if (sameContent(schema, current, next())) return;
+      if (sameContent(schema, current, next)) return;
     }
-    // Encoded again only when its received bytes cannot be kept.
-    planned.push({
-      part,
-      bytes: bytes ?? encodeField(STATE_FIELD[part], toBinary(schema, next())),
-      ...(apply && { apply }),
-    });
+    planned.push({ part, bytes: checkedEncoding(part, schema, bytes, next), ...(apply && { apply }) });
   };
   // The statuses without repeated fields are held decoded (small), compared by value.
   const decoded = <D extends DescMessage>(
@@ -139,8 +133,8 @@ export function mergeReport(
     planned.push({ part, bytes: checkedEncoding(part, schema, received(part), next), apply: () => apply(next) });
   };
 
-  encodedOnly("agentDescription", message.agentDescription !== undefined, () => message.agentDescription!);
-  encodedOnly("health", message.health !== undefined, () => message.health!);
+  encodedOnly("agentDescription", message.agentDescription);
+  encodedOnly("health", message.health);
   if (message.effectiveConfig !== undefined) {
     const shared = tables.effectiveConfigs.share(message.effectiveConfig, received("effectiveConfig"));
     if (shared.key !== record.sharedEffectiveConfig?.key) {
@@ -163,14 +157,9 @@ export function mergeReport(
     },
   );
   const packages = message.packageStatuses;
-  encodedOnly(
-    "packageStatuses",
-    packages !== undefined,
-    () => packages!,
-    () => {
-      record.reportedPackagesHash = new Uint8Array(packages!.serverProvidedAllPackagesHash);
-    },
-  );
+  encodedOnly("packageStatuses", packages, () => {
+    record.reportedPackagesHash = new Uint8Array(packages!.serverProvidedAllPackagesHash);
+  });
   decoded(
     "customCapabilities",
     CustomCapabilitiesSchema,

@@ -194,13 +194,14 @@ function knownField(c: Cursor, end: number, field: DescField, wireType: number, 
 /** The fields of one `schema` message from `c.pos`, ending exactly at `end`. */
 function message(c: Cursor, end: number, schema: DescMessage, depth: number): boolean {
   if (depth > MAX_DEPTH) return false;
+  const fields = fieldsByNumber(schema);
   while (c.pos < end) {
     const tag = readTag(c, end);
     if (tag < 0) return false;
     const number = Math.floor(tag / 8);
     const wireType = tag % 8;
     if (number === 0) return false;
-    const field = fieldsByNumber(schema).get(number);
+    const field = fields.get(number);
     const ok = field === undefined ? skipValue(c, end, wireType) : knownField(c, end, field, wireType, depth);
     if (!ok) return false;
   }

@@ -5,7 +5,7 @@
  * released, is never edited: a change is a new migration.
  */
 import { OpampError } from "../../wire/errors.js";
-import type { SqlDatabase } from "./database.js";
+import { type OpenDatabaseOptions, openDatabase, type SqlDatabase } from "./database.js";
 
 /** Default PostgreSQL schema holding the tables. */
 export const DEFAULT_SCHEMA = "opamp";
@@ -127,6 +127,27 @@ export function migrate(db: SqlDatabase, schema: string = DEFAULT_SCHEMA): Promi
     done.catch(() => bySchema.delete(schema));
   }
   return done;
+}
+
+/**
+ * What `PostgresServerStore.open` and `PostgresServerBus.open` share: opens the database
+ * unless one is given, makes the store or bus on it (owning the database only when opened
+ * here), and migrates its schema; a database opened here is closed again when that fails.
+ */
+export async function openMigrated<T extends { readonly schema: string }>(
+  db: SqlDatabase | OpenDatabaseOptions,
+  make: (database: SqlDatabase, ownsDatabase: boolean) => T,
+): Promise<T> {
+  const given = "query" in db;
+  const database = given ? db : await openDatabase(db);
+  const made = make(database, !given);
+  try {
+    await migrate(database, made.schema);
+  } catch (e) {
+    if (!given) await database.close();
+    throw e;
+  }
+  return made;
 }
 
 async function runMigrations(db: SqlDatabase, s: string): Promise<void> {

@@ -8,8 +8,7 @@ import { createHash } from "node:crypto";
 import type { BusMember, BusMessageHandler, ServerBus } from "../../server/bus.js";
 import { OpampError } from "../../wire/errors.js";
 import type { OpenDatabaseOptions, SqlDatabase } from "./database.js";
-import { openDatabase } from "./database.js";
-import { checkSchema, DEFAULT_SCHEMA, migrate } from "./migrations.js";
+import { checkSchema, DEFAULT_SCHEMA, openMigrated } from "./migrations.js";
 import { ReadBatch } from "./read-batch.js";
 
 /** Default period of a replica's heartbeat row update: 5 s. */
@@ -94,7 +93,7 @@ export class PostgresServerBus implements ServerBus {
     db: SqlDatabase | OpenDatabaseOptions = {},
     options: PostgresServerBusOptions = {},
   ): Promise<PostgresServerBus> {
-    return openPostgresServerBus(db, options);
+    return openMigrated(db, (database, ownsDatabase) => newBus(database, { ...options, ownsDatabase }));
   }
 
   /** Leaves with every member still joined, then closes the database if the bus opened it. */
@@ -334,21 +333,9 @@ class PgMember implements BusMember {
 }
 
 /**
- * {@link PostgresServerBus.open}, outside the class body: a class that names itself inside its
- * body is renamed `_PostgresServerBus` by the bundler.
+ * `new PostgresServerBus`, outside the class body: a class that names itself inside its own body is
+ * renamed `_PostgresServerBus` by the bundler (scripts/check-package.mjs checks exported names).
  */
-async function openPostgresServerBus(
-  db: SqlDatabase | OpenDatabaseOptions,
-  options: PostgresServerBusOptions,
-): Promise<PostgresServerBus> {
-  const given = "query" in db;
-  const database = given ? db : await openDatabase(db);
-  const bus = new PostgresServerBus(database, { ...options, ownsDatabase: !given });
-  try {
-    await migrate(database, bus.schema);
-  } catch (e) {
-    if (!given) await database.close();
-    throw e;
-  }
-  return bus;
+function newBus(database: SqlDatabase, options: ConstructorParameters<typeof PostgresServerBus>[1]): PostgresServerBus {
+  return new PostgresServerBus(database, options);
 }

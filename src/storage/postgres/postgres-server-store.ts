@@ -14,7 +14,7 @@ import type {
 } from "../../server/store.js";
 import { OpampError } from "../../wire/errors.js";
 import { type OpenDatabaseOptions, openDatabase, type SqlDatabase, type SqlQueryable } from "./database.js";
-import { checkSchema, DEFAULT_SCHEMA, migrate } from "./migrations.js";
+import { checkSchema, DEFAULT_SCHEMA, openMigrated } from "./migrations.js";
 import { ReadBatch } from "./read-batch.js";
 import { WriteQueue } from "./write-queue.js";
 
@@ -127,7 +127,7 @@ export class PostgresServerStore implements ServerStore {
     db: SqlDatabase | OpenDatabaseOptions = {},
     options: PostgresServerStoreOptions = {},
   ): Promise<PostgresServerStore> {
-    return openPostgresServerStore(db, options);
+    return openMigrated(db, (database, ownsDatabase) => newStore(database, { ...options, ownsDatabase }));
   }
 
   /** Waits for every queued write, then closes the database if the store opened it. Idempotent. */
@@ -372,21 +372,12 @@ export class PostgresServerStore implements ServerStore {
 }
 
 /**
- * {@link PostgresServerStore.open}, outside the class body: a class that names itself inside its
- * body is renamed `_PostgresServerStore` by the bundler.
+ * `new PostgresServerStore`, outside the class body: a class that names itself inside its own body is
+ * renamed `_PostgresServerStore` by the bundler (scripts/check-package.mjs checks exported names).
  */
-async function openPostgresServerStore(
-  db: SqlDatabase | OpenDatabaseOptions,
-  options: PostgresServerStoreOptions,
-): Promise<PostgresServerStore> {
-  const given = "query" in db;
-  const database = given ? db : await openDatabase(db);
-  const store = new PostgresServerStore(database, { ...options, ownsDatabase: !given });
-  try {
-    await migrate(database, store.schema);
-  } catch (e) {
-    if (!given) await database.close();
-    throw e;
-  }
-  return store;
+function newStore(
+  database: SqlDatabase,
+  options: ConstructorParameters<typeof PostgresServerStore>[1],
+): PostgresServerStore {
+  return new PostgresServerStore(database, options);
 }
