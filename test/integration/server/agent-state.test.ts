@@ -116,6 +116,23 @@ class RecordingStore extends InMemoryServerStore {
 }
 
 describe.each(transports)("stored state over %s", (transport) => {
+  it("keeps a strictly encoded part as received, not re-encoded (value before key in an attribute)", async () => {
+    const clock = new ManualClock();
+    const store = new RecordingStore();
+    const { url } = await startServer({ store, clock, heartbeat: { sweepIntervalMs: 1000 } });
+    const agent = await TestAgent.connect(transport, url);
+    const text = (value: string) => new TextEncoder().encode(value);
+    // KeyValue { value (2): AnyValue { string_value (1): "v" }, key (1): "k" }: valid and
+    // strict, but protobuf-es writes the key first, so a re-encoding would differ.
+    const description = field(3, field(1, concat(field(2, field(1, text("v"))), field(1, text("k")))));
+    await sendBytes(agent, withFields(agent, description));
+    clock.advance(1000);
+    await store.written(1);
+    const state = Buffer.from(store.puts[0]!.state);
+    expect(state.includes(Buffer.from(description))).toBe(true);
+    expect(fromBinary(AgentToServerSchema, state).agentDescription?.identifyingAttributes[0]?.key).toBe("k");
+  });
+
   it("writes the state in pieces, with a lazy `state` that is their concatenation and survives a spread", async () => {
     const clock = new ManualClock();
     const store = new RecordingStore();
